@@ -1,0 +1,93 @@
+//! # ractor-otp
+//!
+//! Erlang/OTP-grade supervision for Rust, on [`ractor`] and tokio: supervision trees with
+//! one-for-one, one-for-all and rest-for-one strategies, restart intensity with escalation,
+//! ordered shutdown, and dynamic supervisors. Any `ractor` actor can be a child.
+//!
+//! ```
+//! use ractor::{Actor, ActorProcessingErr, ActorRef};
+//! use ractor_otp::prelude::*;
+//!
+//! #[derive(Clone)]
+//! struct Counter;
+//! impl Actor for Counter {
+//!     type Msg = u64;
+//!     type State = u64;
+//!     type Arguments = ();
+//!     async fn pre_start(&self, _: ActorRef<u64>, _: ()) -> Result<u64, ActorProcessingErr> {
+//!         Ok(0)
+//!     }
+//!     async fn handle(&self, _: ActorRef<u64>, n: u64, total: &mut u64) -> Result<(), ActorProcessingErr> {
+//!         *total += n;
+//!         Ok(())
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let sup = Supervisor::builder()
+//!     .strategy(Strategy::OneForAll)
+//!     .child(ChildSpec::from_actor("counter", Counter, ()))
+//!     .spawn()
+//!     .await?;
+//! let counter = sup.child_ref::<u64>("counter").await?;
+//! counter.cast(5)?;
+//! sup.stop().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## OTP → ractor-otp
+//!
+//! | Erlang/OTP | ractor-otp |
+//! |---|---|
+//! | `supervisor:start_link(M, Args)` with `init/1` | [`Supervisor::builder()`](supervisor::Supervisor::builder)`...spawn()` / `spawn_linked(parent)` |
+//! | `sup_flags` `#{strategy, intensity, period, auto_shutdown}` | [`SupervisorFlags`](supervisor::SupervisorFlags), builder methods |
+//! | `one_for_one` / `one_for_all` / `rest_for_one` | [`Strategy`](supervisor::Strategy) |
+//! | `simple_one_for_one` | [`DynamicSupervisor`](supervisor::DynamicSupervisor) |
+//! | child spec `#{id, start, restart, shutdown, type, significant}` | [`ChildSpec`](supervisor::ChildSpec) |
+//! | `permanent` / `transient` / `temporary` | [`Restart`](supervisor::Restart) |
+//! | `brutal_kill` / `Timeout` / `infinity` | [`Shutdown`](supervisor::Shutdown) |
+//! | `start_child`, `terminate_child`, `restart_child`, `delete_child` | [`SupervisorRef`](supervisor::SupervisorRef) methods of the same names |
+//! | `which_children`, `count_children` | [`SupervisorRef::which_children`](supervisor::SupervisorRef::which_children), [`count_children`](supervisor::SupervisorRef::count_children) |
+//! | `ignore` from a start function | [`ChildStart::Ignore`](supervisor::ChildStart) |
+//! | `reached_max_restart_intensity`, exit `shutdown` | exit **abnormally** with [`IntensityExceeded`](error::IntensityExceeded) |
+//!
+//! ## Choices that differ from OTP
+//!
+//! * **Giving up is a failure.** OTP's supervisor exits with `shutdown` when the restart
+//!   intensity is exceeded, so a *transient* parent entry would not restart it. Here it exits
+//!   abnormally (ractor's `ActorFailed` carrying [`IntensityExceeded`](error::IntensityExceeded)),
+//!   so escalation never depends on the parent's restart type.
+//! * **Time** is tokio's clock with full precision, not whole seconds: a window of `period`
+//!   means exactly `period` (inclusive), and tests drive it with a paused clock.
+//! * **`which_children`** lists children in start order (OTP lists newest first).
+//! * **Backoff**: a child may delay its restarts ([`Backoff`](supervisor::Backoff)).
+//!
+//! ## How exits are classified
+//!
+//! See [`exit`]: no reason or `"normal"` is *normal*; `"shutdown"`, `"shutdown:…"` or a drain is
+//! *shutdown*; a panic, an `Err` from a handler, a kill, or any other reason is *abnormal*.
+//!
+//! ## Features
+//!
+//! `cluster`: turns on `ractor/cluster` and implements `ractor::Message` for our message types.
+//! Enable it whenever anything in your build enables `ractor/cluster`. ractor's `async-trait`
+//! feature is never required.
+
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod exit;
+pub mod supervisor;
+
+/// The names most programs need: `use ractor_otp::prelude::*;`.
+pub mod prelude {
+    pub use crate::error::{IntensityExceeded, SpecError, StartError, SupervisorError};
+    pub use crate::exit::{ExitClass, ExitReason};
+    pub use crate::supervisor::{
+        AutoShutdown, Backoff, ChildContext, ChildId, ChildKind, ChildSpec, ChildStart,
+        ChildStatus, ChildTemplate, DynamicSupervisor, DynamicSupervisorRef, Restart, Shutdown,
+        Strategy, Supervisor, SupervisorEvent, SupervisorRef,
+    };
+}

@@ -1,0 +1,165 @@
+//! Supervisor events: what a supervisor tells its subscribers.
+//!
+//! Subscribe with [`SupervisorBuilder::subscribe`](super::SupervisorBuilder::subscribe) (from the
+//! first child start on) or [`SupervisorRef::subscribe`](super::SupervisorRef::subscribe). Every
+//! subscriber gets every event, in order; nothing is dropped (the stream is unbounded, so read it).
+
+use std::time::Duration;
+
+use ractor::ActorId;
+use tokio::sync::mpsc;
+
+use super::spec::ChildId;
+use crate::exit::ExitReason;
+
+/// How a child stopped by its supervisor went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopOutcome {
+    /// It stopped when asked (its `post_stop` ran).
+    Stopped,
+    /// It was killed at once (`Shutdown::BrutalKill`).
+    Killed,
+    /// It did not stop within its shutdown timeout and was killed.
+    KilledAfterTimeout,
+}
+
+/// Why the supervisor stopped a child.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopCause {
+    /// `terminate_child` through the API.
+    Terminated,
+    /// A bystander of a sibling's restart (one-for-all / rest-for-one).
+    Restart,
+    /// The supervisor is shutting down (stop, auto-shutdown, giving up, failed startup).
+    Shutdown,
+}
+
+/// Something a supervisor did or saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SupervisorEvent {
+    /// A child incarnation started.
+    ChildStarted {
+        /// The child.
+        id: ChildId,
+        /// Its incarnation (1, 2, ...).
+        generation: u64,
+        /// Its actor.
+        actor: ActorId,
+    },
+    /// A child's start function returned `Ignore`.
+    ChildIgnored {
+        /// The child.
+        id: ChildId,
+    },
+    /// A child's start function failed (or panicked).
+    ChildStartFailed {
+        /// The child.
+        id: ChildId,
+        /// The incarnation that failed to start.
+        generation: u64,
+        /// The error.
+        reason: String,
+    },
+    /// A child ended by itself.
+    ChildExited {
+        /// The child.
+        id: ChildId,
+        /// The incarnation that ended.
+        generation: u64,
+        /// How it ended.
+        reason: ExitReason,
+    },
+    /// The supervisor stopped a child.
+    ChildStopped {
+        /// The child.
+        id: ChildId,
+        /// The incarnation stopped.
+        generation: u64,
+        /// Why.
+        cause: StopCause,
+        /// How it went.
+        outcome: StopOutcome,
+    },
+    /// A restart was decided: it runs after `delay`. `restarts_left` is the intensity budget
+    /// left in the current window.
+    RestartScheduled {
+        /// The child whose exit (or failed start) caused the restart.
+        id: ChildId,
+        /// The backoff delay (zero: at once).
+        delay: Duration,
+        /// Restarts left before the supervisor gives up.
+        restarts_left: u32,
+    },
+    /// A child spec was deleted (a temporary child ended, or `delete_child`).
+    ChildDeleted {
+        /// The child.
+        id: ChildId,
+    },
+    /// The intensity limit was exceeded: the supervisor stops its children and exits abnormally.
+    GaveUp {
+        /// The child whose restart broke the limit.
+        id: ChildId,
+        /// Restarts counted in the window.
+        restarts: u32,
+    },
+    /// A significant child's exit stopped the supervisor.
+    AutoShutdown {
+        /// The significant child.
+        id: ChildId,
+    },
+    /// The supervisor has stopped all its children and is ending.
+    Stopped,
+}
+
+/// A subscription to a supervisor's events.
+#[derive(Debug)]
+pub struct EventStream {
+    rx: mpsc::UnboundedReceiver<SupervisorEvent>,
+}
+
+impl EventStream {
+    /// The next event; `None` once the supervisor has ended and every event was read.
+    pub async fn recv(&mut self) -> Option<SupervisorEvent> {
+        self.rx.recv().await
+    }
+
+    /// The next event if one is ready, without waiting.
+    pub fn try_recv(&mut self) -> Option<SupervisorEvent> {
+        self.rx.try_recv().ok()
+    }
+}
+
+impl futures::Stream for EventStream {
+    type Item = SupervisorEvent;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.rx.poll_recv(cx)
+    }
+}
+
+/// The senders of all subscriptions; sending to none costs nothing.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Subscribers {
+    senders: Vec<mpsc::UnboundedSender<SupervisorEvent>>,
+}
+
+impl Subscribers {
+    pub(crate) fn subscribe(&mut self) -> EventStream {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.senders.push(tx);
+        EventStream { rx }
+    }
+
+    /// Sends the event built by `make` to every live subscriber; builds nothing if there are none.
+    pub(crate) fn emit(&mut self, make: impl FnOnce() -> SupervisorEvent) {
+        if self.senders.is_empty() {
+            return;
+        }
+        let event = make();
+        self.senders.retain(|tx| tx.send(event.clone()).is_ok());
+    }
+}

@@ -1,0 +1,374 @@
+//! Supervision trees: [`Supervisor`] (static children, OTP's `one_for_one` / `one_for_all` /
+//! `rest_for_one`) and [`DynamicSupervisor`] (OTP's `simple_one_for_one`).
+//!
+//! Where things live:
+//! * [`spec`](self::ChildSpec): child specs, flags and their validation;
+//! * `strategy`: the restart decision and restart plans (pure);
+//! * `intensity`: the sliding restart window (pure);
+//! * `backoff`: restart delays (pure);
+//! * `children`: the ordered child table;
+//! * `lifecycle`: starting and stopping one child;
+//! * `actor`: the supervisor actor that wires these to ractor;
+//! * `dynamic`: the dynamic supervisor;
+//! * `event`: the events a supervisor publishes.
+//!
+//! This file holds the builder and the [`SupervisorRef`] handle.
+
+mod actor;
+mod backoff;
+mod children;
+mod dynamic;
+mod event;
+mod intensity;
+mod lifecycle;
+mod spec;
+mod strategy;
+
+use std::time::Duration;
+
+use ractor::{Actor, ActorCell, ActorRef, Message, SpawnErr};
+
+pub use self::actor::SupervisorMsg;
+pub use self::backoff::{Backoff, BackoffState};
+pub use self::children::{ChildCounts, ChildInfo, ChildStatus};
+pub use self::dynamic::{
+    ChildTemplate, DynamicChildInfo, DynamicCounts, DynamicSupervisor, DynamicSupervisorBuilder,
+    DynamicSupervisorMsg, DynamicSupervisorRef,
+};
+pub use self::event::{EventStream, StopCause, StopOutcome, SupervisorEvent};
+pub use self::intensity::{IntensityDecision, RestartIntensity};
+pub use self::spec::{
+    validate_children, AutoShutdown, ChildContext, ChildId, ChildKind, ChildSpec, ChildStart,
+    Restart, Shutdown, StartResult, Strategy, SupervisorFlags, DEFAULT_WORKER_SHUTDOWN,
+};
+pub use self::strategy::{exit_action, restart_plan, ExitAction, PlanChild, RestartPlan};
+
+use self::actor::{Request, SupervisorActor, SupervisorArgs};
+use self::event::Subscribers;
+use crate::error::{StartError, SupervisorError};
+
+/// Entry point for building a supervisor: `Supervisor::builder()`.
+///
+/// ```
+/// use std::time::Duration;
+/// use ractor::{Actor, ActorProcessingErr, ActorRef};
+/// use ractor_otp::prelude::*;
+///
+/// #[derive(Clone)]
+/// struct Worker;
+/// impl Actor for Worker {
+///     type Msg = ();
+///     type State = ();
+///     type Arguments = ();
+///     async fn pre_start(&self, _: ActorRef<()>, _: ()) -> Result<(), ActorProcessingErr> {
+///         Ok(())
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let sup = Supervisor::builder()
+///     .strategy(Strategy::RestForOne)
+///     .intensity(3)
+///     .period(Duration::from_secs(10))
+///     .child(ChildSpec::from_actor("db", Worker, ()))
+///     .child(ChildSpec::from_actor("api", Worker, ()))
+///     .spawn()
+///     .await?;
+/// assert_eq!(sup.count_children().await?.active, 2);
+/// sup.stop().await; // stops api, then db
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Supervisor;
+
+impl Supervisor {
+    /// A builder with OTP's default flags and no children.
+    pub fn builder() -> SupervisorBuilder {
+        SupervisorBuilder::default()
+    }
+}
+
+/// Configures and spawns a [`Supervisor`]. Cloneable: a builder turned into a child spec
+/// ([`into_child_spec`](Self::into_child_spec)) spawns a fresh supervisor at every restart.
+#[derive(Debug, Clone, Default)]
+pub struct SupervisorBuilder {
+    flags: SupervisorFlags,
+    specs: Vec<ChildSpec>,
+    label: Option<String>,
+    registered_name: Option<String>,
+    subscribers: Subscribers,
+}
+
+impl SupervisorBuilder {
+    /// Sets the restart strategy (default one-for-one).
+    pub fn strategy(mut self, strategy: Strategy) -> Self {
+        self.flags.strategy = strategy;
+        self
+    }
+
+    /// At most `intensity` restarts within [`period`](Self::period) (default 1).
+    pub fn intensity(mut self, intensity: u32) -> Self {
+        self.flags.intensity = intensity;
+        self
+    }
+
+    /// The sliding window of the intensity limit (default 5 s; must not be zero).
+    pub fn period(mut self, period: Duration) -> Self {
+        self.flags.period = period;
+        self
+    }
+
+    /// Sets the auto-shutdown rule for significant children (default never).
+    pub fn auto_shutdown(mut self, auto_shutdown: AutoShutdown) -> Self {
+        self.flags.auto_shutdown = auto_shutdown;
+        self
+    }
+
+    /// Sets all flags at once.
+    pub fn flags(mut self, flags: SupervisorFlags) -> Self {
+        self.flags = flags;
+        self
+    }
+
+    /// Appends a child; children start in the order they are added.
+    pub fn child(mut self, spec: ChildSpec) -> Self {
+        self.specs.push(spec);
+        self
+    }
+
+    /// Appends several children, in order.
+    pub fn children(mut self, specs: impl IntoIterator<Item = ChildSpec>) -> Self {
+        self.specs.extend(specs);
+        self
+    }
+
+    /// A human name for logs, tracing spans and errors (default: the child id when nested,
+    /// else `"supervisor"`). Not a registry name.
+    pub fn label(mut self, label: impl Into<String>) -> Self {
+        self.label = Some(label.into());
+        self
+    }
+
+    /// Registers the supervisor actor under a ractor registry name (global; off by default).
+    pub fn registered_name(mut self, name: impl Into<String>) -> Self {
+        self.registered_name = Some(name.into());
+        self
+    }
+
+    /// Subscribes to the supervisor's events from its first child start on. When the builder
+    /// is used as a child spec, the stream receives the events of every incarnation.
+    pub fn subscribe(&mut self) -> EventStream {
+        self.subscribers.subscribe()
+    }
+
+    /// Checks flags and child specs without spawning anything.
+    pub fn validate(&self) -> Result<(), crate::error::SpecError> {
+        validate_children(&self.specs, &self.flags)
+    }
+
+    /// Spawns the supervisor (unlinked) and starts its children in order. Returns once every
+    /// child has started, or the first failure after unwinding the started ones.
+    pub async fn spawn(self) -> Result<SupervisorRef, StartError> {
+        self.spawn_inner(None).await
+    }
+
+    /// Spawns the supervisor linked to `parent` (any ractor actor), which then gets its
+    /// supervision events: an abnormal exit carries [`IntensityExceeded`](crate::error::IntensityExceeded)
+    /// when it gave up.
+    pub async fn spawn_linked(self, parent: ActorCell) -> Result<SupervisorRef, StartError> {
+        self.spawn_inner(Some(parent)).await
+    }
+
+    /// Turns this supervisor into a child spec (kind `Supervisor`, shutdown `Infinity`), so
+    /// trees nest to any depth. Each start spawns a fresh supervisor from this builder.
+    pub fn into_child_spec(self, id: impl Into<ChildId>) -> ChildSpec {
+        ChildSpec::new(id, move |ctx: ChildContext| {
+            let mut builder = self.clone();
+            if builder.label.is_none() {
+                builder.label = Some(ctx.id().to_string());
+            }
+            if let Some(name) = ctx.name() {
+                builder.registered_name = Some(name.to_string());
+            }
+            async move {
+                let sup = builder.spawn_linked(ctx.supervisor().clone()).await?;
+                Ok(ChildStart::Started(sup.get_cell()))
+            }
+        })
+        .kind(ChildKind::Supervisor)
+    }
+
+    async fn spawn_inner(self, parent: Option<ActorCell>) -> Result<SupervisorRef, StartError> {
+        self.validate()?;
+        let args = SupervisorArgs {
+            flags: self.flags,
+            specs: self.specs,
+            label: self.label.unwrap_or_else(|| "supervisor".to_string()),
+            subscribers: self.subscribers,
+        };
+        let spawned = match parent {
+            None => Actor::spawn(self.registered_name, SupervisorActor, args).await,
+            Some(p) => Actor::spawn_linked(self.registered_name, SupervisorActor, args, p).await,
+        };
+        match spawned {
+            Ok((actor, _join)) => Ok(SupervisorRef { actor }),
+            Err(err) => Err(start_error(err)),
+        }
+    }
+}
+
+/// Recovers our typed startup error from ractor's `SpawnErr`.
+pub(crate) fn start_error(err: SpawnErr) -> StartError {
+    match err {
+        SpawnErr::StartupFailed(inner) => match inner.downcast::<StartError>() {
+            Ok(e) => *e,
+            Err(other) => StartError::Spawn(other.to_string()),
+        },
+        other => StartError::Spawn(other.to_string()),
+    }
+}
+
+/// A handle to a running [`Supervisor`]: cheap to clone, like ractor's `ActorRef`.
+///
+/// Every call is a request to the supervisor actor; a call to a supervisor that has stopped
+/// returns [`SupervisorError::SupervisorStopped`] rather than hanging.
+#[derive(Debug, Clone)]
+pub struct SupervisorRef {
+    actor: ActorRef<SupervisorMsg>,
+}
+
+impl SupervisorRef {
+    /// Wraps a cell if it is a ractor-otp supervisor (e.g. a nested supervisor's cell).
+    pub fn from_cell(cell: ActorCell) -> Option<SupervisorRef> {
+        if cell.is_message_type_of::<SupervisorMsg>() == Some(true) {
+            Some(SupervisorRef { actor: cell.into() })
+        } else {
+            None
+        }
+    }
+
+    /// The supervisor's actor cell (link to it, watch it, use it as a parent).
+    pub fn get_cell(&self) -> ActorCell {
+        self.actor.get_cell()
+    }
+
+    /// The supervisor's typed actor ref.
+    pub fn actor_ref(&self) -> &ActorRef<SupervisorMsg> {
+        &self.actor
+    }
+
+    async fn request<T: Send + 'static>(
+        &self,
+        make: impl FnOnce(ractor::RpcReplyPort<T>) -> Request,
+    ) -> Result<T, SupervisorError> {
+        match self
+            .actor
+            .call(|reply| SupervisorMsg(make(reply)), None)
+            .await
+        {
+            Ok(ractor::rpc::CallResult::Success(value)) => Ok(value),
+            _ => Err(SupervisorError::SupervisorStopped),
+        }
+    }
+
+    /// Adds a child at the end of the start order and starts it. `Ok(None)` if its start said
+    /// `Ignore` (the spec is kept unless temporary).
+    pub async fn start_child(&self, spec: ChildSpec) -> Result<Option<ActorCell>, SupervisorError> {
+        self.request(|r| Request::StartChild(spec, r)).await?
+    }
+
+    /// Stops a child by its shutdown policy and keeps its spec (a temporary spec is deleted).
+    /// Idempotent; cancels a pending restart; never triggers a restart or auto-shutdown.
+    pub async fn terminate_child(&self, id: impl Into<ChildId>) -> Result<(), SupervisorError> {
+        let id = id.into();
+        self.request(|r| Request::TerminateChild(id, r)).await?
+    }
+
+    /// Starts a child that is not running from its kept spec (not counted toward intensity).
+    pub async fn restart_child(
+        &self,
+        id: impl Into<ChildId>,
+    ) -> Result<Option<ActorCell>, SupervisorError> {
+        let id = id.into();
+        self.request(|r| Request::RestartChild(id, r)).await?
+    }
+
+    /// Deletes the spec of a child that is not running.
+    pub async fn delete_child(&self, id: impl Into<ChildId>) -> Result<(), SupervisorError> {
+        let id = id.into();
+        self.request(|r| Request::DeleteChild(id, r)).await?
+    }
+
+    /// Every child in start order, with its state.
+    pub async fn which_children(&self) -> Result<Vec<ChildInfo>, SupervisorError> {
+        self.request(Request::WhichChildren).await
+    }
+
+    /// Spec, active, supervisor and worker counts.
+    pub async fn count_children(&self) -> Result<ChildCounts, SupervisorError> {
+        self.request(Request::CountChildren).await
+    }
+
+    /// The cell of a child's live incarnation (looked up at each call, so never stale).
+    pub async fn child(&self, id: impl Into<ChildId>) -> Result<ActorCell, SupervisorError> {
+        let id = id.into();
+        self.request(|r| Request::LookupChild(id, r)).await?
+    }
+
+    /// The typed `ActorRef` of a child's live incarnation; `WrongType` if the child's actor
+    /// takes another message type.
+    pub async fn child_ref<M: Message>(
+        &self,
+        id: impl Into<ChildId>,
+    ) -> Result<ActorRef<M>, SupervisorError> {
+        let id = id.into();
+        let cell = self.child(id.clone()).await?;
+        if cell.is_message_type_of::<M>() == Some(false) {
+            return Err(SupervisorError::WrongType {
+                id,
+                expected: std::any::type_name::<M>(),
+            });
+        }
+        Ok(cell.into())
+    }
+
+    /// The handle of a nested supervisor child.
+    pub async fn child_supervisor(
+        &self,
+        id: impl Into<ChildId>,
+    ) -> Result<SupervisorRef, SupervisorError> {
+        let actor = self.child_ref::<SupervisorMsg>(id).await?;
+        Ok(SupervisorRef { actor })
+    }
+
+    /// Subscribes to the supervisor's events from now on.
+    pub async fn subscribe(&self) -> Result<EventStream, SupervisorError> {
+        self.request(Request::Subscribe).await
+    }
+
+    /// Stops the supervisor in order: children in reverse start order, each by its shutdown
+    /// policy, then the supervisor itself (exit reason `"shutdown"`). Returns once it has
+    /// ended; stopping a stopped supervisor returns at once.
+    pub async fn stop(&self) {
+        let cell = self.actor.get_cell();
+        if cell
+            .stop_and_wait(Some(crate::exit::SHUTDOWN_REASON.to_string()), None)
+            .await
+            .is_err()
+        {
+            let _ = cell.wait(None).await;
+        }
+    }
+
+    /// Waits until the supervisor has ended (stopped, auto-shut-down or gave up).
+    pub async fn wait(&self) {
+        let _ = self.actor.get_cell().wait(None).await;
+    }
+
+    /// Whether the supervisor actor is still running.
+    pub fn is_alive(&self) -> bool {
+        self.actor.get_status() < ractor::ActorStatus::Stopping
+    }
+}

@@ -1,0 +1,485 @@
+//! What a supervisor is told: child specs and supervisor flags, with their validation.
+//!
+//! A [`ChildSpec`] says how to start a child and what to do when it ends; [`SupervisorFlags`]
+//! say how the supervisor reacts to ends (strategy, restart intensity, auto-shutdown). Both
+//! follow OTP's `supervisor` child spec and `sup_flags`, with the same defaults.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use ractor::{Actor, ActorCell, ActorProcessingErr};
+
+use super::backoff::Backoff;
+use crate::error::SpecError;
+
+/// A child's id: unique among the children of one supervisor (not a global name).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ChildId(Arc<str>);
+
+impl ChildId {
+    /// The id as a string slice.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for ChildId {
+    fn from(s: &str) -> Self {
+        ChildId(Arc::from(s))
+    }
+}
+
+impl From<String> for ChildId {
+    fn from(s: String) -> Self {
+        ChildId(Arc::from(s))
+    }
+}
+
+impl From<&ChildId> for ChildId {
+    fn from(id: &ChildId) -> Self {
+        id.clone()
+    }
+}
+
+impl fmt::Display for ChildId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for ChildId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl PartialEq<str> for ChildId {
+    fn eq(&self, other: &str) -> bool {
+        &*self.0 == other
+    }
+}
+
+impl PartialEq<&str> for ChildId {
+    fn eq(&self, other: &&str) -> bool {
+        &*self.0 == *other
+    }
+}
+
+/// When a child that ended by itself is restarted (OTP's restart type).
+///
+/// | restart | normal exit | shutdown exit | abnormal exit |
+/// |---|---|---|---|
+/// | `Permanent` | restart | restart | restart |
+/// | `Transient` | keep spec, not running | keep spec, not running | restart |
+/// | `Temporary` | delete spec | delete spec | delete spec |
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Restart {
+    /// Always restarted.
+    #[default]
+    Permanent,
+    /// Restarted only after an abnormal exit.
+    Transient,
+    /// Never restarted; its spec is deleted when it ends.
+    Temporary,
+}
+
+/// How a supervisor stops a child: OTP's `shutdown` field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Shutdown {
+    /// Kill at once (ractor's `kill`); the child's `post_stop` does not run.
+    BrutalKill,
+    /// Ask the child to stop (reason `"shutdown"`), wait up to this long, then kill it.
+    Timeout(Duration),
+    /// Ask the child to stop and wait as long as it takes (the default for supervisors).
+    Infinity,
+}
+
+/// The default shutdown of a worker child, as in OTP (5 s).
+pub const DEFAULT_WORKER_SHUTDOWN: Shutdown = Shutdown::Timeout(Duration::from_secs(5));
+
+/// Whether a child is a worker or a supervisor; decides the default [`Shutdown`] and the
+/// counts of [`ChildCounts`](crate::supervisor::ChildCounts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ChildKind {
+    /// A worker (default shutdown: 5 s, then kill).
+    #[default]
+    Worker,
+    /// A supervisor (default shutdown: `Infinity`, so its own children stop in order).
+    Supervisor,
+}
+
+/// Which children are restarted when one of them must be restarted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Strategy {
+    /// Only the child that ended.
+    #[default]
+    OneForOne,
+    /// Every child: the others are stopped in reverse start order, then all start in order.
+    OneForAll,
+    /// The child that ended and those started after it.
+    RestForOne,
+}
+
+/// When the end of a *significant* child stops the whole supervisor (OTP 24's
+/// `auto_shutdown`). Only exits that are not restarted count; API stops and bystanders of a
+/// sibling's restart never do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum AutoShutdown {
+    /// Never (default); `significant` children are then invalid.
+    #[default]
+    Never,
+    /// When any significant child ends and is not restarted.
+    AnySignificant,
+    /// When no significant child is left running.
+    AllSignificant,
+}
+
+/// Supervisor flags: strategy, restart intensity and auto-shutdown.
+///
+/// Defaults as in OTP: one-for-one, at most 1 restart in 5 s, no auto-shutdown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SupervisorFlags {
+    /// Which children a restart touches.
+    pub strategy: Strategy,
+    /// At most this many restarts within `period`; one more and the supervisor gives up.
+    pub intensity: u32,
+    /// The sliding window of the intensity limit; must not be zero.
+    pub period: Duration,
+    /// When significant children stop the supervisor.
+    pub auto_shutdown: AutoShutdown,
+}
+
+impl Default for SupervisorFlags {
+    fn default() -> Self {
+        SupervisorFlags {
+            strategy: Strategy::OneForOne,
+            intensity: 1,
+            period: Duration::from_secs(5),
+            auto_shutdown: AutoShutdown::Never,
+        }
+    }
+}
+
+impl SupervisorFlags {
+    /// Checks the flags: the period must not be zero.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        if self.period.is_zero() {
+            return Err(SpecError::ZeroPeriod);
+        }
+        Ok(())
+    }
+}
+
+/// What a child's start function hands to it: the supervisor to link to and the child's
+/// identity.
+#[derive(Debug, Clone)]
+pub struct ChildContext {
+    pub(crate) supervisor: ActorCell,
+    pub(crate) id: ChildId,
+    pub(crate) generation: u64,
+    pub(crate) name: Option<String>,
+}
+
+impl ChildContext {
+    /// The supervisor's cell: spawn the child linked to it
+    /// (`Actor::spawn_linked(name, actor, args, ctx.supervisor().clone())`).
+    pub fn supervisor(&self) -> &ActorCell {
+        &self.supervisor
+    }
+
+    /// The child's id within its supervisor.
+    pub fn id(&self) -> &ChildId {
+        &self.id
+    }
+
+    /// Which incarnation this start makes (1 for the first start, +1 per start after).
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The ractor registry name the spec asked for, if any.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// Spawns `actor` linked to the supervisor under the spec's registry name and returns the
+    /// started child: what most start functions do.
+    pub async fn spawn_linked<A: Actor>(
+        &self,
+        actor: A,
+        args: A::Arguments,
+    ) -> Result<ChildStart, ActorProcessingErr> {
+        let (actor_ref, _join) =
+            Actor::spawn_linked(self.name.clone(), actor, args, self.supervisor.clone()).await?;
+        Ok(ChildStart::Started(actor_ref.get_cell()))
+    }
+}
+
+/// What a start function returns on success (OTP's `{ok, Pid}` or `ignore`).
+#[derive(Debug, Clone)]
+pub enum ChildStart {
+    /// The child runs; its cell should be linked to the supervisor (it is linked if not).
+    Started(ActorCell),
+    /// Nothing to run now; the spec is kept as not running (a temporary spec is dropped).
+    Ignore,
+}
+
+/// The result of a start function; an `Err` (or a panic) is a failed start.
+pub type StartResult = Result<ChildStart, ActorProcessingErr>;
+
+pub(crate) type StartFn =
+    Arc<dyn Fn(ChildContext) -> BoxFuture<'static, StartResult> + Send + Sync>;
+
+/// How to start one child and what to do when it ends.
+///
+/// ```
+/// use std::time::Duration;
+/// use ractor::{Actor, ActorProcessingErr, ActorRef};
+/// use ractor_otp::prelude::*;
+///
+/// struct Echo;
+/// impl Actor for Echo {
+///     type Msg = String;
+///     type State = ();
+///     type Arguments = ();
+///     async fn pre_start(&self, _: ActorRef<String>, _: ()) -> Result<(), ActorProcessingErr> {
+///         Ok(())
+///     }
+/// }
+///
+/// // From an actor value and cloneable arguments:
+/// let echo = ChildSpec::from_actor("echo", Echo, ())
+///     .restart(Restart::Transient)
+///     .shutdown(Shutdown::Timeout(Duration::from_secs(1)));
+///
+/// // Or from any async start function:
+/// let custom = ChildSpec::new("custom", |ctx: ChildContext| async move {
+///     ctx.spawn_linked(Echo, ()).await
+/// });
+/// # let _ = (echo, custom);
+/// ```
+#[derive(Clone)]
+pub struct ChildSpec {
+    pub(crate) id: ChildId,
+    pub(crate) start: StartFn,
+    pub(crate) restart: Restart,
+    pub(crate) shutdown: Option<Shutdown>,
+    pub(crate) kind: ChildKind,
+    pub(crate) significant: bool,
+    pub(crate) backoff: Option<Backoff>,
+    pub(crate) name: Option<String>,
+}
+
+impl fmt::Debug for ChildSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChildSpec")
+            .field("id", &self.id)
+            .field("restart", &self.restart)
+            .field("shutdown", &self.shutdown_policy())
+            .field("kind", &self.kind)
+            .field("significant", &self.significant)
+            .field("backoff", &self.backoff)
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+impl ChildSpec {
+    /// A child started by an async function. The function must spawn the child linked to
+    /// `ctx.supervisor()` (an unlinked child is linked by the supervisor) and return
+    /// [`ChildStart::Started`], or [`ChildStart::Ignore`]; an `Err` or a panic is a failed start.
+    pub fn new<F, Fut>(id: impl Into<ChildId>, start: F) -> Self
+    where
+        F: Fn(ChildContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = StartResult> + Send + 'static,
+    {
+        ChildSpec {
+            id: id.into(),
+            start: Arc::new(move |ctx| start(ctx).boxed()),
+            restart: Restart::default(),
+            shutdown: None,
+            kind: ChildKind::default(),
+            significant: false,
+            backoff: None,
+            name: None,
+        }
+    }
+
+    /// A child that runs `actor` with a clone of `args` at every start.
+    pub fn from_actor<A>(id: impl Into<ChildId>, actor: A, args: A::Arguments) -> Self
+    where
+        A: Actor + Clone,
+        A::Arguments: Clone + Sync,
+    {
+        ChildSpec::new(id, move |ctx: ChildContext| {
+            let actor = actor.clone();
+            let args = args.clone();
+            async move { ctx.spawn_linked(actor, args).await }
+        })
+    }
+
+    /// Sets the restart type (default [`Restart::Permanent`]).
+    pub fn restart(mut self, restart: Restart) -> Self {
+        self.restart = restart;
+        self
+    }
+
+    /// Sets how the child is stopped (default: 5 s for workers, `Infinity` for supervisors).
+    pub fn shutdown(mut self, shutdown: Shutdown) -> Self {
+        self.shutdown = Some(shutdown);
+        self
+    }
+
+    /// Marks the child as a worker or a supervisor (default worker).
+    pub fn kind(mut self, kind: ChildKind) -> Self {
+        self.kind = kind;
+        self
+    }
+
+    /// Marks the child as significant for [`AutoShutdown`] (default false). A significant child
+    /// must not be `Permanent`, and the supervisor's auto-shutdown must not be `Never`.
+    pub fn significant(mut self, significant: bool) -> Self {
+        self.significant = significant;
+        self
+    }
+
+    /// Delays restarts of this child by a [`Backoff`] policy (default: restart at once).
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = Some(backoff);
+        self
+    }
+
+    /// Registers each incarnation under this ractor registry name (a global name; off by
+    /// default). A restart starts the next incarnation only after the old one is gone.
+    pub fn registered_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// The child's id.
+    pub fn id(&self) -> &ChildId {
+        &self.id
+    }
+
+    /// The restart type.
+    pub fn restart_type(&self) -> Restart {
+        self.restart
+    }
+
+    /// The child kind.
+    pub fn child_kind(&self) -> ChildKind {
+        self.kind
+    }
+
+    /// Whether the child is significant.
+    pub fn is_significant(&self) -> bool {
+        self.significant
+    }
+
+    /// The shutdown in force: the one set, or the default for the child's kind.
+    pub fn shutdown_policy(&self) -> Shutdown {
+        self.shutdown.unwrap_or(match self.kind {
+            ChildKind::Worker => DEFAULT_WORKER_SHUTDOWN,
+            ChildKind::Supervisor => Shutdown::Infinity,
+        })
+    }
+
+    /// Checks this spec against the supervisor's auto-shutdown setting (OTP's `bad_combination`).
+    pub fn validate(&self, auto_shutdown: AutoShutdown) -> Result<(), SpecError> {
+        if self.id.as_str().is_empty() {
+            return Err(SpecError::EmptyId);
+        }
+        if self.significant && self.restart == Restart::Permanent {
+            return Err(SpecError::SignificantPermanent(self.id.clone()));
+        }
+        if self.significant && auto_shutdown == AutoShutdown::Never {
+            return Err(SpecError::SignificantWithoutAutoShutdown(self.id.clone()));
+        }
+        if let Some(b) = &self.backoff {
+            b.validate().map_err(|reason| SpecError::InvalidBackoff {
+                id: self.id.clone(),
+                reason,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Checks a whole child list: each spec, and that no id appears twice.
+pub fn validate_children(specs: &[ChildSpec], flags: &SupervisorFlags) -> Result<(), SpecError> {
+    flags.validate()?;
+    let mut seen = std::collections::HashSet::new();
+    for spec in specs {
+        spec.validate(flags.auto_shutdown)?;
+        if !seen.insert(spec.id.clone()) {
+            return Err(SpecError::DuplicateId(spec.id.clone()));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(id: &str) -> ChildSpec {
+        ChildSpec::new(id, |_ctx| async { Ok(ChildStart::Ignore) })
+    }
+
+    #[test]
+    fn defaults_follow_otp() {
+        let s = spec("a");
+        assert_eq!(s.restart_type(), Restart::Permanent);
+        assert_eq!(
+            s.shutdown_policy(),
+            Shutdown::Timeout(Duration::from_secs(5))
+        );
+        let sup = spec("s").kind(ChildKind::Supervisor);
+        assert_eq!(sup.shutdown_policy(), Shutdown::Infinity);
+        let f = SupervisorFlags::default();
+        assert_eq!(f.strategy, Strategy::OneForOne);
+        assert_eq!(f.intensity, 1);
+        assert_eq!(f.period, Duration::from_secs(5));
+        assert_eq!(f.auto_shutdown, AutoShutdown::Never);
+    }
+
+    #[test]
+    fn bad_combinations_are_typed_errors() {
+        let any = AutoShutdown::AnySignificant;
+        assert_eq!(
+            spec("a").significant(true).validate(any),
+            Err(SpecError::SignificantPermanent("a".into()))
+        );
+        assert_eq!(
+            spec("a")
+                .significant(true)
+                .restart(Restart::Transient)
+                .validate(AutoShutdown::Never),
+            Err(SpecError::SignificantWithoutAutoShutdown("a".into()))
+        );
+        assert!(spec("a")
+            .significant(true)
+            .restart(Restart::Temporary)
+            .validate(any)
+            .is_ok());
+        assert_eq!(spec("").validate(any), Err(SpecError::EmptyId));
+    }
+
+    #[test]
+    fn duplicate_ids_and_zero_period_are_rejected() {
+        let flags = SupervisorFlags::default();
+        assert_eq!(
+            validate_children(&[spec("a"), spec("b"), spec("a")], &flags),
+            Err(SpecError::DuplicateId("a".into()))
+        );
+        let zero = SupervisorFlags {
+            period: Duration::ZERO,
+            ..flags
+        };
+        assert_eq!(validate_children(&[], &zero), Err(SpecError::ZeroPeriod));
+    }
+}
