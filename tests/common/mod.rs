@@ -162,6 +162,28 @@ impl Probes {
     }
 }
 
+impl Probes {
+    /// A dynamic-supervisor template: each child is a probe named by its argument.
+    pub fn template(&self) -> ChildTemplate<String> {
+        let probes = self.clone();
+        ChildTemplate::new(move |ctx: ChildContext, id: String| {
+            let probes = probes.clone();
+            async move {
+                let step = probes.next_step(&id);
+                if step == StartStep::Ignore {
+                    probes.log.push(format!("ignore {id}"));
+                    return Ok(ChildStart::Ignore);
+                }
+                let probe = Probe {
+                    id,
+                    log: probes.log.clone(),
+                };
+                ctx.spawn_linked(probe, (step, ctx.generation())).await
+            }
+        })
+    }
+}
+
 pub struct Probe {
     id: String,
     log: Log,

@@ -1,0 +1,240 @@
+//! Ordered startup with unwinding, and the shutdown protocol (DESIGN §2 "Startup", "Shutdown").
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use ractor_otp::prelude::*;
+use ractor_otp::supervisor::{StopCause, StopOutcome, SupervisorEvent};
+
+const SEC: Duration = Duration::from_secs(1);
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_start_unwinds_in_reverse_and_names_the_child() {
+    for step in [StartStep::Fail, StartStep::Panic] {
+        let probes = Probes::new();
+        probes.script("c", [step]);
+        let err = Supervisor::builder()
+            .children(["a", "b", "c", "d"].map(|id| probes.spec(id)))
+            .spawn()
+            .await
+            .expect_err("startup fails");
+        match err {
+            StartError::ChildFailed { id, reason } => {
+                assert_eq!(id, "c");
+                assert!(reason.contains("c"), "{reason}");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(
+            probes.log.snapshot(),
+            s(&["start a", "start b", "start_failed c", "stop b", "stop a"]),
+            "{step:?}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_start_function_that_panics_is_a_failed_start() {
+    let probes = Probes::new();
+    let err = Supervisor::builder()
+        .child(probes.spec("a"))
+        .child(ChildSpec::new("boom", |_ctx: ChildContext| async {
+            panic!("no luck");
+        }))
+        .spawn()
+        .await
+        .expect_err("startup fails");
+    assert!(
+        matches!(&err, StartError::ChildFailed { id, reason } if id == "boom" && reason.contains("no luck")),
+        "{err:?}"
+    );
+    assert_eq!(probes.log.snapshot(), s(&["start a", "stop a"]));
+}
+
+#[tokio::test(start_paused = true)]
+async fn ignore_at_startup_keeps_the_spec_unless_temporary() {
+    let probes = Probes::new();
+    probes.script("a", [StartStep::Ignore]);
+    probes.script("t", [StartStep::Ignore]);
+    let sup = Supervisor::builder()
+        .child(probes.spec("a"))
+        .child(probes.spec("t").restart(Restart::Temporary))
+        .child(probes.spec("b"))
+        .spawn()
+        .await
+        .unwrap();
+    let children = bounded(sup.which_children()).await.unwrap();
+    let ids: Vec<_> = children.iter().map(|c| c.id.to_string()).collect();
+    assert_eq!(ids, s(&["a", "b"]));
+    assert_eq!(children[0].status, ChildStatus::NotRunning);
+    assert!(children[1].status.is_running());
+    sup.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn invalid_configuration_is_a_typed_error() {
+    let probes = Probes::new();
+    let dup = Supervisor::builder()
+        .child(probes.spec("a"))
+        .child(probes.spec("a"))
+        .spawn()
+        .await
+        .expect_err("duplicate ids");
+    assert!(matches!(dup, StartError::InvalidSpec(SpecError::DuplicateId(ref id)) if id == "a"));
+    let zero = Supervisor::builder()
+        .period(Duration::ZERO)
+        .spawn()
+        .await
+        .expect_err("zero period");
+    assert!(matches!(zero, StartError::InvalidSpec(SpecError::ZeroPeriod)));
+    let sig = Supervisor::builder()
+        .child(probes.spec("a").restart(Restart::Transient).significant(true))
+        .spawn()
+        .await
+        .expect_err("significant without auto-shutdown");
+    assert!(matches!(
+        sig,
+        StartError::InvalidSpec(SpecError::SignificantWithoutAutoShutdown(_))
+    ));
+    let perm = Supervisor::builder()
+        .auto_shutdown(AutoShutdown::AnySignificant)
+        .child(probes.spec("a").significant(true))
+        .spawn()
+        .await
+        .expect_err("significant permanent");
+    assert!(matches!(
+        perm,
+        StartError::InvalidSpec(SpecError::SignificantPermanent(_))
+    ));
+    assert!(probes.log.snapshot().is_empty(), "nothing was started");
+}
+
+async fn stop_one(shutdown: Shutdown, prepare: ProbeMsg) -> (Vec<String>, StopOutcome, Duration) {
+    let probes = Probes::new();
+    let mut builder = Supervisor::builder().child(probes.spec("x").shutdown(shutdown));
+    let mut events = builder.subscribe();
+    let sup = builder.spawn().await.unwrap();
+    tell(&sup, "x", prepare).await;
+    ping(&sup, "x").await; // the preparation has been handled (or x is hanging: see Hang)
+    let t0 = tokio::time::Instant::now();
+    bounded(sup.stop()).await;
+    let elapsed = t0.elapsed();
+    let (_, stopped) = next_matching(&mut events, |e| {
+        matches!(e, SupervisorEvent::ChildStopped { .. })
+    })
+    .await;
+    let SupervisorEvent::ChildStopped { outcome, cause, .. } = stopped else {
+        unreachable!()
+    };
+    assert_eq!(cause, StopCause::Shutdown);
+    (probes.log.snapshot(), outcome, elapsed)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_child_that_stops_within_its_timeout_runs_its_cleanup() {
+    let (log, outcome, elapsed) = stop_one(
+        Shutdown::Timeout(SEC),
+        ProbeMsg::SlowCleanup(Duration::from_millis(400)),
+    )
+    .await;
+    assert_eq!(log, s(&["start x", "stop x"]));
+    assert_eq!(outcome, StopOutcome::Stopped);
+    assert_eq!(elapsed, Duration::from_millis(400));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_child_that_overruns_its_timeout_is_killed() {
+    let (log, outcome, elapsed) =
+        stop_one(Shutdown::Timeout(SEC), ProbeMsg::SlowCleanup(3600 * SEC)).await;
+    assert_eq!(log, s(&["start x"]), "killed: its cleanup never finished");
+    assert_eq!(outcome, StopOutcome::KilledAfterTimeout);
+    assert_eq!(elapsed, SEC);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_child_that_ignores_stop_is_killed_after_the_timeout() {
+    let probes = Probes::new();
+    let mut builder =
+        Supervisor::builder().child(probes.spec("x").shutdown(Shutdown::Timeout(2 * SEC)));
+    let mut events = builder.subscribe();
+    let sup = builder.spawn().await.unwrap();
+    // The handler blocks for an hour: the stop request waits behind it.
+    tell(&sup, "x", ProbeMsg::Hang(3600 * SEC)).await;
+    let t0 = tokio::time::Instant::now();
+    bounded(sup.stop()).await;
+    assert_eq!(t0.elapsed(), 2 * SEC);
+    let (_, e) = next_matching(&mut events, |e| {
+        matches!(e, SupervisorEvent::ChildStopped { .. })
+    })
+    .await;
+    assert!(matches!(
+        e,
+        SupervisorEvent::ChildStopped {
+            outcome: StopOutcome::KilledAfterTimeout,
+            ..
+        }
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn brutal_kill_skips_cleanup() {
+    let (log, outcome, elapsed) =
+        stop_one(Shutdown::BrutalKill, ProbeMsg::SlowCleanup(SEC)).await;
+    assert_eq!(log, s(&["start x"]));
+    assert_eq!(outcome, StopOutcome::Killed);
+    assert_eq!(elapsed, Duration::ZERO);
+}
+
+#[tokio::test(start_paused = true)]
+async fn infinity_waits_as_long_as_cleanup_takes() {
+    // Longer than the default 5 s worker timeout (and within the tests' 30 s bound).
+    let (log, outcome, elapsed) =
+        stop_one(Shutdown::Infinity, ProbeMsg::SlowCleanup(20 * SEC)).await;
+    assert_eq!(log, s(&["start x", "stop x"]));
+    assert_eq!(outcome, StopOutcome::Stopped);
+    assert_eq!(elapsed, 20 * SEC);
+}
+
+#[tokio::test(start_paused = true)]
+async fn nested_shutdown_completes_before_the_parent_ends() {
+    let probes = Probes::new();
+    let inner = Supervisor::builder()
+        .children(["i1", "i2"].map(|id| probes.spec(id)))
+        .into_child_spec("inner");
+    let root = Supervisor::builder()
+        .child(probes.spec("a"))
+        .child(inner)
+        .child(probes.spec("z"))
+        .spawn()
+        .await
+        .unwrap();
+    probes.log.wait_len(4).await;
+    probes.log.clear();
+    // inner's children clean up slowly; the root still waits (inner's shutdown is Infinity).
+    let inner_ref = bounded(root.child_supervisor("inner")).await.unwrap();
+    for id in ["i1", "i2"] {
+        tell(&inner_ref, id, ProbeMsg::SlowCleanup(SEC)).await;
+        ping(&inner_ref, id).await;
+    }
+    bounded(root.stop()).await;
+    assert_eq!(
+        probes.log.snapshot(),
+        s(&["stop z", "stop i2", "stop i1", "stop a"])
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn stopping_twice_is_harmless() {
+    let probes = Probes::new();
+    let sup = Supervisor::builder()
+        .child(probes.spec("a"))
+        .spawn()
+        .await
+        .unwrap();
+    bounded(sup.stop()).await;
+    bounded(sup.stop()).await;
+    bounded(sup.wait()).await;
+    assert_eq!(probes.log.snapshot(), s(&["start a", "stop a"]));
+}
