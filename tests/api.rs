@@ -34,7 +34,11 @@ async fn start_child_appends_and_reports_conflicts() {
         .iter()
         .map(|c| c.id.to_string())
         .collect();
-    assert_eq!(ids, s(&["a", "b"]), "appended at the end of the start order");
+    assert_eq!(
+        ids,
+        s(&["a", "b"]),
+        "appended at the end of the start order"
+    );
     assert_eq!(
         bounded(sup.start_child(probes.spec("a"))).await.err(),
         Some(SupervisorError::AlreadyStarted(id("a")))
@@ -46,12 +50,19 @@ async fn start_child_appends_and_reports_conflicts() {
     );
     // Invalid spec.
     assert_eq!(
-        bounded(sup.start_child(probes.spec("x").significant(true))).await.err(),
-        Some(SupervisorError::InvalidSpec(SpecError::SignificantPermanent(id("x"))))
+        bounded(sup.start_child(probes.spec("x").significant(true)))
+            .await
+            .err(),
+        Some(SupervisorError::InvalidSpec(
+            SpecError::SignificantPermanent(id("x"))
+        ))
     );
     // A failed start keeps nothing.
     probes.script("f", [StartStep::Fail]);
-    let err = bounded(sup.start_child(probes.spec("f"))).await.err().unwrap();
+    let err = bounded(sup.start_child(probes.spec("f")))
+        .await
+        .err()
+        .unwrap();
     assert!(matches!(err, SupervisorError::StartFailed { ref id, .. } if id == "f"));
     assert_eq!(
         bounded(sup.terminate_child("f")).await,
@@ -59,7 +70,10 @@ async fn start_child_appends_and_reports_conflicts() {
     );
     // Ignore: kept as not running, unless temporary.
     probes.script("g", [StartStep::Ignore]);
-    assert!(bounded(sup.start_child(probes.spec("g"))).await.unwrap().is_none());
+    assert!(bounded(sup.start_child(probes.spec("g")))
+        .await
+        .unwrap()
+        .is_none());
     probes.script("t", [StartStep::Ignore]);
     let temp = probes.spec("t").restart(Restart::Temporary);
     assert!(bounded(sup.start_child(temp)).await.unwrap().is_none());
@@ -97,7 +111,10 @@ async fn terminate_restart_and_delete_follow_otp() {
         Err(SupervisorError::NotRunning(a.clone()))
     );
     let cell = bounded(sup.restart_child("a")).await.unwrap().unwrap();
-    assert_eq!(bounded(sup.child("a")).await.unwrap().get_id(), cell.get_id());
+    assert_eq!(
+        bounded(sup.child("a")).await.unwrap().get_id(),
+        cell.get_id()
+    );
     assert_eq!(ping(&sup, "a").await, 2);
     // A failing restart_child leaves the spec in place.
     bounded(sup.terminate_child("a")).await.unwrap();
@@ -223,9 +240,10 @@ async fn an_unlinked_child_is_linked_by_the_supervisor() {
     let mut events = bounded(sup.subscribe()).await.unwrap();
     let first = bounded(sup.child("loose")).await.unwrap();
     first.kill();
-    next_matching(&mut events, |e| {
-        matches!(e, SupervisorEvent::ChildStarted { id, .. } if *id == "loose")
-    })
+    next_matching(
+        &mut events,
+        |e| matches!(e, SupervisorEvent::ChildStarted { id, .. } if *id == "loose"),
+    )
     .await;
     let second = bounded(sup.child("loose")).await.unwrap();
     assert_ne!(first.get_id(), second.get_id());
@@ -238,11 +256,23 @@ async fn calls_to_a_stopped_supervisor_fail_fast() {
     let sup = started(&probes, &["a"]).await;
     sup.stop().await;
     let stopped = SupervisorError::SupervisorStopped;
-    assert_eq!(bounded(sup.start_child(probes.spec("b"))).await.err(), Some(stopped.clone()));
-    assert_eq!(bounded(sup.terminate_child("a")).await, Err(stopped.clone()));
-    assert_eq!(bounded(sup.restart_child("a")).await.err(), Some(stopped.clone()));
+    assert_eq!(
+        bounded(sup.start_child(probes.spec("b"))).await.err(),
+        Some(stopped.clone())
+    );
+    assert_eq!(
+        bounded(sup.terminate_child("a")).await,
+        Err(stopped.clone())
+    );
+    assert_eq!(
+        bounded(sup.restart_child("a")).await.err(),
+        Some(stopped.clone())
+    );
     assert_eq!(bounded(sup.delete_child("a")).await, Err(stopped.clone()));
-    assert_eq!(bounded(sup.which_children()).await.err(), Some(stopped.clone()));
+    assert_eq!(
+        bounded(sup.which_children()).await.err(),
+        Some(stopped.clone())
+    );
     assert_eq!(bounded(sup.count_children()).await, Err(stopped.clone()));
     assert_eq!(bounded(sup.child("a")).await, Err(stopped.clone()));
     assert!(bounded(sup.subscribe()).await.is_err());

@@ -39,8 +39,13 @@ async fn any_significant_stops_the_supervisor_normally() {
             sig(&probes, "s", restart),
             probes.spec("c"),
         ];
-        let (sup, mut seen) =
-            sup_with(&probes, AutoShutdown::AnySignificant, Strategy::OneForOne, specs).await;
+        let (sup, mut seen) = sup_with(
+            &probes,
+            AutoShutdown::AnySignificant,
+            Strategy::OneForOne,
+            specs,
+        )
+        .await;
         tell(&sup, "s", ProbeMsg::ExitNormal).await;
         assert_eq!(
             bounded(seen.recv()).await.unwrap(),
@@ -59,8 +64,13 @@ async fn any_significant_stops_the_supervisor_normally() {
 async fn a_significant_child_that_is_restarted_does_not_stop_the_supervisor() {
     let probes = Probes::new();
     let specs = vec![sig(&probes, "s", Restart::Transient), probes.spec("c")];
-    let (sup, _seen) =
-        sup_with(&probes, AutoShutdown::AnySignificant, Strategy::OneForOne, specs).await;
+    let (sup, _seen) = sup_with(
+        &probes,
+        AutoShutdown::AnySignificant,
+        Strategy::OneForOne,
+        specs,
+    )
+    .await;
     tell(&sup, "s", ProbeMsg::Panic).await;
     probes.log.wait_len(2).await;
     assert_eq!(ping(&sup, "s").await, 2);
@@ -76,8 +86,13 @@ async fn all_significant_waits_for_the_last_one() {
         sig(&probes, "s2", Restart::Temporary),
         probes.spec("c"),
     ];
-    let (sup, mut seen) =
-        sup_with(&probes, AutoShutdown::AllSignificant, Strategy::OneForOne, specs).await;
+    let (sup, mut seen) = sup_with(
+        &probes,
+        AutoShutdown::AllSignificant,
+        Strategy::OneForOne,
+        specs,
+    )
+    .await;
     tell(&sup, "s1", ProbeMsg::ExitNormal).await;
     probes.log.wait_len(2).await;
     barrier(&sup).await;
@@ -101,8 +116,13 @@ async fn api_stops_and_bystanders_do_not_trigger_it() {
         sig(&probes, "s", Restart::Transient),
         sig(&probes, "t", Restart::Temporary),
     ];
-    let (sup, _seen) =
-        sup_with(&probes, AutoShutdown::AnySignificant, Strategy::OneForAll, specs).await;
+    let (sup, _seen) = sup_with(
+        &probes,
+        AutoShutdown::AnySignificant,
+        Strategy::OneForAll,
+        specs,
+    )
+    .await;
     // A bystander of a one-for-all restart: t is stopped (and, temporary, deleted), s restarted.
     tell(&sup, "a", ProbeMsg::Panic).await;
     probes.log.wait_len(5).await;

@@ -35,7 +35,10 @@ async fn children_start_with_their_own_arguments_and_restart_with_them() {
     next_matching(&mut events, is_started).await; // a
     next_matching(&mut events, is_started).await; // b
     next_matching(&mut events, is_started).await; // a again
-    assert_eq!(probes.log.snapshot(), s(&["start a", "start b", "crash a", "start a"]));
+    assert_eq!(
+        probes.log.snapshot(),
+        s(&["start a", "start b", "crash a", "start a"])
+    );
     let which = bounded(sup.which_children()).await.unwrap();
     assert_eq!(which.len(), 2);
     assert_eq!(which[0].generation, 2);
@@ -69,7 +72,10 @@ async fn max_children_is_enforced() {
         Some(SupervisorError::MaxChildren(2))
     );
     bounded(sup.terminate_child(&b)).await.unwrap();
-    assert!(bounded(sup.start_child("c".into())).await.unwrap().is_some());
+    assert!(bounded(sup.start_child("c".into()))
+        .await
+        .unwrap()
+        .is_some());
     let zero = DynamicSupervisor::builder(probes.template())
         .max_children(0)
         .spawn()
@@ -129,7 +135,10 @@ async fn children_stop_in_parallel() {
 #[tokio::test(start_paused = true)]
 async fn transient_and_temporary_children_that_end_are_removed() {
     for (restart, how) in [
-        (Restart::Transient, (|| ProbeMsg::ExitNormal) as fn() -> ProbeMsg),
+        (
+            Restart::Transient,
+            (|| ProbeMsg::ExitNormal) as fn() -> ProbeMsg,
+        ),
         (Restart::Temporary, (|| ProbeMsg::Panic) as fn() -> ProbeMsg),
     ] {
         let probes = Probes::new();
@@ -162,7 +171,10 @@ async fn a_crash_loop_gives_up_and_the_parent_is_told() {
         let a: ractor::ActorRef<ProbeMsg> = which[0].cell.clone().unwrap().into();
         a.cast(ProbeMsg::Panic).unwrap();
         let _ = next_matching(&mut events, |e| {
-            matches!(e, SupervisorEvent::ChildStarted { .. } | SupervisorEvent::GaveUp { .. })
+            matches!(
+                e,
+                SupervisorEvent::ChildStarted { .. } | SupervisorEvent::GaveUp { .. }
+            )
         })
         .await;
     }
@@ -178,7 +190,9 @@ async fn a_failing_restart_is_retried_with_backoff() {
     let probes = Probes::new();
     probes.script("a", [StartStep::Ok, StartStep::Fail]);
     let mut builder = DynamicSupervisor::builder(
-        probes.template().backoff(Backoff::fixed(Duration::from_millis(100))),
+        probes
+            .template()
+            .backoff(Backoff::fixed(Duration::from_millis(100))),
     )
     .intensity(5);
     let mut events = builder.subscribe();
@@ -195,6 +209,9 @@ async fn a_failing_restart_is_retried_with_backoff() {
     assert!(which[0].cell.is_none(), "restarting");
     next_matching(&mut events, is_started).await;
     assert_eq!(crashed_at.elapsed(), Duration::from_millis(200));
-    assert_eq!(probes.log.snapshot(), s(&["start a", "crash a", "start_failed a", "start a"]));
+    assert_eq!(
+        probes.log.snapshot(),
+        s(&["start a", "crash a", "start_failed a", "start a"])
+    );
     sup.stop().await;
 }

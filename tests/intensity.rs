@@ -382,8 +382,7 @@ async fn a_named_child_restarts_without_a_name_clash() {
         tell(&sup, "a", ProbeMsg::Panic).await;
         probes.log.wait_len(2 * generation as usize - 1).await;
         assert_eq!(ping(&sup, "a").await, generation);
-        let named =
-            ractor::registry::where_is("intensity-test-named-a".to_string()).expect("registered");
+        let named = ractor::registry::where_is("intensity-test-named-a").expect("registered");
         assert_eq!(
             named.get_id(),
             bounded(sup.child("a")).await.unwrap().get_id()

@@ -88,9 +88,17 @@ async fn invalid_configuration_is_a_typed_error() {
         .spawn()
         .await
         .expect_err("zero period");
-    assert!(matches!(zero, StartError::InvalidSpec(SpecError::ZeroPeriod)));
+    assert!(matches!(
+        zero,
+        StartError::InvalidSpec(SpecError::ZeroPeriod)
+    ));
     let sig = Supervisor::builder()
-        .child(probes.spec("a").restart(Restart::Transient).significant(true))
+        .child(
+            probes
+                .spec("a")
+                .restart(Restart::Transient)
+                .significant(true),
+        )
         .spawn()
         .await
         .expect_err("significant without auto-shutdown");
@@ -180,8 +188,7 @@ async fn a_child_that_ignores_stop_is_killed_after_the_timeout() {
 
 #[tokio::test(start_paused = true)]
 async fn brutal_kill_skips_cleanup() {
-    let (log, outcome, elapsed) =
-        stop_one(Shutdown::BrutalKill, ProbeMsg::SlowCleanup(SEC)).await;
+    let (log, outcome, elapsed) = stop_one(Shutdown::BrutalKill, ProbeMsg::SlowCleanup(SEC)).await;
     assert_eq!(log, s(&["start x"]));
     assert_eq!(outcome, StopOutcome::Killed);
     assert_eq!(elapsed, Duration::ZERO);

@@ -29,12 +29,8 @@ async fn a_leaf_crash_loop_escalates_to_the_root() {
         let leaf = bounded(mid.child_supervisor("leaf")).await.unwrap();
         tell(&leaf, "w", ProbeMsg::Panic).await;
     };
-    let is_exit = |id: &'static str| {
-        move |e: &SupervisorEvent| matches!(e, SupervisorEvent::ChildExited { id: i, .. } if *i == id)
-    };
-    let is_start = |id: &'static str| {
-        move |e: &SupervisorEvent| matches!(e, SupervisorEvent::ChildStarted { id: i, .. } if *i == id)
-    };
+    let is_exit = |id: &'static str| move |e: &SupervisorEvent| matches!(e, SupervisorEvent::ChildExited { id: i, .. } if *i == id);
+    let is_start = |id: &'static str| move |e: &SupervisorEvent| matches!(e, SupervisorEvent::ChildStarted { id: i, .. } if *i == id);
 
     // Leaf allows one restart: crash 1 is absorbed by the leaf.
     crash_worker(&root).await;

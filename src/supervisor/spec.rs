@@ -241,6 +241,7 @@ pub(crate) type StartFn =
 /// use ractor::{Actor, ActorProcessingErr, ActorRef};
 /// use ractor_otp::prelude::*;
 ///
+/// #[derive(Clone)]
 /// struct Echo;
 /// impl Actor for Echo {
 ///     type Msg = String;
