@@ -138,3 +138,38 @@ async fn api_stops_and_bystanders_do_not_trigger_it() {
     assert!(sup.is_alive());
     sup.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn auto_shutdown_cascades_through_a_significant_child_supervisor() {
+    let probes = Probes::new();
+    let (parent, mut seen) = parent().await;
+    let inner = Supervisor::builder()
+        .auto_shutdown(AutoShutdown::AnySignificant)
+        .child(
+            probes
+                .spec("job")
+                .restart(Restart::Transient)
+                .significant(true),
+        )
+        .into_child_spec("inner")
+        .restart(Restart::Transient)
+        .significant(true);
+    let outer = Supervisor::builder()
+        .auto_shutdown(AutoShutdown::AnySignificant)
+        .child(probes.spec("a"))
+        .child(inner)
+        .spawn_linked(parent.get_cell())
+        .await
+        .unwrap();
+    probes.log.wait_len(2).await;
+    let inner_ref = bounded(outer.child_supervisor("inner")).await.unwrap();
+    tell(&inner_ref, "job", ProbeMsg::ExitNormal).await;
+    assert_eq!(
+        bounded(seen.recv()).await.unwrap(),
+        "terminated Some(\"shutdown\")"
+    );
+    assert_eq!(
+        probes.log.snapshot(),
+        s(&["start a", "start job", "exit job", "stop job", "stop a"])
+    );
+}

@@ -116,6 +116,15 @@ async fn invalid_configuration_is_a_typed_error() {
         perm,
         StartError::InvalidSpec(SpecError::SignificantPermanent(_))
     ));
+    let backoff = Supervisor::builder()
+        .child(probes.spec("a").backoff(Backoff::fixed(SEC).jitter(2.0)))
+        .spawn()
+        .await
+        .expect_err("jitter above 1");
+    assert!(matches!(
+        backoff,
+        StartError::InvalidSpec(SpecError::InvalidBackoff { ref id, .. }) if id == "a"
+    ));
     assert!(probes.log.snapshot().is_empty(), "nothing was started");
 }
 

@@ -38,7 +38,8 @@ pub enum StopCause {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SupervisorEvent {
-    /// A child incarnation started.
+    /// A child incarnation started. A generation above 1 means a restart (automatic, or
+    /// `restart_child`).
     ChildStarted {
         /// The child.
         id: ChildId,
