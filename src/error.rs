@@ -32,6 +32,9 @@ pub enum SpecError {
         /// What is wrong.
         reason: String,
     },
+    /// A pool resizer whose settings cannot work.
+    #[error("invalid resizer: {0}")]
+    InvalidResizer(String),
     /// `max_children` of a dynamic supervisor set to zero.
     #[error("max_children must be at least 1 (or unset for no limit)")]
     ZeroMaxChildren,

@@ -84,6 +84,7 @@ pub struct ReadmeDoctests;
 
 pub mod error;
 pub mod exit;
+pub mod pool;
 pub mod supervisor;
 
 /// The names most programs need: `use ractor_otp::prelude::*;`.

@@ -1,0 +1,498 @@
+//! Routing: which worker gets the next task. Pure; no actors.
+//!
+//! A strategy sees a snapshot of the workers ([`WorkerView`]: live or not, tasks in flight,
+//! weight, concurrency limit) and picks one, or none when no worker can take a task now.
+//! Strategies take `&self` and keep their small state in atomics or a mutex, so the same value
+//! can route on the caller's side of a pool (no extra mailbox hop) or inside an actor.
+//!
+//! | strategy | picks |
+//! |---|---|
+//! | [`RoundRobin`] | the next eligible worker in rotation: over k·n tasks each of n gets k |
+//! | [`LeastBusy`] | the fewest tasks in flight; ties broken by rotation |
+//! | [`Weighted`] | smooth weighted round-robin (nginx): each worker exactly its weight per Σw picks, spread evenly |
+//! | [`PowerOfTwo`] | the less busy of two workers sampled at random (seedable) |
+//! | [`KeyHash`] | the same key → the same worker while the set is unchanged (rendezvous hashing) |
+//! | [`Broadcast`] | every live worker |
+//!
+//! A worker is *eligible* when it is live, below its concurrency limit, and (for weighted
+//! routing) has a weight above zero.
+
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+/// One worker as a strategy sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerView {
+    /// It has a live incarnation that can take tasks.
+    pub live: bool,
+    /// Tasks dispatched to it and not yet finished.
+    pub in_flight: usize,
+    /// Its weight for [`Weighted`] routing (0 = never picked).
+    pub weight: u32,
+    /// At most this many tasks in flight at once.
+    pub limit: usize,
+}
+
+impl WorkerView {
+    /// A live, idle worker with weight 1 and no concurrency limit.
+    pub const IDLE: WorkerView = WorkerView {
+        live: true,
+        in_flight: 0,
+        weight: 1,
+        limit: usize::MAX,
+    };
+
+    /// Whether it can take one more task now.
+    pub fn can_take(&self) -> bool {
+        self.live && self.in_flight < self.limit
+    }
+}
+
+/// Where a task goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Target {
+    /// To this worker.
+    One(usize),
+    /// To every live worker.
+    All,
+    /// Nowhere now: no worker can take it (queue it, or fail it, as the pool is configured).
+    Unavailable,
+}
+
+/// A routing strategy. Implement it for a custom one.
+///
+/// ```
+/// use ractor_otp::pool::{Routing, Target, WorkerView};
+///
+/// /// Always the first worker that can take a task.
+/// struct FirstFree;
+/// impl Routing for FirstFree {
+///     fn route(&self, workers: &[WorkerView], _key: Option<u64>) -> Target {
+///         workers
+///             .iter()
+///             .position(WorkerView::can_take)
+///             .map_or(Target::Unavailable, Target::One)
+///     }
+/// }
+/// assert_eq!(FirstFree.route(&[WorkerView::IDLE; 3], None), Target::One(0));
+/// ```
+pub trait Routing: Send + Sync + 'static {
+    /// Picks the target of one task; `key` is the task's routing key, if it has one.
+    fn route(&self, workers: &[WorkerView], key: Option<u64>) -> Target;
+}
+
+/// Scans `n` indices starting at `start` (wrapping) and returns the first `ok` one.
+fn scan_from(n: usize, start: usize, mut ok: impl FnMut(usize) -> bool) -> Option<usize> {
+    (0..n).map(|k| (start + k) % n).find(|&i| ok(i))
+}
+
+/// Exact rotation over the eligible workers.
+#[derive(Debug, Default)]
+pub struct RoundRobin {
+    next: AtomicUsize,
+}
+
+impl RoundRobin {
+    /// A rotation starting at the first worker.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl Routing for RoundRobin {
+    fn route(&self, workers: &[WorkerView], _key: Option<u64>) -> Target {
+        let n = workers.len();
+        if n == 0 {
+            return Target::Unavailable;
+        }
+        let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
+        match scan_from(n, start, |i| workers[i].can_take()) {
+            Some(i) => {
+                if i != start {
+                    // Skipped busy or dead workers: continue the rotation after the one picked.
+                    self.next.store(i + 1, Ordering::Relaxed);
+                }
+                Target::One(i)
+            }
+            None => Target::Unavailable,
+        }
+    }
+}
+
+/// Fewest tasks in flight; ties broken by rotation, so equal loads spread round-robin.
+#[derive(Debug, Default)]
+pub struct LeastBusy {
+    rotor: AtomicUsize,
+}
+
+impl LeastBusy {
+    /// A least-busy router.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl Routing for LeastBusy {
+    fn route(&self, workers: &[WorkerView], _key: Option<u64>) -> Target {
+        let n = workers.len();
+        if n == 0 {
+            return Target::Unavailable;
+        }
+        let start = self.rotor.fetch_add(1, Ordering::Relaxed) % n;
+        let mut best: Option<usize> = None;
+        for k in 0..n {
+            let i = (start + k) % n;
+            let w = &workers[i];
+            if !w.can_take() {
+                continue;
+            }
+            if best.is_none_or(|b| w.in_flight < workers[b].in_flight) {
+                best = Some(i);
+                if w.in_flight == 0 {
+                    break; // nothing beats idle
+                }
+            }
+        }
+        match best {
+            Some(i) => {
+                // Continue the rotation after the worker picked, so ties spread evenly.
+                self.rotor.store(i + 1, Ordering::Relaxed);
+                Target::One(i)
+            }
+            None => Target::Unavailable,
+        }
+    }
+}
+
+/// Smooth weighted round-robin (nginx's algorithm): in every Σw consecutive picks each worker is
+/// picked exactly its weight times, spread as evenly as possible (5,1,1 → a a b a c a a).
+/// Weights are read from the views at every pick, so they can change at run time; a worker
+/// with weight 0 is never picked. A restarted worker keeps its weight and its place in the cycle.
+#[derive(Debug, Default)]
+pub struct Weighted {
+    current: Mutex<Vec<i64>>,
+}
+
+impl Weighted {
+    /// A weighted router; the weights come from the workers' views.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl Routing for Weighted {
+    fn route(&self, workers: &[WorkerView], _key: Option<u64>) -> Target {
+        let mut current = self
+            .current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        current.resize(workers.len(), 0);
+        let mut total: i64 = 0;
+        let mut best: Option<usize> = None;
+        for (i, w) in workers.iter().enumerate() {
+            if !w.can_take() || w.weight == 0 {
+                continue;
+            }
+            current[i] += i64::from(w.weight);
+            total += i64::from(w.weight);
+            if best.is_none_or(|b| current[i] > current[b]) {
+                best = Some(i);
+            }
+        }
+        match best {
+            Some(b) => {
+                current[b] -= total;
+                Target::One(b)
+            }
+            None => Target::Unavailable,
+        }
+    }
+}
+
+/// Power of two choices: sample two distinct eligible workers, take the one with fewer tasks
+/// in flight (tie: the first sampled). Seedable for reproducible tests.
+#[derive(Debug)]
+pub struct PowerOfTwo {
+    rng: Mutex<fastrand::Rng>,
+}
+
+impl PowerOfTwo {
+    /// Randomly seeded.
+    pub fn new() -> Self {
+        PowerOfTwo {
+            rng: Mutex::new(fastrand::Rng::new()),
+        }
+    }
+
+    /// With a fixed seed: the same views give the same picks.
+    pub fn with_seed(seed: u64) -> Self {
+        PowerOfTwo {
+            rng: Mutex::new(fastrand::Rng::with_seed(seed)),
+        }
+    }
+}
+
+impl Default for PowerOfTwo {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Routing for PowerOfTwo {
+    fn route(&self, workers: &[WorkerView], _key: Option<u64>) -> Target {
+        let eligible: Vec<usize> = (0..workers.len())
+            .filter(|&i| workers[i].can_take())
+            .collect();
+        match eligible.len() {
+            0 => Target::Unavailable,
+            1 => Target::One(eligible[0]),
+            m => {
+                let mut rng = self
+                    .rng
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let a = rng.usize(0..m);
+                let mut b = rng.usize(0..m - 1);
+                if b >= a {
+                    b += 1;
+                }
+                let (a, b) = (eligible[a], eligible[b]);
+                Target::One(if workers[b].in_flight < workers[a].in_flight {
+                    b
+                } else {
+                    a
+                })
+            }
+        }
+    }
+}
+
+/// The same key goes to the same worker while the set of eligible workers is unchanged;
+/// when a worker leaves, only its keys move (rendezvous hashing). Tasks without a key rotate.
+#[derive(Debug, Default)]
+pub struct KeyHash {
+    fallback: RoundRobin,
+}
+
+impl KeyHash {
+    /// A key-hash router.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn score(key: u64, worker: usize) -> u64 {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (key, worker as u64).hash(&mut h);
+        h.finish()
+    }
+}
+
+impl Routing for KeyHash {
+    fn route(&self, workers: &[WorkerView], key: Option<u64>) -> Target {
+        let Some(key) = key else {
+            return self.fallback.route(workers, None);
+        };
+        (0..workers.len())
+            .filter(|&i| workers[i].can_take())
+            .max_by_key(|&i| Self::score(key, i))
+            .map_or(Target::Unavailable, Target::One)
+    }
+}
+
+/// Every task to every live worker.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Broadcast;
+
+impl Routing for Broadcast {
+    fn route(&self, workers: &[WorkerView], _key: Option<u64>) -> Target {
+        if workers.iter().any(|w| w.live) {
+            Target::All
+        } else {
+            Target::Unavailable
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn idle(n: usize) -> Vec<WorkerView> {
+        vec![WorkerView::IDLE; n]
+    }
+
+    fn picks(r: &dyn Routing, views: &[WorkerView], n: usize) -> Vec<usize> {
+        (0..n)
+            .map(|_| match r.route(views, None) {
+                Target::One(i) => i,
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn round_robin_is_an_exact_rotation() {
+        let r = RoundRobin::new();
+        let got = picks(&r, &idle(4), 12);
+        assert_eq!(got, vec![0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn round_robin_skips_dead_workers_evenly() {
+        let r = RoundRobin::new();
+        let mut views = idle(4);
+        views[1].live = false;
+        let got = picks(&r, &views, 9);
+        let count = |w| got.iter().filter(|&&i| i == w).count();
+        assert_eq!(
+            (count(0), count(1), count(2), count(3)),
+            (3, 0, 3, 3),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn nothing_eligible_is_unavailable() {
+        let mut views = idle(2);
+        views[0].live = false;
+        views[1].in_flight = 1;
+        views[1].limit = 1;
+        for r in [
+            &RoundRobin::new() as &dyn Routing,
+            &LeastBusy::new(),
+            &Weighted::new(),
+            &PowerOfTwo::with_seed(1),
+            &KeyHash::new(),
+        ] {
+            assert_eq!(r.route(&views, Some(7)), Target::Unavailable);
+            assert_eq!(r.route(&[], Some(7)), Target::Unavailable);
+        }
+        assert_eq!(Broadcast.route(&[], None), Target::Unavailable);
+    }
+
+    #[test]
+    fn least_busy_prefers_idle_and_rotates_ties() {
+        let r = LeastBusy::new();
+        let mut views = idle(3);
+        views[0].in_flight = 5; // busy with a long task
+        let got = picks(&r, &views, 4);
+        assert!(
+            !got.contains(&0),
+            "never queued behind the busy worker: {got:?}"
+        );
+        assert_eq!(got.iter().filter(|&&i| i == 1).count(), 2);
+        let got = picks(&r, &idle(3), 6);
+        let mut sorted = got.clone();
+        sorted.sort();
+        assert_eq!(
+            sorted,
+            vec![0, 0, 1, 1, 2, 2],
+            "ties spread evenly: {got:?}"
+        );
+    }
+
+    #[test]
+    fn least_busy_respects_the_concurrency_limit() {
+        let r = LeastBusy::new();
+        let mut views = idle(2);
+        for v in &mut views {
+            v.limit = 1;
+        }
+        views[0].in_flight = 1;
+        assert_eq!(r.route(&views, None), Target::One(1));
+        views[1].in_flight = 1;
+        assert_eq!(r.route(&views, None), Target::Unavailable);
+    }
+
+    fn weighted(ws: &[u32]) -> Vec<WorkerView> {
+        ws.iter()
+            .map(|&weight| WorkerView {
+                weight,
+                ..WorkerView::IDLE
+            })
+            .collect()
+    }
+
+    #[test]
+    fn weighted_follows_nginx_smooth_sequences() {
+        let name =
+            |v: Vec<usize>| -> String { v.iter().map(|&i| (b'a' + i as u8) as char).collect() };
+        for (ws, want) in [
+            (&[5, 1, 1][..], "aabacaa"),
+            (&[4, 2, 1][..], "abacaba"),
+            (&[3, 2][..], "ababa"),
+            (&[10, 1][..], "aaaaabaaaaa"),
+        ] {
+            let r = Weighted::new();
+            let views = weighted(ws);
+            let total: u32 = ws.iter().sum();
+            for cycle in 0..5 {
+                assert_eq!(
+                    name(picks(&r, &views, total as usize)),
+                    want,
+                    "{ws:?} cycle {cycle}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn weight_zero_is_never_picked_and_weights_change_at_run_time() {
+        let r = Weighted::new();
+        let mut views = weighted(&[1, 0, 1]);
+        let got = picks(&r, &views, 10);
+        assert!(!got.contains(&1));
+        views[1].weight = 2;
+        let got = picks(&r, &views, 400);
+        let count = |w| got.iter().filter(|&&i| i == w).count();
+        assert_eq!((count(0), count(1), count(2)), (100, 200, 100));
+        assert_eq!(r.route(&weighted(&[0, 0]), None), Target::Unavailable);
+    }
+
+    #[test]
+    fn power_of_two_is_seedable_and_prefers_the_less_loaded() {
+        let mut views = idle(8);
+        for (i, v) in views.iter_mut().enumerate() {
+            v.in_flight = i;
+        }
+        let a = PowerOfTwo::with_seed(9);
+        let b = PowerOfTwo::with_seed(9);
+        let pa = picks(&a, &views, 50);
+        assert_eq!(pa, picks(&b, &views, 50), "same seed, same picks");
+        assert!(
+            !pa.contains(&7),
+            "the most loaded worker always loses its pair"
+        );
+        assert_eq!(
+            PowerOfTwo::with_seed(1).route(&idle(1), None),
+            Target::One(0)
+        );
+    }
+
+    #[test]
+    fn key_hash_is_stable_and_moves_only_the_keys_of_a_removed_worker() {
+        let r = KeyHash::new();
+        let views = idle(5);
+        let before: Vec<Target> = (0..200).map(|k| r.route(&views, Some(k))).collect();
+        let again: Vec<Target> = (0..200).map(|k| r.route(&views, Some(k))).collect();
+        assert_eq!(before, again);
+        let mut fewer = views.clone();
+        fewer[2].live = false;
+        for k in 0..200u64 {
+            let now = r.route(&fewer, Some(k));
+            if before[k as usize] != Target::One(2) {
+                assert_eq!(now, before[k as usize], "key {k} moved");
+            } else {
+                assert_ne!(now, Target::One(2));
+            }
+        }
+        let used: std::collections::HashSet<_> = before.iter().collect();
+        assert_eq!(used.len(), 5, "keys spread over all workers");
+    }
+
+    #[test]
+    fn broadcast_targets_all() {
+        assert_eq!(Broadcast.route(&idle(3), None), Target::All);
+    }
+}
