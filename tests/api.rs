@@ -212,6 +212,28 @@ async fn typed_lookup_resolves_the_live_incarnation() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_child_that_has_ended_is_not_handed_out() {
+    let probes = Probes::new();
+    let sup = started(&probes, &["a"]).await;
+    // a exits and spends 10 s in post_stop: its exit is not reported to the supervisor yet.
+    tell(
+        &sup,
+        "a",
+        ProbeMsg::ExitSlowly(std::time::Duration::from_secs(10)),
+    )
+    .await;
+    probes.log.wait_for("cleaning a").await;
+    assert_eq!(
+        bounded(sup.child("a")).await,
+        Err(SupervisorError::NotRunning(id("a")))
+    );
+    // Once the exit is handled, the next incarnation is found.
+    probes.log.wait_len(4).await;
+    assert_eq!(ping(&sup, "a").await, 2);
+    sup.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn any_ractor_actor_can_be_a_child() {
     let sup = Supervisor::builder()
         .child(ChildSpec::from_actor("other", Other, ()))

@@ -215,3 +215,39 @@ async fn a_failing_restart_is_retried_with_backoff() {
     );
     sup.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_nested_dynamic_supervisor_is_reachable_by_its_id() {
+    let probes = Probes::new();
+    let sessions = DynamicSupervisor::builder(probes.template())
+        .into_child_spec("sessions")
+        .registered_name("dynamic-test-sessions");
+    let root = Supervisor::builder()
+        .child(probes.spec("a"))
+        .child(sessions)
+        .spawn()
+        .await
+        .unwrap();
+    let sessions = bounded(root.child_dynamic::<String>("sessions"))
+        .await
+        .unwrap();
+    let named = ractor::registry::where_is("dynamic-test-sessions").expect("registered");
+    assert_eq!(named.get_id(), sessions.get_cell().get_id());
+    bounded(sessions.start_child("s1".into())).await.unwrap();
+    let which = bounded(sessions.which_children()).await.unwrap();
+    assert_eq!(which[0].id, "#1");
+    // The wrong argument type, or a child that is not a dynamic supervisor: WrongType.
+    assert!(matches!(
+        bounded(root.child_dynamic::<u64>("sessions")).await,
+        Err(SupervisorError::WrongType { .. })
+    ));
+    assert!(matches!(
+        bounded(root.child_dynamic::<String>("a")).await,
+        Err(SupervisorError::WrongType { .. })
+    ));
+    root.stop().await;
+    assert_eq!(
+        probes.log.snapshot(),
+        s(&["start a", "start s1", "stop s1", "stop a"])
+    );
+}

@@ -29,7 +29,9 @@ use super::event::{EventStream, StopCause, Subscribers, SupervisorEvent};
 use super::intensity::{IntensityDecision, RestartIntensity};
 use super::lifecycle::{self, Started};
 use super::spec::SupervisorFlags;
-use super::spec::{validate_children, AutoShutdown, ChildContext, ChildId, ChildSpec, Restart};
+use super::spec::{
+    validate_children, AutoShutdown, ChildContext, ChildId, ChildSpec, Restart, Strategy,
+};
 use super::strategy::{exit_action, restart_plan, ExitAction};
 use crate::error::{IntensityExceeded, StartError, SupervisorError};
 use crate::exit::{ExitReason, SHUTDOWN_REASON};
@@ -403,6 +405,9 @@ impl SupervisorState {
     /// Stops (reverse start order) the running siblings that a restart of `id` touches and
     /// deletes the temporary ones.
     async fn stop_bystanders(&mut self, id: &ChildId) {
+        if self.flags.strategy == Strategy::OneForOne {
+            return; // one-for-one has no bystanders
+        }
         let Some(i) = self.children.index_of(id) else {
             return;
         };
@@ -503,6 +508,12 @@ impl SupervisorState {
                 let result = match self.children.index_of(&id).map(|i| self.children.get(i)) {
                     None => Err(SupervisorError::NotFound(id)),
                     Some(slot) => match &slot.state {
+                        // Ended, exit not handled yet: not the live incarnation any more.
+                        SlotState::Running(cell)
+                            if cell.get_status() >= ractor::ActorStatus::Stopping =>
+                        {
+                            Err(SupervisorError::NotRunning(id))
+                        }
                         SlotState::Running(cell) => Ok(cell.clone()),
                         SlotState::Restarting { .. } => Err(SupervisorError::Restarting(id)),
                         SlotState::NotRunning => Err(SupervisorError::NotRunning(id)),

@@ -281,6 +281,9 @@ impl<Args: Clone + Send + Sync + 'static> DynamicSupervisorBuilder<Args> {
             if builder.label.is_none() {
                 builder.label = Some(ctx.id().to_string());
             }
+            if let Some(name) = ctx.name() {
+                builder.registered_name = Some(name.to_string());
+            }
             async move {
                 let sup = builder.spawn_linked(ctx.supervisor().clone()).await?;
                 Ok(ChildStart::Started(sup.get_cell()))
@@ -347,6 +350,9 @@ enum DynRequest<Args> {
 /// One dynamic child as `which_children` reports it.
 #[derive(Debug, Clone)]
 pub struct DynamicChildInfo {
+    /// The child's id in this supervisor's events (`#1`, `#2`, ... in start order); stable
+    /// across its restarts.
+    pub id: ChildId,
     /// The live incarnation's cell, or `None` while it waits for a restart.
     pub cell: Option<ActorCell>,
     /// Start attempts so far.
@@ -444,8 +450,9 @@ impl<Args: Clone + Send + Sync + 'static> Actor for DynActor<Args> {
             DynRequest::WhichChildren(reply) => {
                 let infos = state
                     .slots
-                    .values()
-                    .map(|s| DynamicChildInfo {
+                    .iter()
+                    .map(|(&key, s)| DynamicChildInfo {
+                        id: child_id(key),
                         cell: match &s.state {
                             DynSlotState::Running(c) => Some(c.clone()),
                             DynSlotState::Restarting { .. } => None,
@@ -766,6 +773,16 @@ impl<Args> fmt::Debug for DynamicSupervisorRef<Args> {
 }
 
 impl<Args: Clone + Send + Sync + 'static> DynamicSupervisorRef<Args> {
+    /// Wraps a cell if it is a dynamic supervisor whose children take `Args` (e.g. one nested
+    /// in a tree: see [`SupervisorRef::child_dynamic`](super::SupervisorRef::child_dynamic)).
+    pub fn from_cell(cell: ActorCell) -> Option<Self> {
+        if cell.is_message_type_of::<DynamicSupervisorMsg<Args>>() == Some(true) {
+            Some(DynamicSupervisorRef { actor: cell.into() })
+        } else {
+            None
+        }
+    }
+
     /// The supervisor's actor cell.
     pub fn get_cell(&self) -> ActorCell {
         self.actor.get_cell()

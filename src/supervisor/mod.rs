@@ -311,7 +311,9 @@ impl SupervisorRef {
         self.request(Request::CountChildren).await
     }
 
-    /// The cell of a child's live incarnation (looked up at each call, so never stale).
+    /// The cell of a child's live incarnation, looked up at each call. A child that has just
+    /// ended, before the supervisor has handled its exit, is reported `NotRunning` (not its
+    /// dead cell); ask again to get the next incarnation.
     pub async fn child(&self, id: impl Into<ChildId>) -> Result<ActorCell, SupervisorError> {
         let id = id.into();
         self.request(|r| Request::LookupChild(id, r)).await?
@@ -341,6 +343,19 @@ impl SupervisorRef {
     ) -> Result<SupervisorRef, SupervisorError> {
         let actor = self.child_ref::<SupervisorMsg>(id).await?;
         Ok(SupervisorRef { actor })
+    }
+
+    /// The handle of a nested dynamic supervisor child whose children take `Args`.
+    pub async fn child_dynamic<Args: Clone + Send + Sync + 'static>(
+        &self,
+        id: impl Into<ChildId>,
+    ) -> Result<DynamicSupervisorRef<Args>, SupervisorError> {
+        let id = id.into();
+        let cell = self.child(id.clone()).await?;
+        DynamicSupervisorRef::from_cell(cell).ok_or(SupervisorError::WrongType {
+            id,
+            expected: std::any::type_name::<DynamicSupervisorMsg<Args>>(),
+        })
     }
 
     /// Subscribes to the supervisor's events from now on.

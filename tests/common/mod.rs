@@ -46,6 +46,8 @@ pub enum ProbeMsg {
     Hang(Duration),
     /// Make `post_stop` take this long.
     SlowCleanup(Duration),
+    /// Exit normally, then spend this long in `post_stop`, logging `cleaning <id>` first.
+    ExitSlowly(Duration),
     /// Answer with this incarnation's generation.
     Ping(RpcReplyPort<u64>),
 }
@@ -192,6 +194,7 @@ pub struct Probe {
 pub struct ProbeState {
     generation: u64,
     cleanup: Duration,
+    announce_cleanup: bool,
 }
 
 impl Actor for Probe {
@@ -220,6 +223,7 @@ impl Actor for Probe {
         Ok(ProbeState {
             generation,
             cleanup: Duration::ZERO,
+            announce_cleanup: false,
         })
     }
 
@@ -248,6 +252,12 @@ impl Actor for Probe {
             }
             ProbeMsg::Hang(d) => tokio::time::sleep(d).await,
             ProbeMsg::SlowCleanup(d) => state.cleanup = d,
+            ProbeMsg::ExitSlowly(d) => {
+                state.cleanup = d;
+                state.announce_cleanup = true;
+                self.log.push(format!("exit {}", self.id));
+                myself.stop(None);
+            }
             ProbeMsg::Ping(reply) => {
                 let _ = reply.send(state.generation);
             }
@@ -260,6 +270,9 @@ impl Actor for Probe {
         _myself: ActorRef<ProbeMsg>,
         state: &mut ProbeState,
     ) -> Result<(), ActorProcessingErr> {
+        if state.announce_cleanup {
+            self.log.push(format!("cleaning {}", self.id));
+        }
         if !state.cleanup.is_zero() {
             tokio::time::sleep(state.cleanup).await;
         }
