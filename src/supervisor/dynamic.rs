@@ -26,7 +26,6 @@ use super::backoff::{Backoff, BackoffState};
 use super::event::{EventStream, StopCause, Subscribers, SupervisorEvent};
 use super::intensity::{IntensityDecision, RestartIntensity};
 use super::lifecycle::{self, Started};
-use super::spec::DEFAULT_WORKER_SHUTDOWN;
 use super::spec::{ChildContext, ChildId, ChildKind, ChildStart, Restart, Shutdown, StartResult};
 use super::strategy::{exit_action, ExitAction};
 use crate::error::{IntensityExceeded, SpecError, StartError, SupervisorError};
@@ -130,10 +129,7 @@ impl<Args: Clone + Send + Sync + 'static> ChildTemplate<Args> {
 
 impl<Args> ChildTemplate<Args> {
     fn shutdown_policy(&self) -> Shutdown {
-        self.shutdown.unwrap_or(match self.kind {
-            ChildKind::Worker => DEFAULT_WORKER_SHUTDOWN,
-            ChildKind::Supervisor => Shutdown::Infinity,
-        })
+        self.shutdown.unwrap_or(self.kind.default_shutdown())
     }
 }
 
@@ -833,14 +829,7 @@ impl<Args: Clone + Send + Sync + 'static> DynamicSupervisorRef<Args> {
 
     /// Stops every child in parallel, then the supervisor; returns once it has ended.
     pub async fn stop(&self) {
-        let cell = self.actor.get_cell();
-        if cell
-            .stop_and_wait(Some(crate::exit::SHUTDOWN_REASON.to_string()), None)
-            .await
-            .is_err()
-        {
-            let _ = cell.wait(None).await;
-        }
+        lifecycle::stop_supervisor(&self.actor.get_cell()).await;
     }
 
     /// Waits until the supervisor has ended.

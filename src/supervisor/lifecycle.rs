@@ -60,6 +60,12 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
+/// Stops a supervisor actor (its `post_stop` stops its children in order) and returns once it
+/// has ended; a supervisor that has already ended returns at once.
+pub(crate) async fn stop_supervisor(cell: &ActorCell) {
+    stop_child(cell, Shutdown::Infinity).await;
+}
+
 /// Stops `cell` by its shutdown policy and returns once its actor has ended.
 pub(crate) async fn stop_child(cell: &ActorCell, shutdown: Shutdown) -> StopOutcome {
     match shutdown {

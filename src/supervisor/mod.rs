@@ -367,14 +367,7 @@ impl SupervisorRef {
     /// policy, then the supervisor itself (exit reason `"shutdown"`). Returns once it has
     /// ended; stopping a stopped supervisor returns at once.
     pub async fn stop(&self) {
-        let cell = self.actor.get_cell();
-        if cell
-            .stop_and_wait(Some(crate::exit::SHUTDOWN_REASON.to_string()), None)
-            .await
-            .is_err()
-        {
-            let _ = cell.wait(None).await;
-        }
+        lifecycle::stop_supervisor(&self.actor.get_cell()).await;
     }
 
     /// Waits until the supervisor has ended (stopped, auto-shut-down or gave up).

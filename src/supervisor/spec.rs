@@ -112,6 +112,16 @@ pub enum ChildKind {
     Supervisor,
 }
 
+impl ChildKind {
+    /// The shutdown a child of this kind gets unless its spec sets one (OTP's defaults).
+    pub fn default_shutdown(self) -> Shutdown {
+        match self {
+            ChildKind::Worker => DEFAULT_WORKER_SHUTDOWN,
+            ChildKind::Supervisor => Shutdown::Infinity,
+        }
+    }
+}
+
 /// Which children are restarted when one of them must be restarted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Strategy {
@@ -383,10 +393,7 @@ impl ChildSpec {
 
     /// The shutdown in force: the one set, or the default for the child's kind.
     pub fn shutdown_policy(&self) -> Shutdown {
-        self.shutdown.unwrap_or(match self.kind {
-            ChildKind::Worker => DEFAULT_WORKER_SHUTDOWN,
-            ChildKind::Supervisor => Shutdown::Infinity,
-        })
+        self.shutdown.unwrap_or(self.kind.default_shutdown())
     }
 
     /// Checks this spec against the supervisor's auto-shutdown setting (OTP's `bad_combination`).
