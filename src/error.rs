@@ -35,6 +35,9 @@ pub enum SpecError {
     /// A pool resizer whose settings cannot work.
     #[error("invalid resizer: {0}")]
     InvalidResizer(String),
+    /// A pool setting that cannot work.
+    #[error("invalid pool configuration: {0}")]
+    InvalidPool(String),
     /// `max_children` of a dynamic supervisor set to zero.
     #[error("max_children must be at least 1 (or unset for no limit)")]
     ZeroMaxChildren,

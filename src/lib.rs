@@ -86,6 +86,7 @@ pub mod error;
 pub mod exit;
 pub mod pool;
 pub mod supervisor;
+pub mod worker;
 
 /// The names most programs need: `use ractor_otp::prelude::*;`.
 pub mod prelude {

@@ -1,17 +1,634 @@
 //! Pools: a router in front of supervised workers (DESIGN §3).
 //!
-//! This layer is being built (issue 3). What exists so far is the pure part:
+//! ```
+//! use ractor_otp::pool::{Pool, RoundRobin};
+//! use ractor_otp::worker::Worker;
+//!
+//! struct Doubler;
+//! impl Worker for Doubler {
+//!     type Task = u64;
+//!     type Output = u64;
+//!     type Error = String;
+//!     async fn handle(&mut self, n: u64) -> Result<u64, String> {
+//!         Ok(n * 2)
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let pool = Pool::builder(|_index| Doubler)
+//!     .size(4)
+//!     .routing(RoundRobin::new())
+//!     .spawn()
+//!     .await?;
+//! assert_eq!(pool.submit(21).await?, 42);
+//! pool.stop().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Where things live:
 //! * `strategy`: routing strategies ([`RoundRobin`], [`LeastBusy`], [`Weighted`],
-//!   [`PowerOfTwo`], [`KeyHash`], [`Broadcast`]) and the [`Routing`] trait for custom ones;
-//! * `queue`: the bounded priority [`TaskQueue`] and its [`Overflow`] policies;
-//! * `resizer`: Akka's default [`Resizer`] as a pure function.
+//!   [`PowerOfTwo`], [`KeyHash`]) and the [`Routing`] trait for custom ones (pure);
+//! * `queue`: the bounded priority [`TaskQueue`] and its [`Overflow`] policies (pure);
+//! * `resizer`: Akka's default [`Resizer`] as a pure function;
+//! * `shared`: the state handles and workers share, and the caller-side dispatch algorithm;
+//! * `worker_actor`: the actor that runs one worker incarnation;
+//! * `control`: the control actor that owns the workers' supervisor (resize, drain, escalation);
+//! * this file: [`Pool`] builder, [`PoolRef`] handle, [`TaskError`], [`PoolStats`].
+//!
+//! A task crosses one mailbox: it is routed on the caller's side and sent to the worker. Worker
+//! crashes are handled by the supervision core: the pool's workers are the children of a
+//! one-for-one [`Supervisor`](crate::supervisor::Supervisor) with the pool's intensity and
+//! backoff; a crash loop makes it give up, and the pool fails with it.
 
+mod control;
 mod queue;
 mod resizer;
+mod shared;
 mod strategy;
+mod worker_actor;
 
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorCell, ActorRef};
+use thiserror::Error;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+pub use self::control::PoolMsg;
 pub use self::queue::{Overflow, Priority, Push, TaskQueue};
 pub use self::resizer::Resizer;
 pub use self::strategy::{
-    Broadcast, KeyHash, LeastBusy, PowerOfTwo, RoundRobin, Routing, Target, Weighted, WorkerView,
+    KeyHash, LeastBusy, PowerOfTwo, RoundRobin, Routing, Target, Weighted, WorkerView,
 };
+
+use self::control::{Control, PoolActor, PoolArgs};
+use self::shared::{read, Envelope, Shared};
+use self::worker_actor::Factory;
+use crate::error::{StartError, SupervisorError};
+use crate::supervisor::{Backoff, ChildContext, ChildId, ChildKind, ChildSpec, ChildStart};
+use crate::worker::Worker;
+
+/// What happened to a task that did not produce an output.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum TaskError<E> {
+    /// The worker ran the task and returned this error (the worker keeps running).
+    #[error("the worker returned an error: {0}")]
+    Failed(E),
+    /// The worker crashed (panicked, was killed, or overran its timeout by more than the grace
+    /// period) with this task running or waiting in its mailbox; it is being restarted.
+    #[error("the worker crashed while it held the task; it is being restarted")]
+    Crashed,
+    /// The task did not finish within its timeout.
+    #[error("the task did not finish within its timeout")]
+    TimedOut,
+    /// The queue was full (overflow policy `Reject`, or `try_submit`).
+    #[error("the pool's queue is full; retry later, or raise its capacity")]
+    QueueFull,
+    /// The task was dropped from the full queue to make room (overflow policy `DropOldest`).
+    #[error("the task was dropped from the full queue to make room for a newer one")]
+    Dropped,
+    /// The pool is draining or stopped and takes no new task (or stopped before running it).
+    #[error("the pool is draining or stopped")]
+    Stopped,
+    /// No worker is running (all are restarting) and the pool is set to fail fast.
+    #[error("no worker is running and the pool fails fast instead of queueing")]
+    NoWorker,
+}
+
+/// An error of a pool management call.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum PoolError {
+    /// A pool needs at least one worker.
+    #[error("a pool needs at least one worker")]
+    ZeroSize,
+    /// No worker with this index.
+    #[error("the pool has no worker {0}")]
+    NoSuchWorker(usize),
+    /// The pool has stopped.
+    #[error("the pool has stopped")]
+    Stopped,
+    /// The workers' supervisor refused a change.
+    #[error("the workers' supervisor refused: {0}")]
+    Workers(SupervisorError),
+}
+
+/// Per-task options: priority, timeout, routing key.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TaskOptions {
+    priority: Priority,
+    timeout: Option<Duration>,
+    key: Option<u64>,
+}
+
+impl TaskOptions {
+    /// Normal priority, the pool's default timeout, no key.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the priority the task waits in the queue with.
+    pub fn priority(mut self, priority: Priority) -> Self {
+        self.priority = priority;
+        self
+    }
+
+    /// Sets the task's timeout (instead of the pool's default).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Sets the routing key ([`KeyHash`] sends equal keys to the same worker).
+    pub fn key(mut self, key: u64) -> Self {
+        self.key = Some(key);
+        self
+    }
+}
+
+/// A snapshot of a pool's counters.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PoolStats {
+    /// Tasks waiting in the queue.
+    pub queued: usize,
+    /// Tasks dispatched to workers and not finished.
+    pub in_flight: usize,
+    /// Tasks accepted by `submit`, `cast`, `try_submit`.
+    pub submitted: u64,
+    /// Tasks the workers finished with an output.
+    pub completed: u64,
+    /// Tasks the workers finished with an error.
+    pub failed: u64,
+    /// Tasks whose worker crashed while holding them (seen by waiting callers).
+    pub crashed: u64,
+    /// Tasks whose callers gave up waiting.
+    pub timed_out: u64,
+    /// Tasks refused (full queue, stopped pool, no worker).
+    pub rejected: u64,
+    /// Tasks dropped from a full queue.
+    pub dropped: u64,
+    /// Worker restarts.
+    pub restarts: u64,
+    /// Each worker, by index.
+    pub workers: Vec<WorkerStats>,
+}
+
+/// One worker's counters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerStats {
+    /// Its index.
+    pub index: usize,
+    /// Whether an incarnation is running.
+    pub live: bool,
+    /// Tasks in flight on it.
+    pub in_flight: usize,
+    /// Its routing weight.
+    pub weight: u32,
+    /// Tasks it finished with an output.
+    pub completed: u64,
+    /// Tasks it finished with an error.
+    pub failed: u64,
+    /// Mean time a finished task took on it.
+    pub mean_latency: Duration,
+}
+
+/// Entry point: `Pool::builder(factory)`; `factory(index)` makes a worker for each incarnation.
+#[derive(Debug, Clone, Copy)]
+pub struct Pool;
+
+impl Pool {
+    /// A builder for a pool whose workers `factory` makes (called for every incarnation, with
+    /// the worker's index).
+    pub fn builder<W, F>(factory: F) -> PoolBuilder<W>
+    where
+        W: Worker,
+        F: Fn(usize) -> W + Send + Sync + 'static,
+    {
+        PoolBuilder {
+            factory: Arc::new(factory),
+            size: std::thread::available_parallelism().map_or(4, |n| n.get()),
+            weights: Vec::new(),
+            routing: Arc::new(RoundRobin::new()),
+            capacity: 10_000,
+            overflow: Overflow::Wait,
+            limit: 1,
+            timeout: None,
+            grace: Duration::from_secs(1),
+            intensity: 3,
+            period: Duration::from_secs(5),
+            backoff: None,
+            fail_fast_without_workers: false,
+            label: "pool".to_string(),
+        }
+    }
+}
+
+/// Configures and spawns a pool.
+pub struct PoolBuilder<W: Worker> {
+    factory: Factory<W>,
+    size: usize,
+    weights: Vec<u32>,
+    routing: Arc<dyn Routing>,
+    capacity: usize,
+    overflow: Overflow,
+    limit: usize,
+    timeout: Option<Duration>,
+    grace: Duration,
+    intensity: u32,
+    period: Duration,
+    backoff: Option<Backoff>,
+    fail_fast_without_workers: bool,
+    label: String,
+}
+
+impl<W: Worker> Clone for PoolBuilder<W> {
+    fn clone(&self) -> Self {
+        PoolBuilder {
+            factory: self.factory.clone(),
+            size: self.size,
+            weights: self.weights.clone(),
+            routing: self.routing.clone(),
+            capacity: self.capacity,
+            overflow: self.overflow,
+            limit: self.limit,
+            timeout: self.timeout,
+            grace: self.grace,
+            intensity: self.intensity,
+            period: self.period,
+            backoff: self.backoff.clone(),
+            fail_fast_without_workers: self.fail_fast_without_workers,
+            label: self.label.clone(),
+        }
+    }
+}
+
+impl<W: Worker> PoolBuilder<W> {
+    /// Number of workers (default: the number of CPUs).
+    pub fn size(mut self, size: usize) -> Self {
+        self.size = size;
+        self
+    }
+
+    /// Initial weights for [`Weighted`] routing, by worker index (missing ones: 1).
+    pub fn weights(mut self, weights: impl IntoIterator<Item = u32>) -> Self {
+        self.weights = weights.into_iter().collect();
+        self
+    }
+
+    /// The routing strategy (default [`RoundRobin`]).
+    pub fn routing(mut self, routing: impl Routing) -> Self {
+        self.routing = Arc::new(routing);
+        self
+    }
+
+    /// Queue capacity (default 10 000) and what a full queue does (default: submitters wait).
+    pub fn queue(mut self, capacity: usize, overflow: Overflow) -> Self {
+        self.capacity = capacity;
+        self.overflow = overflow;
+        self
+    }
+
+    /// At most this many tasks in flight per worker (default 1: a task waits in the pool's
+    /// queue, not behind a busy worker).
+    pub fn worker_concurrency(mut self, limit: usize) -> Self {
+        self.limit = limit;
+        self
+    }
+
+    /// Default task timeout (default none). A worker still running a task `grace` after its
+    /// timeout is restarted (default grace 1 s).
+    pub fn task_timeout(mut self, timeout: Duration, grace: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self.grace = grace;
+        self
+    }
+
+    /// Worker restart limit: at most `intensity` restarts within `period` (default 3 in 5 s);
+    /// past it the pool gives up and fails.
+    pub fn restart_intensity(mut self, intensity: u32, period: Duration) -> Self {
+        self.intensity = intensity;
+        self.period = period;
+        self
+    }
+
+    /// Delays worker restarts by a backoff policy.
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = Some(backoff);
+        self
+    }
+
+    /// With no worker running (all restarting), fail tasks with [`TaskError::NoWorker`]
+    /// instead of queueing them (default: queue).
+    pub fn fail_fast_without_workers(mut self, fail_fast: bool) -> Self {
+        self.fail_fast_without_workers = fail_fast;
+        self
+    }
+
+    /// A name for logs and the workers' supervisor.
+    pub fn label(mut self, label: impl Into<String>) -> Self {
+        self.label = label.into();
+        self
+    }
+
+    fn validate(&self) -> Result<(), StartError> {
+        use crate::error::SpecError;
+        let bad = |reason: &str| {
+            Err(StartError::InvalidSpec(SpecError::InvalidPool(
+                reason.into(),
+            )))
+        };
+        if self.size == 0 {
+            return bad("size must be at least 1");
+        }
+        if self.capacity == 0 {
+            return bad("queue capacity must be at least 1");
+        }
+        if self.limit == 0 {
+            return bad("worker concurrency must be at least 1");
+        }
+        if self.period.is_zero() {
+            return Err(StartError::InvalidSpec(SpecError::ZeroPeriod));
+        }
+        Ok(())
+    }
+
+    fn args(self) -> PoolArgs<W> {
+        let shared = Shared::new(
+            self.size,
+            &self.weights,
+            self.routing,
+            self.capacity,
+            self.overflow,
+            self.limit,
+            self.timeout,
+            self.grace,
+            self.fail_fast_without_workers,
+        );
+        PoolArgs {
+            shared: Arc::new(shared),
+            factory: self.factory,
+            intensity: self.intensity,
+            period: self.period,
+            backoff: self.backoff,
+            label: self.label,
+        }
+    }
+
+    /// Spawns the pool and its workers; returns once every worker has started.
+    pub async fn spawn(self) -> Result<PoolRef<W>, StartError> {
+        self.spawn_inner(None).await
+    }
+
+    /// Spawns the pool linked to `parent`, which sees it fail when its workers' restarts exceed
+    /// the intensity limit.
+    pub async fn spawn_linked(self, parent: ActorCell) -> Result<PoolRef<W>, StartError> {
+        self.spawn_inner(Some(parent)).await
+    }
+
+    /// Turns the pool into a child spec (kind `Supervisor`), so it lives in a supervision tree.
+    /// Find it again with [`PoolRef::from_cell`].
+    pub fn into_child_spec(self, id: impl Into<ChildId>) -> ChildSpec {
+        ChildSpec::new(id, move |ctx: ChildContext| {
+            let builder = self.clone();
+            async move {
+                let pool = builder.spawn_linked(ctx.supervisor().clone()).await?;
+                Ok(ChildStart::Started(pool.get_cell()))
+            }
+        })
+        .kind(ChildKind::Supervisor)
+    }
+
+    async fn spawn_inner(self, parent: Option<ActorCell>) -> Result<PoolRef<W>, StartError> {
+        self.validate()?;
+        let args = self.args();
+        let shared = args.shared.clone();
+        let spawned = match parent {
+            None => Actor::spawn(None, PoolActor::<W>::new(), args).await,
+            Some(p) => Actor::spawn_linked(None, PoolActor::<W>::new(), args, p).await,
+        };
+        match spawned {
+            Ok((control, _)) => Ok(PoolRef { shared, control }),
+            Err(err) => Err(crate::supervisor::start_error(err)),
+        }
+    }
+}
+
+/// A handle to a pool: cheap to clone; tasks go from here straight to a worker.
+pub struct PoolRef<W: Worker> {
+    pub(crate) shared: Arc<Shared<W>>,
+    pub(crate) control: ActorRef<PoolMsg<W>>,
+}
+
+impl<W: Worker> Clone for PoolRef<W> {
+    fn clone(&self) -> Self {
+        PoolRef {
+            shared: self.shared.clone(),
+            control: self.control.clone(),
+        }
+    }
+}
+
+impl<W: Worker> std::fmt::Debug for PoolRef<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PoolRef")
+            .field("control", &self.control.get_id())
+            .finish()
+    }
+}
+
+impl<W: Worker> PoolRef<W> {
+    /// The handle of a pool found in a supervision tree (e.g. `sup.child("pool")`), or `None`
+    /// if the cell is not a pool of `W` (or has stopped).
+    pub async fn from_cell(cell: ActorCell) -> Option<PoolRef<W>> {
+        if cell.is_message_type_of::<PoolMsg<W>>() != Some(true) {
+            return None;
+        }
+        let control: ActorRef<PoolMsg<W>> = cell.into();
+        match control.call(|r| PoolMsg(Control::Handle(r)), None).await {
+            Ok(ractor::rpc::CallResult::Success(pool)) => Some(pool),
+            _ => None,
+        }
+    }
+
+    /// The control actor's cell (link to it, or use it as a child).
+    pub fn get_cell(&self) -> ActorCell {
+        self.control.get_cell()
+    }
+
+    fn envelope(
+        &self,
+        task: W::Task,
+        options: TaskOptions,
+        reply: Option<oneshot::Sender<shared::Answer<W>>>,
+    ) -> (Envelope<W>, Option<Duration>) {
+        let timeout = options.timeout.or(self.shared.default_timeout);
+        let now = Instant::now();
+        let env = Envelope {
+            task,
+            reply: shared::Reply::new(reply, self.shared.clone()),
+            deadline: timeout.map(|t| now + t),
+            priority: options.priority,
+            key: options.key,
+        };
+        (env, timeout)
+    }
+
+    async fn run(
+        &self,
+        task: W::Task,
+        options: TaskOptions,
+        wait: bool,
+    ) -> Result<W::Output, TaskError<W::Error>> {
+        let (tx, rx) = oneshot::channel();
+        let (env, timeout) = self.envelope(task, options, Some(tx));
+        self.shared.dispatch(env, wait).await?;
+        self.shared
+            .counters
+            .submitted
+            .fetch_add(1, Ordering::Relaxed);
+        let answer = match timeout {
+            Some(t) => match tokio::time::timeout(t, rx).await {
+                Ok(answer) => answer,
+                Err(_) => {
+                    self.shared
+                        .counters
+                        .timed_out
+                        .fetch_add(1, Ordering::Relaxed);
+                    return Err(TaskError::TimedOut);
+                }
+            },
+            None => rx.await,
+        };
+        // Every reply answers, even when dropped (see `shared::Reply`); a channel closed
+        // without an answer can only mean the worker's task was torn down with it.
+        answer.unwrap_or(Err(TaskError::Crashed))
+    }
+
+    /// Runs a task and returns its output. Waits for queue space under [`Overflow::Wait`].
+    pub async fn submit(&self, task: W::Task) -> Result<W::Output, TaskError<W::Error>> {
+        self.run(task, TaskOptions::default(), true).await
+    }
+
+    /// Runs a task with options (priority, timeout, routing key).
+    pub async fn submit_with(
+        &self,
+        task: W::Task,
+        options: TaskOptions,
+    ) -> Result<W::Output, TaskError<W::Error>> {
+        self.run(task, options, true).await
+    }
+
+    /// Like [`submit`](Self::submit), but a full queue rejects the task at once
+    /// ([`TaskError::QueueFull`]) instead of waiting for space.
+    pub async fn try_submit(&self, task: W::Task) -> Result<W::Output, TaskError<W::Error>> {
+        self.run(task, TaskOptions::default(), false).await
+    }
+
+    /// Hands a task over without waiting for its output (it is still counted). Returns once
+    /// the task is with a worker or queued; waits for queue space under [`Overflow::Wait`].
+    pub async fn cast(&self, task: W::Task) -> Result<(), TaskError<W::Error>> {
+        self.cast_with(task, TaskOptions::default()).await
+    }
+
+    /// [`cast`](Self::cast) with options.
+    pub async fn cast_with(
+        &self,
+        task: W::Task,
+        options: TaskOptions,
+    ) -> Result<(), TaskError<W::Error>> {
+        let (env, _) = self.envelope(task, options, None);
+        self.shared.dispatch(env, true).await?;
+        self.shared
+            .counters
+            .submitted
+            .fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Sets a worker's weight for [`Weighted`] routing (0: it gets no task).
+    pub fn set_weight(&self, index: usize, weight: u32) -> Result<(), PoolError> {
+        let slot = self
+            .shared
+            .slot(index)
+            .ok_or(PoolError::NoSuchWorker(index))?;
+        slot.weight.store(weight, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// A snapshot of the counters (read without a round trip).
+    pub fn stats(&self) -> PoolStats {
+        let c = &self.shared.counters;
+        let workers: Vec<WorkerStats> = read(&self.shared.slots)
+            .iter()
+            .map(|s| {
+                let completed = s.completed.load(Ordering::Relaxed);
+                let failed = s.failed.load(Ordering::Relaxed);
+                let busy = s.busy_nanos.load(Ordering::Relaxed);
+                let finished = completed + failed;
+                WorkerStats {
+                    index: s.index,
+                    live: s
+                        .incarnation()
+                        .is_some_and(|i| i.actor.get_status() < ractor::ActorStatus::Stopping),
+                    in_flight: s.in_flight(),
+                    weight: s.weight.load(Ordering::Relaxed),
+                    completed,
+                    failed,
+                    mean_latency: Duration::from_nanos(busy.checked_div(finished).unwrap_or(0)),
+                }
+            })
+            .collect();
+        PoolStats {
+            queued: self.shared.queued(),
+            in_flight: workers.iter().map(|w| w.in_flight).sum(),
+            submitted: c.submitted.load(Ordering::Relaxed),
+            completed: c.completed.load(Ordering::Relaxed),
+            failed: c.failed.load(Ordering::Relaxed),
+            crashed: c.crashed.load(Ordering::Relaxed),
+            timed_out: c.timed_out.load(Ordering::Relaxed),
+            rejected: c.rejected.load(Ordering::Relaxed),
+            dropped: c.dropped.load(Ordering::Relaxed),
+            restarts: c.restarts.load(Ordering::Relaxed),
+            workers,
+        }
+    }
+
+    async fn control<T: Send + 'static>(
+        &self,
+        make: impl FnOnce(ractor::RpcReplyPort<T>) -> Control<W>,
+    ) -> Result<T, PoolError> {
+        match self.control.call(|r| PoolMsg(make(r)), None).await {
+            Ok(ractor::rpc::CallResult::Success(value)) => Ok(value),
+            _ => Err(PoolError::Stopped),
+        }
+    }
+
+    /// Grows or shrinks the pool to `size` workers. Shrinking removes the highest indices after
+    /// their accepted tasks have finished; no accepted task is lost.
+    pub async fn resize(&self, size: usize) -> Result<(), PoolError> {
+        self.control(|r| Control::Resize(size, r)).await?
+    }
+
+    /// Stops taking tasks, lets queued and in-flight tasks finish (up to `timeout`), then stops
+    /// the pool. Returns whether everything finished in time (tasks still queued then fail with
+    /// [`TaskError::Stopped`]).
+    pub async fn drain(&self, timeout: Duration) -> Result<bool, PoolError> {
+        let drained = self.control(|r| Control::Drain(timeout, r)).await?;
+        self.wait().await;
+        Ok(drained)
+    }
+
+    /// Stops the pool now: queued tasks fail with [`TaskError::Stopped`], workers stop in order
+    /// after their current task.
+    pub async fn stop(&self) {
+        crate::supervisor::stop_actor(&self.control.get_cell()).await;
+    }
+
+    /// Waits until the pool has ended.
+    pub async fn wait(&self) {
+        let _ = self.control.get_cell().wait(None).await;
+    }
+}

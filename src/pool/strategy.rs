@@ -12,8 +12,9 @@
 //! | [`Weighted`] | smooth weighted round-robin (nginx): each worker exactly its weight per Σw picks, spread evenly |
 //! | [`PowerOfTwo`] | the less busy of two workers sampled at random (seedable) |
 //! | [`KeyHash`] | the same key → the same worker while the set is unchanged (rendezvous hashing) |
-//! | [`Broadcast`] | every live worker |
 //!
+//! Sending one task to every worker is not a routing choice but a per-task option of a pool
+//! (like Akka's `Broadcast(msg)` envelope), since it needs a task that can be cloned.
 //! A worker is *eligible* when it is live, below its concurrency limit, and (for weighted
 //! routing) has a weight above zero.
 
@@ -54,8 +55,6 @@ impl WorkerView {
 pub enum Target {
     /// To this worker.
     One(usize),
-    /// To every live worker.
-    All,
     /// Nowhere now: no worker can take it (queue it, or fail it, as the pool is configured).
     Unavailable,
 }
@@ -300,20 +299,6 @@ impl Routing for KeyHash {
     }
 }
 
-/// Every task to every live worker.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Broadcast;
-
-impl Routing for Broadcast {
-    fn route(&self, workers: &[WorkerView], _key: Option<u64>) -> Target {
-        if workers.iter().any(|w| w.live) {
-            Target::All
-        } else {
-            Target::Unavailable
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -368,7 +353,6 @@ mod tests {
             assert_eq!(r.route(&views, Some(7)), Target::Unavailable);
             assert_eq!(r.route(&[], Some(7)), Target::Unavailable);
         }
-        assert_eq!(Broadcast.route(&[], None), Target::Unavailable);
     }
 
     #[test]
@@ -489,10 +473,5 @@ mod tests {
         }
         let used: std::collections::HashSet<_> = before.iter().collect();
         assert_eq!(used.len(), 5, "keys spread over all workers");
-    }
-
-    #[test]
-    fn broadcast_targets_all() {
-        assert_eq!(Broadcast.route(&idle(3), None), Target::All);
     }
 }

@@ -219,6 +219,11 @@ impl SupervisorBuilder {
     }
 }
 
+/// Stops an actor of ours (a supervisor or a pool) and waits until it has ended.
+pub(crate) async fn stop_actor(cell: &ActorCell) {
+    lifecycle::stop_supervisor(cell).await;
+}
+
 /// Recovers our typed startup error from ractor's `SpawnErr`.
 pub(crate) fn start_error(err: SpawnErr) -> StartError {
     match err {

@@ -1,0 +1,243 @@
+//! The pool's control actor: it owns the workers' supervisor and serves resize and drain.
+//!
+//! Tasks never pass through it (they are routed on the caller's side, see `shared`). It spawns
+//! a [`Supervisor`] (one-for-one, the pool's intensity) whose children are the workers, linked
+//! to itself: when that supervisor gives up, the control actor fails with the same reason, so
+//! the pool escalates to its own parent like any supervisor. On stop it fails the queued tasks
+//! and stops the workers in order.
+
+use std::marker::PhantomData;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+
+use super::shared::{write, Phase, Shared, Slot};
+use super::worker_actor::{Factory, WorkerActor, WorkerArgs};
+use super::{PoolError, PoolRef, TaskError};
+use crate::supervisor::{
+    Backoff, ChildContext, ChildSpec, Supervisor, SupervisorEvent, SupervisorRef,
+};
+use crate::worker::Worker;
+
+/// A message to a pool's control actor. Opaque: use [`PoolRef`].
+pub struct PoolMsg<W: Worker>(pub(crate) Control<W>);
+
+#[cfg(feature = "cluster")]
+impl<W: Worker> ractor::Message for PoolMsg<W> {}
+
+pub(crate) enum Control<W: Worker> {
+    Resize(usize, RpcReplyPort<Result<(), PoolError>>),
+    Drain(Duration, RpcReplyPort<bool>),
+    Handle(RpcReplyPort<PoolRef<W>>),
+}
+
+pub(crate) struct PoolActor<W>(PhantomData<fn() -> W>);
+
+impl<W> PoolActor<W> {
+    pub(crate) fn new() -> Self {
+        PoolActor(PhantomData)
+    }
+}
+
+pub(crate) struct PoolArgs<W: Worker> {
+    pub(crate) shared: Arc<Shared<W>>,
+    pub(crate) factory: Factory<W>,
+    pub(crate) intensity: u32,
+    pub(crate) period: Duration,
+    pub(crate) backoff: Option<Backoff>,
+    pub(crate) label: String,
+}
+
+pub(crate) struct PoolState<W: Worker> {
+    shared: Arc<Shared<W>>,
+    factory: Factory<W>,
+    backoff: Option<Backoff>,
+    workers: SupervisorRef,
+}
+
+fn worker_id(index: usize) -> String {
+    format!("worker-{index}")
+}
+
+fn worker_spec<W: Worker>(
+    shared: &Arc<Shared<W>>,
+    factory: &Factory<W>,
+    backoff: &Option<Backoff>,
+    slot: Arc<Slot<W>>,
+) -> ChildSpec {
+    let (shared, factory) = (shared.clone(), factory.clone());
+    let spec = ChildSpec::new(worker_id(slot.index), move |ctx: ChildContext| {
+        let args = WorkerArgs {
+            factory: factory.clone(),
+            slot: slot.clone(),
+            shared: shared.clone(),
+            generation: ctx.generation(),
+        };
+        async move { ctx.spawn_linked(WorkerActor::<W>::new(), args).await }
+    });
+    match backoff {
+        Some(b) => spec.backoff(b.clone()),
+        None => spec,
+    }
+}
+
+impl<W: Worker> Actor for PoolActor<W> {
+    type Msg = PoolMsg<W>;
+    type State = PoolState<W>;
+    type Arguments = PoolArgs<W>;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<PoolMsg<W>>,
+        args: PoolArgs<W>,
+    ) -> Result<PoolState<W>, ActorProcessingErr> {
+        let slots = super::shared::read(&args.shared.slots).clone();
+        let specs = slots
+            .into_iter()
+            .map(|slot| worker_spec(&args.shared, &args.factory, &args.backoff, slot));
+        let mut builder = Supervisor::builder()
+            .label(format!("{}/workers", args.label))
+            .intensity(args.intensity)
+            .period(args.period)
+            .children(specs);
+        let mut events = builder.subscribe();
+        let workers: SupervisorRef = builder.spawn_linked(myself.get_cell()).await?;
+        // Count restarts from the supervisor's events (the stream ends with the supervisor).
+        let shared = args.shared.clone();
+        tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                if let SupervisorEvent::ChildStarted { generation, .. } = event {
+                    if generation > 1 {
+                        shared.counters.restarts.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        });
+        Ok(PoolState {
+            shared: args.shared,
+            factory: args.factory,
+            backoff: args.backoff,
+            workers,
+        })
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<PoolMsg<W>>,
+        state: &mut PoolState<W>,
+    ) -> Result<(), ActorProcessingErr> {
+        state.shared.set_phase(Phase::Stopped);
+        state.shared.fail_queued(|| TaskError::Stopped);
+        state.workers.stop().await;
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<PoolMsg<W>>,
+        event: SupervisionEvent,
+        state: &mut PoolState<W>,
+    ) -> Result<(), ActorProcessingErr> {
+        match event {
+            SupervisionEvent::ActorFailed(cell, reason)
+                if cell.get_id() == state.workers.get_cell().get_id() =>
+            {
+                // The workers' supervisor gave up: the pool fails with its reason.
+                state.shared.set_phase(Phase::Stopped);
+                state.shared.fail_queued(|| TaskError::Stopped);
+                Err(reason)
+            }
+            SupervisionEvent::ActorTerminated(cell, ..)
+                if cell.get_id() == state.workers.get_cell().get_id() =>
+            {
+                myself.stop(Some(crate::exit::SHUTDOWN_REASON.to_string()));
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<PoolMsg<W>>,
+        PoolMsg(control): PoolMsg<W>,
+        state: &mut PoolState<W>,
+    ) -> Result<(), ActorProcessingErr> {
+        match control {
+            Control::Handle(reply) => {
+                let _ = reply.send(PoolRef {
+                    shared: state.shared.clone(),
+                    control: myself,
+                });
+            }
+            Control::Resize(size, reply) => {
+                let _ = reply.send(state.resize(size).await);
+            }
+            Control::Drain(timeout, reply) => {
+                state.shared.set_phase(Phase::Draining);
+                let drained = tokio::time::timeout(timeout, state.wait_idle(0))
+                    .await
+                    .is_ok();
+                let _ = reply.send(drained);
+                myself.stop(Some(crate::exit::SHUTDOWN_REASON.to_string()));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<W: Worker> PoolState<W> {
+    /// Waits until the slots from `from` on have nothing in flight (and, from 0, the queue is
+    /// empty).
+    async fn wait_idle(&self, from: usize) {
+        loop {
+            let mut progress = std::pin::pin!(self.shared.progress.notified());
+            progress.as_mut().enable();
+            if self.shared.is_idle(from) {
+                return;
+            }
+            progress.await;
+        }
+    }
+
+    async fn resize(&mut self, size: usize) -> Result<(), PoolError> {
+        if size == 0 {
+            return Err(PoolError::ZeroSize);
+        }
+        let current = super::shared::read(&self.shared.slots).len();
+        if size > current {
+            for index in current..size {
+                let slot = Arc::new(Slot::new(index, 1));
+                write(&self.shared.slots).push(slot.clone());
+                let spec = worker_spec(&self.shared, &self.factory, &self.backoff, slot);
+                self.workers
+                    .start_child(spec)
+                    .await
+                    .map_err(PoolError::Workers)?;
+            }
+        } else if size < current {
+            let slots = super::shared::read(&self.shared.slots).clone();
+            for slot in &slots[size..] {
+                slot.retiring.store(true, Ordering::Release);
+            }
+            // Shrinking drains the removed workers: their accepted tasks finish first.
+            self.wait_idle(size).await;
+            for slot in slots[size..].iter().rev() {
+                let id = worker_id(slot.index);
+                self.workers
+                    .terminate_child(id.as_str())
+                    .await
+                    .map_err(PoolError::Workers)?;
+                self.workers
+                    .delete_child(id.as_str())
+                    .await
+                    .map_err(PoolError::Workers)?;
+            }
+            write(&self.shared.slots).truncate(size);
+            self.shared.kick();
+        }
+        Ok(())
+    }
+}

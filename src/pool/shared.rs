@@ -1,0 +1,430 @@
+//! What the pool's handles, workers and control actor share: the worker slots, the task queue,
+//! the counters, and the dispatch algorithm.
+//!
+//! Dispatch runs on the caller's side: a task is routed over a snapshot of the slots and sent
+//! straight to the chosen worker's mailbox (one mailbox hop). A worker takes at most `limit`
+//! tasks at once: a slot is *reserved* (in-flight +1, compare-and-swap against the limit) before
+//! a task is sent. When no worker can take a task it waits in the bounded queue; a worker that
+//! finishes a task pulls the next one. Both sides re-check after they change anything (caller:
+//! push, then try to reserve; worker: release, then look at the queue), so no task is left in
+//! the queue while a worker sits idle.
+//!
+//! In-flight counts belong to an *incarnation*: a restarted worker registers a fresh
+//! [`Incarnation`] in its slot, so the tasks of a crashed one never count against the new one.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Duration;
+
+use ractor::{ActorRef, MessagingErr};
+use tokio::sync::{oneshot, Notify};
+use tokio::time::Instant;
+
+use super::queue::{Overflow, Priority, Push, TaskQueue};
+use super::strategy::{Routing, Target, WorkerView};
+use super::TaskError;
+use crate::worker::Worker;
+
+pub(crate) type Answer<W> = Result<<W as Worker>::Output, TaskError<<W as Worker>::Error>>;
+
+/// The answer channel of one task (none for `cast`). Dropped unanswered it answers for itself:
+/// `Crashed` if the task was running (its worker died), else `Stopped` if the pool has stopped,
+/// else `Crashed` (it sat in the mailbox of a worker that died). So every task gets exactly one
+/// answer, decided where the cause is known.
+pub(crate) struct Reply<W: Worker> {
+    tx: Option<oneshot::Sender<Answer<W>>>,
+    pub(crate) running: bool,
+    shared: Arc<Shared<W>>,
+}
+
+impl<W: Worker> Reply<W> {
+    pub(crate) fn new(tx: Option<oneshot::Sender<Answer<W>>>, shared: Arc<Shared<W>>) -> Self {
+        Reply {
+            tx,
+            running: false,
+            shared,
+        }
+    }
+
+    pub(crate) fn send(mut self, answer: Answer<W>) {
+        self.running = false; // answered: nothing for `drop` to do
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(answer);
+        }
+    }
+}
+
+impl<W: Worker> Drop for Reply<W> {
+    fn drop(&mut self) {
+        let Some(tx) = self.tx.take() else {
+            if self.running {
+                self.shared.counters.crashed.fetch_add(1, Ordering::Relaxed);
+            }
+            return;
+        };
+        let error = if !self.running && self.shared.phase() == Phase::Stopped {
+            TaskError::Stopped
+        } else {
+            self.shared.counters.crashed.fetch_add(1, Ordering::Relaxed);
+            TaskError::Crashed
+        };
+        let _ = tx.send(Err(error));
+    }
+}
+
+/// One task on its way.
+pub(crate) struct Envelope<W: Worker> {
+    pub(crate) task: W::Task,
+    pub(crate) reply: Reply<W>,
+    pub(crate) deadline: Option<Instant>,
+    pub(crate) priority: Priority,
+    pub(crate) key: Option<u64>,
+}
+
+impl<W: Worker> Envelope<W> {
+    /// Answers the task's caller (if it waits) with an error.
+    pub(crate) fn fail(self, error: TaskError<W::Error>) {
+        self.reply.send(Err(error));
+    }
+}
+
+/// What a worker actor takes.
+pub(crate) enum WorkerMsg<W: Worker> {
+    Run(Envelope<W>),
+}
+
+#[cfg(feature = "cluster")]
+impl<W: Worker> ractor::Message for WorkerMsg<W> {}
+
+/// One incarnation of a worker: its mailbox and its tasks in flight.
+pub(crate) struct Incarnation<W: Worker> {
+    pub(crate) actor: ActorRef<WorkerMsg<W>>,
+    pub(crate) in_flight: AtomicUsize,
+}
+
+impl<W: Worker> Incarnation<W> {
+    /// In-flight +1 if below `limit`.
+    pub(crate) fn try_reserve(&self, limit: usize) -> bool {
+        self.in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    pub(crate) fn release(&self) {
+        let _ = self
+            .in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    }
+
+    fn alive(&self) -> bool {
+        self.actor.get_status() < ractor::ActorStatus::Stopping
+    }
+}
+
+/// A worker's place in the pool (stable across its restarts).
+pub(crate) struct Slot<W: Worker> {
+    pub(crate) index: usize,
+    pub(crate) current: RwLock<Option<Arc<Incarnation<W>>>>,
+    pub(crate) weight: AtomicU32,
+    /// Being removed by a shrink: takes no new task.
+    pub(crate) retiring: AtomicBool,
+    pub(crate) completed: AtomicU64,
+    pub(crate) failed: AtomicU64,
+    pub(crate) busy_nanos: AtomicU64,
+}
+
+impl<W: Worker> Slot<W> {
+    pub(crate) fn new(index: usize, weight: u32) -> Self {
+        Slot {
+            index,
+            current: RwLock::new(None),
+            weight: AtomicU32::new(weight),
+            retiring: AtomicBool::new(false),
+            completed: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            busy_nanos: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn incarnation(&self) -> Option<Arc<Incarnation<W>>> {
+        read(&self.current).clone()
+    }
+
+    pub(crate) fn in_flight(&self) -> usize {
+        self.incarnation()
+            .map_or(0, |i| i.in_flight.load(Ordering::Acquire))
+    }
+
+    fn view(&self, limit: usize) -> WorkerView {
+        let current = read(&self.current);
+        let (live, in_flight) = match current.as_ref() {
+            Some(inc) => (
+                inc.alive() && !self.retiring.load(Ordering::Acquire),
+                inc.in_flight.load(Ordering::Acquire),
+            ),
+            None => (false, 0),
+        };
+        WorkerView {
+            live,
+            in_flight,
+            weight: self.weight.load(Ordering::Relaxed),
+            limit,
+        }
+    }
+}
+
+/// Where the pool is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Phase {
+    Running = 0,
+    Draining = 1,
+    Stopped = 2,
+}
+
+/// Pool-wide counters.
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) submitted: AtomicU64,
+    pub(crate) completed: AtomicU64,
+    pub(crate) failed: AtomicU64,
+    pub(crate) crashed: AtomicU64,
+    pub(crate) timed_out: AtomicU64,
+    pub(crate) rejected: AtomicU64,
+    pub(crate) dropped: AtomicU64,
+    pub(crate) restarts: AtomicU64,
+}
+
+pub(crate) struct Shared<W: Worker> {
+    pub(crate) slots: RwLock<Vec<Arc<Slot<W>>>>,
+    pub(crate) routing: Arc<dyn Routing>,
+    pub(crate) queue: Mutex<TaskQueue<Envelope<W>>>,
+    /// A queued task left the queue (room for a waiting submitter).
+    pub(crate) space: Notify,
+    /// A task finished (for drains and shrinks waiting for work to finish).
+    pub(crate) progress: Notify,
+    phase: AtomicU8,
+    pub(crate) counters: Counters,
+    pub(crate) limit: usize,
+    pub(crate) default_timeout: Option<Duration>,
+    pub(crate) grace: Duration,
+    pub(crate) fail_fast_without_workers: bool,
+}
+
+pub(crate) fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+pub(crate) fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl<W: Worker> Shared<W> {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        size: usize,
+        weights: &[u32],
+        routing: Arc<dyn Routing>,
+        capacity: usize,
+        overflow: Overflow,
+        limit: usize,
+        default_timeout: Option<Duration>,
+        grace: Duration,
+        fail_fast_without_workers: bool,
+    ) -> Self {
+        let slots = (0..size)
+            .map(|i| Arc::new(Slot::new(i, weights.get(i).copied().unwrap_or(1))))
+            .collect();
+        Shared {
+            slots: RwLock::new(slots),
+            routing,
+            queue: Mutex::new(TaskQueue::new(capacity, overflow)),
+            space: Notify::new(),
+            progress: Notify::new(),
+            phase: AtomicU8::new(Phase::Running as u8),
+            counters: Counters::default(),
+            limit,
+            default_timeout,
+            grace,
+            fail_fast_without_workers,
+        }
+    }
+
+    pub(crate) fn phase(&self) -> Phase {
+        match self.phase.load(Ordering::Acquire) {
+            0 => Phase::Running,
+            1 => Phase::Draining,
+            _ => Phase::Stopped,
+        }
+    }
+
+    pub(crate) fn set_phase(&self, phase: Phase) {
+        self.phase.store(phase as u8, Ordering::Release);
+        self.space.notify_waiters();
+        self.progress.notify_waiters();
+    }
+
+    pub(crate) fn slot(&self, index: usize) -> Option<Arc<Slot<W>>> {
+        read(&self.slots).get(index).cloned()
+    }
+
+    pub(crate) fn queued(&self) -> usize {
+        lock(&self.queue).len()
+    }
+
+    /// Routes and sends a task, or queues it. `wait`: whether a full queue under
+    /// [`Overflow::Wait`] may make the caller wait (false for `try_submit`).
+    pub(crate) async fn dispatch(
+        &self,
+        mut env: Envelope<W>,
+        wait: bool,
+    ) -> Result<(), TaskError<W::Error>> {
+        loop {
+            if self.phase() != Phase::Running {
+                self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                return Err(TaskError::Stopped);
+            }
+            env = match self.try_send(env) {
+                Ok(()) => return Ok(()),
+                Err(back) => back,
+            };
+            // No worker can take it now: queue it.
+            if self.fail_fast_without_workers && !self.any_live() {
+                self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                return Err(TaskError::NoWorker);
+            }
+            // Registered before the push, so no wake-up between the two is missed.
+            let mut space = std::pin::pin!(self.space.notified());
+            space.as_mut().enable();
+            let pushed = {
+                let mut q = lock(&self.queue);
+                let priority = env.priority;
+                q.push(env, priority)
+            };
+            match pushed {
+                Push::Queued => {
+                    self.kick();
+                    return Ok(());
+                }
+                Push::Displaced(old) => {
+                    self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                    old.fail(TaskError::Dropped);
+                    self.kick();
+                    return Ok(());
+                }
+                Push::Full(back) => {
+                    let overflow = lock(&self.queue).overflow();
+                    if overflow == Overflow::Wait && wait {
+                        env = back;
+                        space.await;
+                        continue;
+                    }
+                    self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                    return Err(TaskError::QueueFull);
+                }
+            }
+        }
+    }
+
+    /// Tries to hand `env` to a worker now; gives it back if none can take it.
+    fn try_send(&self, mut env: Envelope<W>) -> Result<(), Envelope<W>> {
+        let slots = read(&self.slots).clone();
+        if slots.is_empty() {
+            return Err(env);
+        }
+        // Routing races with other submitters: a pick whose reservation fails is retried a
+        // few times with fresh views before the task is queued.
+        for _ in 0..slots.len() + 2 {
+            let views: Vec<WorkerView> = slots.iter().map(|s| s.view(self.limit)).collect();
+            let Target::One(i) = self.routing.route(&views, env.key) else {
+                return Err(env);
+            };
+            let Some(inc) = slots.get(i).and_then(|s| s.incarnation()) else {
+                continue;
+            };
+            if !inc.try_reserve(self.limit) {
+                continue;
+            }
+            match inc.actor.send_message(WorkerMsg::Run(env)) {
+                Ok(()) => return Ok(()),
+                Err(MessagingErr::SendErr(WorkerMsg::Run(back))) => {
+                    inc.release();
+                    env = back;
+                }
+                Err(_) => unreachable!("send_message only fails with SendErr carrying the message"),
+            }
+        }
+        Err(env)
+    }
+
+    fn any_live(&self) -> bool {
+        read(&self.slots).iter().any(|s| s.view(self.limit).live)
+    }
+
+    /// Hands queued tasks to every worker that can take one.
+    pub(crate) fn kick(&self) {
+        let slots = read(&self.slots).clone();
+        for slot in &slots {
+            if let Some(inc) = slot.incarnation() {
+                if !slot.retiring.load(Ordering::Acquire) {
+                    self.pull(&inc);
+                }
+            }
+        }
+    }
+
+    /// Moves queued tasks to `inc` while it can take them.
+    pub(crate) fn pull(&self, inc: &Incarnation<W>) {
+        loop {
+            if lock(&self.queue).is_empty() || !inc.alive() {
+                return;
+            }
+            if !inc.try_reserve(self.limit) {
+                return;
+            }
+            let next = lock(&self.queue).pop();
+            let Some(env) = next else {
+                inc.release();
+                continue; // re-check: a submitter may have queued after our look
+            };
+            self.space.notify_one();
+            if let Err(MessagingErr::SendErr(WorkerMsg::Run(env))) =
+                inc.actor.send_message(WorkerMsg::Run(env))
+            {
+                // The incarnation just died: queue the task again for another worker.
+                inc.release();
+                let priority = env.priority;
+                let mut q = lock(&self.queue);
+                if let Push::Full(env) | Push::Displaced(env) = q.push(env, priority) {
+                    self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                    env.fail(TaskError::Dropped);
+                }
+                return;
+            }
+        }
+    }
+
+    /// Fails every queued task with `error` (the pool is stopping).
+    pub(crate) fn fail_queued(&self, error: impl Fn() -> TaskError<W::Error>) {
+        let tasks = lock(&self.queue).drain_all();
+        for env in tasks {
+            env.fail(error());
+        }
+        self.space.notify_waiters();
+    }
+
+    /// Whether nothing is queued or in flight (on the slots from `from` on, for shrinking).
+    pub(crate) fn is_idle(&self, from: usize) -> bool {
+        let slots = read(&self.slots);
+        slots.iter().skip(from).all(|s| s.in_flight() == 0)
+            && (from > 0 || lock(&self.queue).is_empty())
+    }
+}

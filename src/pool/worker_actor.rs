@@ -1,0 +1,155 @@
+//! The actor that runs one [`Worker`] incarnation inside a pool.
+//!
+//! `pre_start` makes the worker with the pool's factory, runs its `init` (and `on_restart` after
+//! the first incarnation), and registers a fresh [`Incarnation`] in the worker's slot, so the
+//! pool routes to it at once. Each task is answered to its caller; a task past its timeout plus
+//! the grace period fails the incarnation (the supervisor restarts it); a panic does too, and
+//! the caller's reply is dropped, which the caller reads as `Crashed`. After each task the worker
+//! pulls the next one from the pool's queue.
+
+use std::marker::PhantomData;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio::time::Instant;
+
+use super::shared::{write, Envelope, Incarnation, Shared, Slot, WorkerMsg};
+use super::TaskError;
+use crate::worker::{Worker, WorkerContext};
+
+pub(crate) type Factory<W> = Arc<dyn Fn(usize) -> W + Send + Sync>;
+
+pub(crate) struct WorkerActor<W>(PhantomData<fn() -> W>);
+
+impl<W> WorkerActor<W> {
+    pub(crate) fn new() -> Self {
+        WorkerActor(PhantomData)
+    }
+}
+
+pub(crate) struct WorkerArgs<W: Worker> {
+    pub(crate) factory: Factory<W>,
+    pub(crate) slot: Arc<Slot<W>>,
+    pub(crate) shared: Arc<Shared<W>>,
+    pub(crate) generation: u64,
+}
+
+pub(crate) struct WorkerState<W: Worker> {
+    worker: W,
+    inc: Arc<Incarnation<W>>,
+    slot: Arc<Slot<W>>,
+    shared: Arc<Shared<W>>,
+}
+
+impl<W: Worker> Actor for WorkerActor<W> {
+    type Msg = WorkerMsg<W>;
+    type State = WorkerState<W>;
+    type Arguments = WorkerArgs<W>;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<WorkerMsg<W>>,
+        args: WorkerArgs<W>,
+    ) -> Result<WorkerState<W>, ActorProcessingErr> {
+        let ctx = WorkerContext {
+            index: args.slot.index,
+            generation: args.generation,
+        };
+        let mut worker = (args.factory)(ctx.index);
+        worker.init(ctx).await?;
+        if ctx.generation > 1 {
+            worker.on_restart(ctx).await?;
+        }
+        let inc = Arc::new(Incarnation {
+            actor: myself,
+            in_flight: Default::default(),
+        });
+        *write(&args.slot.current) = Some(inc.clone());
+        Ok(WorkerState {
+            worker,
+            inc,
+            slot: args.slot,
+            shared: args.shared,
+        })
+    }
+
+    async fn post_start(
+        &self,
+        _myself: ActorRef<WorkerMsg<W>>,
+        state: &mut WorkerState<W>,
+    ) -> Result<(), ActorProcessingErr> {
+        // Tasks may have queued while no incarnation was running.
+        state.shared.pull(&state.inc);
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<WorkerMsg<W>>,
+        WorkerMsg::Run(env): WorkerMsg<W>,
+        state: &mut WorkerState<W>,
+    ) -> Result<(), ActorProcessingErr> {
+        let outcome = state.run(env).await;
+        state.inc.release();
+        state.shared.progress.notify_waiters();
+        // A worker about to fail (it overran a timeout) or being removed takes no more tasks.
+        if outcome.is_ok() && !state.slot.retiring.load(Ordering::Acquire) {
+            state.shared.pull(&state.inc);
+        }
+        outcome
+    }
+}
+
+impl<W: Worker> WorkerState<W> {
+    async fn run(&mut self, env: Envelope<W>) -> Result<(), ActorProcessingErr> {
+        let Envelope {
+            task,
+            mut reply,
+            deadline,
+            ..
+        } = env;
+        let started = Instant::now();
+        if deadline.is_some_and(|d| started >= d) {
+            // Its caller has already been told it timed out: don't run it.
+            reply.send(Err(TaskError::TimedOut));
+            return Ok(());
+        }
+        // From here a panic drops `reply` while running: the caller gets `Crashed`.
+        reply.running = true;
+        let result = match deadline {
+            None => self.worker.handle(task).await,
+            Some(d) => {
+                match tokio::time::timeout_at(d + self.shared.grace, self.worker.handle(task)).await
+                {
+                    Ok(result) => result,
+                    Err(_) => {
+                        reply.send(Err(TaskError::TimedOut));
+                        return Err(format!(
+                            "worker {} overran a task's timeout by more than the grace period ({:?}); restarting it",
+                            self.slot.index, self.shared.grace
+                        )
+                        .into());
+                    }
+                }
+            }
+        };
+        let busy = started.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64;
+        self.slot.busy_nanos.fetch_add(busy, Ordering::Relaxed);
+        let counters = &self.shared.counters;
+        let answer = match result {
+            Ok(output) => {
+                self.slot.completed.fetch_add(1, Ordering::Relaxed);
+                counters.completed.fetch_add(1, Ordering::Relaxed);
+                Ok(output)
+            }
+            Err(error) => {
+                self.slot.failed.fetch_add(1, Ordering::Relaxed);
+                counters.failed.fetch_add(1, Ordering::Relaxed);
+                Err(TaskError::Failed(error))
+            }
+        };
+        reply.send(answer);
+        Ok(())
+    }
+}

@@ -1,0 +1,516 @@
+//! Pools: routing, crashes, backpressure, timeouts, drain, resize (DESIGN §3).
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{bounded, parent};
+use ractor_otp::pool::{
+    KeyHash, LeastBusy, Overflow, Pool, PoolRef, PoolStats, Priority, RoundRobin, TaskError,
+    TaskOptions, Weighted,
+};
+use ractor_otp::prelude::*;
+use ractor_otp::worker::{Worker, WorkerContext};
+use tokio::sync::{mpsc, Notify};
+
+const SEC: Duration = Duration::from_secs(1);
+
+/// What a test task does.
+enum Job {
+    Echo(u64),
+    Sleep(Duration),
+    /// Say "started" on the channel, then wait for the gate.
+    Gate(Arc<Notify>, mpsc::UnboundedSender<usize>),
+    Panic,
+    Fail,
+}
+
+/// Which worker and incarnation ran a task, and its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Ran {
+    worker: usize,
+    generation: u64,
+    value: u64,
+}
+
+struct TestWorker {
+    index: usize,
+    generation: u64,
+}
+
+impl Worker for TestWorker {
+    type Task = Job;
+    type Output = Ran;
+    type Error = String;
+
+    async fn init(&mut self, ctx: WorkerContext) -> Result<(), ractor::ActorProcessingErr> {
+        self.generation = ctx.generation;
+        Ok(())
+    }
+
+    async fn handle(&mut self, job: Job) -> Result<Ran, String> {
+        let value = match job {
+            Job::Echo(v) => v,
+            Job::Sleep(d) => {
+                tokio::time::sleep(d).await;
+                0
+            }
+            Job::Gate(gate, started) => {
+                let _ = started.send(self.index);
+                gate.notified().await;
+                0
+            }
+            Job::Panic => panic!("worker {} told to panic", self.index),
+            Job::Fail => return Err(format!("worker {} failed the task", self.index)),
+        };
+        Ok(Ran {
+            worker: self.index,
+            generation: self.generation,
+            value,
+        })
+    }
+}
+
+fn builder(size: usize) -> ractor_otp::pool::PoolBuilder<TestWorker> {
+    Pool::builder(|index| TestWorker {
+        index,
+        generation: 0,
+    })
+    .size(size)
+}
+
+async fn run(pool: &PoolRef<TestWorker>, job: Job) -> Result<Ran, TaskError<String>> {
+    bounded(pool.submit(job)).await
+}
+
+/// Starts a gated task in the background; returns once a worker has started it.
+async fn hold(
+    pool: &PoolRef<TestWorker>,
+    gate: &Arc<Notify>,
+) -> (
+    usize,
+    tokio::task::JoinHandle<Result<Ran, TaskError<String>>>,
+) {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let p = pool.clone();
+    let job = Job::Gate(gate.clone(), tx);
+    let handle = tokio::spawn(async move { p.submit(job).await });
+    let worker = bounded(rx.recv()).await.expect("the gated task started");
+    (worker, handle)
+}
+
+fn workers_of(results: &[Ran]) -> Vec<usize> {
+    results.iter().map(|r| r.worker).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn round_robin_is_an_exact_rotation() {
+    let pool = builder(4).routing(RoundRobin::new()).spawn().await.unwrap();
+    let mut ran = Vec::new();
+    for v in 0..12 {
+        ran.push(run(&pool, Job::Echo(v)).await.unwrap());
+    }
+    assert_eq!(workers_of(&ran), vec![0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3]);
+    assert_eq!(ran[5].value, 5);
+    pool.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn least_busy_never_queues_behind_a_long_task() {
+    let pool = builder(3).routing(LeastBusy::new()).spawn().await.unwrap();
+    let gate = Arc::new(Notify::new());
+    let (busy, long) = hold(&pool, &gate).await;
+    for v in 0..10 {
+        let r = run(&pool, Job::Echo(v)).await.unwrap();
+        assert_ne!(r.worker, busy, "task {v} went to the busy worker");
+    }
+    gate.notify_one();
+    assert!(bounded(long).await.unwrap().is_ok());
+    pool.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn weighted_proportions_are_exact_per_cycle() {
+    let pool = builder(3)
+        .routing(Weighted::new())
+        .weights([5, 1, 1])
+        .spawn()
+        .await
+        .unwrap();
+    let mut ran = Vec::new();
+    for v in 0..14 {
+        ran.push(run(&pool, Job::Echo(v)).await.unwrap());
+    }
+    assert_eq!(
+        workers_of(&ran),
+        vec![0, 0, 1, 0, 2, 0, 0, 0, 0, 1, 0, 2, 0, 0]
+    );
+    // Weights change at run time; weight 0 = never.
+    pool.set_weight(0, 0).unwrap();
+    for v in 0..4 {
+        assert_ne!(run(&pool, Job::Echo(v)).await.unwrap().worker, 0);
+    }
+    assert!(pool.set_weight(9, 1).is_err());
+    pool.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn key_hash_sends_a_key_to_one_worker() {
+    let pool = builder(4).routing(KeyHash::new()).spawn().await.unwrap();
+    for key in 0..8u64 {
+        let opts = TaskOptions::new().key(key);
+        let first = bounded(pool.submit_with(Job::Echo(0), opts)).await.unwrap();
+        for _ in 0..3 {
+            let again = bounded(pool.submit_with(Job::Echo(0), opts)).await.unwrap();
+            assert_eq!(again.worker, first.worker, "key {key}");
+        }
+    }
+    pool.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_worker_crash_fails_its_task_and_the_next_goes_to_the_new_incarnation() {
+    let pool = builder(1).spawn().await.unwrap();
+    assert_eq!(run(&pool, Job::Echo(1)).await.unwrap().generation, 1);
+    assert_eq!(run(&pool, Job::Panic).await, Err(TaskError::Crashed));
+    let next = run(&pool, Job::Echo(2)).await.unwrap();
+    assert_eq!((next.worker, next.generation, next.value), (0, 2, 2));
+    // A worker's error is not a crash: same incarnation.
+    assert_eq!(
+        run(&pool, Job::Fail).await,
+        Err(TaskError::Failed("worker 0 failed the task".into()))
+    );
+    assert_eq!(run(&pool, Job::Echo(3)).await.unwrap().generation, 2);
+    let stats = pool.stats();
+    assert_eq!(
+        (stats.completed, stats.failed, stats.crashed, stats.restarts),
+        (3, 1, 1, 1)
+    );
+    pool.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_crash_loop_makes_the_pool_give_up_and_its_parent_sees_it() {
+    let (parent, mut seen) = parent().await;
+    let pool = builder(2)
+        .restart_intensity(2, 10 * SEC)
+        .spawn_linked(parent.get_cell())
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        assert_eq!(run(&pool, Job::Panic).await, Err(TaskError::Crashed));
+    }
+    let told = bounded(seen.recv()).await.unwrap();
+    assert!(told.starts_with("intensity_exceeded worker-"), "{told}");
+    bounded(pool.wait()).await;
+    assert_eq!(run(&pool, Job::Echo(1)).await, Err(TaskError::Stopped));
+}
+
+/// A 1-worker pool with a full queue of capacity 2: the worker holds a gated task and two
+/// tasks wait. Returns the pool, the gate, and the handles of the held and queued tasks.
+async fn full(
+    overflow: Overflow,
+) -> (
+    PoolRef<TestWorker>,
+    Arc<Notify>,
+    Vec<tokio::task::JoinHandle<Result<Ran, TaskError<String>>>>,
+) {
+    let pool = builder(1).queue(2, overflow).spawn().await.unwrap();
+    let gate = Arc::new(Notify::new());
+    let (_, held) = hold(&pool, &gate).await;
+    let mut handles = vec![held];
+    for v in [10, 11] {
+        let p = pool.clone();
+        handles.push(tokio::spawn(async move { p.submit(Job::Echo(v)).await }));
+    }
+    // Both are queued once the stats say so (a bounded wait on the pool's own view).
+    bounded(async {
+        while pool.stats().queued < 2 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    (pool, gate, handles)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_queue_rejects_under_reject() {
+    let (pool, gate, handles) = full(Overflow::Reject).await;
+    assert_eq!(run(&pool, Job::Echo(12)).await, Err(TaskError::QueueFull));
+    gate.notify_one();
+    for h in handles {
+        assert!(bounded(h).await.unwrap().is_ok());
+    }
+    assert_eq!(pool.stats().rejected, 1);
+    pool.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_queue_drops_the_oldest_under_drop_oldest() {
+    let (pool, gate, mut handles) = full(Overflow::DropOldest).await;
+    let p = pool.clone();
+    let newest = tokio::spawn(async move { p.submit(Job::Echo(12)).await });
+    let oldest = handles.remove(1);
+    assert_eq!(bounded(oldest).await.unwrap(), Err(TaskError::Dropped));
+    gate.notify_one();
+    assert_eq!(bounded(newest).await.unwrap().unwrap().value, 12);
+    for h in handles {
+        assert!(bounded(h).await.unwrap().is_ok());
+    }
+    assert_eq!(pool.stats().dropped, 1);
+    pool.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_queue_makes_submitters_wait_under_wait() {
+    let (pool, gate, handles) = full(Overflow::Wait).await;
+    let p = pool.clone();
+    let mut waiting = tokio::spawn(async move { p.submit(Job::Echo(12)).await });
+    assert!(
+        futures::poll!(&mut waiting).is_pending(),
+        "the submitter waits for space"
+    );
+    // try_submit never waits.
+    assert_eq!(
+        bounded(pool.try_submit(Job::Echo(13))).await,
+        Err(TaskError::QueueFull)
+    );
+    gate.notify_one();
+    assert_eq!(bounded(waiting).await.unwrap().unwrap().value, 12);
+    for h in handles {
+        assert!(bounded(h).await.unwrap().is_ok());
+    }
+    pool.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn high_priority_tasks_leave_the_queue_first() {
+    let pool = builder(1).spawn().await.unwrap();
+    let gate = Arc::new(Notify::new());
+    let (_, held) = hold(&pool, &gate).await;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    for (v, prio) in [
+        (1, Priority::Low),
+        (2, Priority::Normal),
+        (3, Priority::High),
+    ] {
+        let (p, tx) = (pool.clone(), tx.clone());
+        tokio::spawn(async move {
+            let r = p
+                .submit_with(Job::Echo(v), TaskOptions::new().priority(prio))
+                .await;
+            let _ = tx.send(r.map(|r| r.value));
+        });
+        bounded(async {
+            while pool.stats().queued < v as usize {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await;
+    }
+    gate.notify_one();
+    let mut order = Vec::new();
+    for _ in 0..3 {
+        order.push(bounded(rx.recv()).await.unwrap().unwrap());
+    }
+    assert_eq!(order, vec![3, 2, 1]);
+    assert!(bounded(held).await.unwrap().is_ok());
+    pool.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_task_past_its_timeout_fails_and_an_overrunning_worker_is_restarted() {
+    let pool = builder(1)
+        .task_timeout(SEC, SEC)
+        .restart_intensity(5, 60 * SEC)
+        .spawn()
+        .await
+        .unwrap();
+    let t0 = tokio::time::Instant::now();
+    // Finishes within the grace period: the caller timed out, the worker lives on.
+    assert_eq!(
+        run(&pool, Job::Sleep(Duration::from_millis(1500))).await,
+        Err(TaskError::TimedOut)
+    );
+    assert_eq!(t0.elapsed(), SEC);
+    assert_eq!(run(&pool, Job::Echo(1)).await.unwrap().generation, 1);
+    // Overruns timeout + grace: restarted.
+    assert_eq!(
+        run(&pool, Job::Sleep(60 * SEC)).await,
+        Err(TaskError::TimedOut)
+    );
+    // The next task waits for the replacement (its own timeout is long enough for that).
+    let patient = TaskOptions::new().timeout(10 * SEC);
+    let next = bounded(pool.submit_with(Job::Echo(2), patient))
+        .await
+        .unwrap();
+    assert_eq!(next.generation, 2);
+    let stats = pool.stats();
+    assert_eq!((stats.timed_out, stats.restarts), (2, 1));
+    // A per-task timeout overrides the default.
+    let opts = TaskOptions::new().timeout(10 * SEC);
+    assert!(bounded(pool.submit_with(Job::Sleep(5 * SEC), opts))
+        .await
+        .is_ok());
+    pool.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn drain_finishes_accepted_work_and_rejects_new() {
+    let pool = builder(1).spawn().await.unwrap();
+    let gate = Arc::new(Notify::new());
+    let (_, held) = hold(&pool, &gate).await;
+    let mut queued = Vec::new();
+    for v in 0..3 {
+        let p = pool.clone();
+        queued.push(tokio::spawn(async move { p.submit(Job::Echo(v)).await }));
+    }
+    bounded(async {
+        while pool.stats().queued < 3 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    let p = pool.clone();
+    let draining = tokio::spawn(async move { p.drain(60 * SEC).await });
+    // Until the drain begins, a cast is accepted (and will finish); then it is refused.
+    bounded(async {
+        while pool.cast(Job::Echo(9)).await != Err(TaskError::Stopped) {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    gate.notify_one();
+    assert!(bounded(held).await.unwrap().is_ok());
+    for q in queued {
+        assert!(bounded(q).await.unwrap().is_ok(), "accepted work finishes");
+    }
+    assert_eq!(bounded(draining).await.unwrap(), Ok(true));
+}
+
+#[tokio::test(start_paused = true)]
+async fn resize_up_and_down_keeps_every_accepted_task() {
+    let pool = builder(2).routing(RoundRobin::new()).spawn().await.unwrap();
+    bounded(pool.resize(4)).await.unwrap();
+    let mut ran = Vec::new();
+    for v in 0..8 {
+        ran.push(run(&pool, Job::Echo(v)).await.unwrap().worker);
+    }
+    ran.sort();
+    assert_eq!(ran, vec![0, 0, 1, 1, 2, 2, 3, 3]);
+    // Hold tasks on every worker, then shrink to 1: the removed workers finish theirs first.
+    let gate = Arc::new(Notify::new());
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(hold(&pool, &gate).await.1);
+    }
+    let p = pool.clone();
+    let mut shrinking = tokio::spawn(async move { p.resize(1).await });
+    assert!(futures::poll!(&mut shrinking).is_pending());
+    gate.notify_waiters();
+    for h in held {
+        assert!(bounded(h).await.unwrap().is_ok());
+    }
+    assert_eq!(bounded(shrinking).await.unwrap(), Ok(()));
+    assert_eq!(pool.stats().workers.len(), 1);
+    assert_eq!(run(&pool, Job::Echo(1)).await.unwrap().worker, 0);
+    assert!(bounded(pool.resize(0)).await.is_err());
+    pool.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_workers_tasks_wait_or_fail_fast() {
+    // All workers restarting (a long backoff): queued tasks run when a worker is back.
+    let pool = builder(1)
+        .backoff(Backoff::fixed(10 * SEC))
+        .restart_intensity(5, 60 * SEC)
+        .spawn()
+        .await
+        .unwrap();
+    assert_eq!(run(&pool, Job::Panic).await, Err(TaskError::Crashed));
+    let r = run(&pool, Job::Echo(7)).await.unwrap();
+    assert_eq!((r.generation, r.value), (2, 7));
+    pool.stop().await;
+
+    let pool = builder(1)
+        .backoff(Backoff::fixed(10 * SEC))
+        .restart_intensity(5, 60 * SEC)
+        .fail_fast_without_workers(true)
+        .spawn()
+        .await
+        .unwrap();
+    assert_eq!(run(&pool, Job::Panic).await, Err(TaskError::Crashed));
+    assert_eq!(run(&pool, Job::Echo(7)).await, Err(TaskError::NoWorker));
+    pool.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn stopping_fails_queued_tasks_with_stopped() {
+    let pool = builder(1).spawn().await.unwrap();
+    let gate = Arc::new(Notify::new());
+    let (_, _held) = hold(&pool, &gate).await;
+    let p = pool.clone();
+    let queued = tokio::spawn(async move { p.submit(Job::Echo(1)).await });
+    bounded(async {
+        while pool.stats().queued < 1 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    // The held task never finishes; the worker is killed after its shutdown timeout.
+    bounded(pool.stop()).await;
+    assert_eq!(bounded(queued).await.unwrap(), Err(TaskError::Stopped));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pool_is_a_supervision_tree_citizen() {
+    let root = Supervisor::builder()
+        .child(builder(2).label("jobs").into_child_spec("jobs"))
+        .spawn()
+        .await
+        .unwrap();
+    let cell = bounded(root.child("jobs")).await.unwrap();
+    let pool = bounded(PoolRef::<TestWorker>::from_cell(cell))
+        .await
+        .unwrap();
+    assert_eq!(run(&pool, Job::Echo(5)).await.unwrap().value, 5);
+    root.stop().await;
+    assert_eq!(run(&pool, Job::Echo(5)).await, Err(TaskError::Stopped));
+}
+
+#[tokio::test(start_paused = true)]
+async fn chaos_every_submit_resolves_exactly_once() {
+    let pool = builder(4)
+        .routing(LeastBusy::new())
+        .restart_intensity(1_000_000, SEC)
+        .spawn()
+        .await
+        .unwrap();
+    let mut rng = fastrand::Rng::with_seed(42);
+    let mut handles = Vec::new();
+    let n = 5_000;
+    for v in 0..n {
+        let job = if rng.u8(0..100) < 3 {
+            Job::Panic
+        } else {
+            Job::Echo(v)
+        };
+        let p = pool.clone();
+        handles.push(tokio::spawn(async move { p.submit(job).await }));
+    }
+    let (mut ok, mut crashed) = (0u64, 0u64);
+    for h in handles {
+        match bounded(h).await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(TaskError::Crashed) => crashed += 1,
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(ok + crashed, n);
+    let stats: PoolStats = pool.stats();
+    assert_eq!(stats.completed, ok);
+    assert_eq!(stats.crashed, crashed);
+    assert!(crashed > 0 && stats.restarts > 0);
+    pool.stop().await;
+}
