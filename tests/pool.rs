@@ -514,3 +514,95 @@ async fn chaos_every_submit_resolves_exactly_once() {
     assert!(crashed > 0 && stats.restarts > 0);
     pool.stop().await;
 }
+
+/// Worker 0 crashes on 13; the others answer their index.
+struct FlakyWorker {
+    index: usize,
+}
+
+impl Worker for FlakyWorker {
+    type Task = u64;
+    type Output = usize;
+    type Error = String;
+
+    async fn handle(&mut self, n: u64) -> Result<usize, String> {
+        if self.index == 0 && n == 13 {
+            panic!("worker 0 cannot stand 13");
+        }
+        Ok(self.index)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_crashed_task_is_retried_on_another_worker_when_asked() {
+    let pool = Pool::builder(|index| FlakyWorker { index })
+        .size(2)
+        .routing(RoundRobin::new())
+        .retry_crashed(2)
+        .spawn()
+        .await
+        .unwrap();
+    // Round-robin sends the first task to worker 0, which crashes; the retry runs on worker 1.
+    assert_eq!(bounded(pool.submit(13)).await, Ok(1));
+    let stats = pool.stats();
+    assert_eq!((stats.retried, stats.crashed, stats.restarts), (1, 0, 1));
+    pool.stop().await;
+
+    // Without the policy the caller gets Crashed.
+    let pool = Pool::builder(|index| FlakyWorker { index })
+        .size(2)
+        .routing(RoundRobin::new())
+        .spawn()
+        .await
+        .unwrap();
+    assert_eq!(bounded(pool.submit(13)).await, Err(TaskError::Crashed));
+    pool.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_are_bounded() {
+    // Every worker crashes on 13: two retries, then Crashed.
+    struct AlwaysCrash;
+    impl Worker for AlwaysCrash {
+        type Task = u64;
+        type Output = ();
+        type Error = String;
+        async fn handle(&mut self, _n: u64) -> Result<(), String> {
+            panic!("always");
+        }
+    }
+    let pool = Pool::builder(|_| AlwaysCrash)
+        .size(3)
+        .retry_crashed(2)
+        .restart_intensity(100, SEC)
+        .spawn()
+        .await
+        .unwrap();
+    assert_eq!(bounded(pool.submit(13)).await, Err(TaskError::Crashed));
+    let stats = pool.stats();
+    assert_eq!((stats.retried, stats.crashed), (2, 1));
+    pool.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn broadcast_reaches_every_worker() {
+    #[derive(Clone)]
+    struct Hello;
+    struct Greeter(usize);
+    impl Worker for Greeter {
+        type Task = Hello;
+        type Output = usize;
+        type Error = String;
+        async fn handle(&mut self, _: Hello) -> Result<usize, String> {
+            Ok(self.0)
+        }
+    }
+    let pool = Pool::builder(Greeter).size(3).spawn().await.unwrap();
+    let answers = bounded(pool.broadcast(Hello)).await.unwrap();
+    assert_eq!(answers, vec![Ok(0), Ok(1), Ok(2)]);
+    pool.stop().await;
+    assert_eq!(
+        bounded(pool.broadcast(Hello)).await,
+        Err(TaskError::Stopped)
+    );
+}

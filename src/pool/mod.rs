@@ -170,6 +170,8 @@ pub struct PoolStats {
     pub rejected: u64,
     /// Tasks dropped from a full queue.
     pub dropped: u64,
+    /// Tasks run again after their worker crashed.
+    pub retried: u64,
     /// Worker restarts.
     pub restarts: u64,
     /// Each worker, by index.
@@ -221,6 +223,7 @@ impl Pool {
             period: Duration::from_secs(5),
             backoff: None,
             fail_fast_without_workers: false,
+            retry: None,
             label: "pool".to_string(),
         }
     }
@@ -241,6 +244,7 @@ pub struct PoolBuilder<W: Worker> {
     period: Duration,
     backoff: Option<Backoff>,
     fail_fast_without_workers: bool,
+    retry: Option<(u32, fn(&W::Task) -> W::Task)>,
     label: String,
 }
 
@@ -260,6 +264,7 @@ impl<W: Worker> Clone for PoolBuilder<W> {
             period: self.period,
             backoff: self.backoff.clone(),
             fail_fast_without_workers: self.fail_fast_without_workers,
+            retry: self.retry,
             label: self.label.clone(),
         }
     }
@@ -366,6 +371,8 @@ impl<W: Worker> PoolBuilder<W> {
             self.timeout,
             self.grace,
             self.fail_fast_without_workers,
+            self.retry
+                .map(|(attempts, copy)| shared::RetryPolicy { attempts, copy }),
         );
         PoolArgs {
             shared: Arc::new(shared),
@@ -413,6 +420,19 @@ impl<W: Worker> PoolBuilder<W> {
             Ok((control, _)) => Ok(PoolRef { shared, control }),
             Err(err) => Err(crate::supervisor::start_error(err)),
         }
+    }
+}
+
+impl<W: Worker> PoolBuilder<W>
+where
+    W::Task: Clone,
+{
+    /// When a worker crashes while running a task, run the task again on another worker, up
+    /// to `attempts` more times, before its caller gets [`TaskError::Crashed`] (default: no
+    /// retry). The task must be safe to run more than once.
+    pub fn retry_crashed(mut self, attempts: u32) -> Self {
+        self.retry = Some((attempts, <W::Task as Clone>::clone));
+        self
     }
 }
 
@@ -472,6 +492,7 @@ impl<W: Worker> PoolRef<W> {
             deadline: timeout.map(|t| now + t),
             priority: options.priority,
             key: options.key,
+            attempts_left: self.shared.retry.as_ref().map_or(0, |r| r.attempts),
         };
         (env, timeout)
     }
@@ -548,6 +569,48 @@ impl<W: Worker> PoolRef<W> {
         Ok(())
     }
 
+    /// Sends a copy of `task` to every running worker, whatever the routing and concurrency
+    /// limits (like Akka's `Broadcast` envelope), and returns their answers in worker order.
+    /// `Stopped` if the pool is not running, `NoWorker` if no worker is running.
+    pub async fn broadcast(
+        &self,
+        task: W::Task,
+    ) -> Result<Vec<Result<W::Output, TaskError<W::Error>>>, TaskError<W::Error>>
+    where
+        W::Task: Clone,
+    {
+        if self.shared.phase() != shared::Phase::Running {
+            return Err(TaskError::Stopped);
+        }
+        let slots = read(&self.shared.slots).clone();
+        let mut answers = Vec::new();
+        for inc in slots.iter().filter_map(|s| s.incarnation()) {
+            if !inc.alive() {
+                continue;
+            }
+            let (tx, rx) = oneshot::channel();
+            let (env, _) = self.envelope(task.clone(), TaskOptions::default(), Some(tx));
+            inc.in_flight.fetch_add(1, Ordering::AcqRel);
+            if inc.actor.send_message(shared::WorkerMsg::Run(env)).is_err() {
+                inc.release();
+                continue;
+            }
+            self.shared
+                .counters
+                .submitted
+                .fetch_add(1, Ordering::Relaxed);
+            answers.push(rx);
+        }
+        if answers.is_empty() {
+            return Err(TaskError::NoWorker);
+        }
+        let answers = futures::future::join_all(answers).await;
+        Ok(answers
+            .into_iter()
+            .map(|a| a.unwrap_or(Err(TaskError::Crashed)))
+            .collect())
+    }
+
     /// Sets a worker's weight for [`Weighted`] routing (0: it gets no task).
     pub fn set_weight(&self, index: usize, weight: u32) -> Result<(), PoolError> {
         let slot = self
@@ -591,6 +654,7 @@ impl<W: Worker> PoolRef<W> {
             timed_out: c.timed_out.load(Ordering::Relaxed),
             rejected: c.rejected.load(Ordering::Relaxed),
             dropped: c.dropped.load(Ordering::Relaxed),
+            retried: c.retried.load(Ordering::Relaxed),
             restarts: c.restarts.load(Ordering::Relaxed),
             workers,
         }

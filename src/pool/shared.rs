@@ -30,11 +30,30 @@ pub(crate) type Answer<W> = Result<<W as Worker>::Output, TaskError<<W as Worker
 /// The answer channel of one task (none for `cast`). Dropped unanswered it answers for itself:
 /// `Crashed` if the task was running (its worker died), else `Stopped` if the pool has stopped,
 /// else `Crashed` (it sat in the mailbox of a worker that died). So every task gets exactly one
-/// answer, decided where the cause is known.
+/// answer, decided where the cause is known. With a retry policy, a running task whose worker
+/// died is sent again (a copy taken before it ran) instead, while attempts are left.
 pub(crate) struct Reply<W: Worker> {
     tx: Option<oneshot::Sender<Answer<W>>>,
     pub(crate) running: bool,
+    pub(crate) redo: Option<Redo<W>>,
     shared: Arc<Shared<W>>,
+}
+
+/// What a crashed task needs to run again elsewhere.
+pub(crate) struct Redo<W: Worker> {
+    pub(crate) task: W::Task,
+    pub(crate) attempts_left: u32,
+    pub(crate) deadline: Option<Instant>,
+    pub(crate) priority: Priority,
+    pub(crate) key: Option<u64>,
+    /// The incarnation that crashed: marked so the retry does not go back to it.
+    pub(crate) on: Arc<Incarnation<W>>,
+}
+
+/// The crashed-task policy: how many more times, and how to copy a task.
+pub(crate) struct RetryPolicy<W: Worker> {
+    pub(crate) attempts: u32,
+    pub(crate) copy: fn(&W::Task) -> W::Task,
 }
 
 impl<W: Worker> Reply<W> {
@@ -42,6 +61,7 @@ impl<W: Worker> Reply<W> {
         Reply {
             tx,
             running: false,
+            redo: None,
             shared,
         }
     }
@@ -56,6 +76,20 @@ impl<W: Worker> Reply<W> {
 
 impl<W: Worker> Drop for Reply<W> {
     fn drop(&mut self) {
+        if let (true, Some(redo)) = (self.running, self.redo.take()) {
+            redo.on.crashed.store(true, Ordering::Release);
+            self.shared.counters.retried.fetch_add(1, Ordering::Relaxed);
+            let env = Envelope {
+                task: redo.task,
+                reply: Reply::new(self.tx.take(), self.shared.clone()),
+                deadline: redo.deadline,
+                priority: redo.priority,
+                key: redo.key,
+                attempts_left: redo.attempts_left,
+            };
+            self.shared.redispatch(env);
+            return;
+        }
         let Some(tx) = self.tx.take() else {
             if self.running {
                 self.shared.counters.crashed.fetch_add(1, Ordering::Relaxed);
@@ -79,6 +113,8 @@ pub(crate) struct Envelope<W: Worker> {
     pub(crate) deadline: Option<Instant>,
     pub(crate) priority: Priority,
     pub(crate) key: Option<u64>,
+    /// Times it may still be retried after a crash.
+    pub(crate) attempts_left: u32,
 }
 
 impl<W: Worker> Envelope<W> {
@@ -100,6 +136,8 @@ impl<W: Worker> ractor::Message for WorkerMsg<W> {}
 pub(crate) struct Incarnation<W: Worker> {
     pub(crate) actor: ActorRef<WorkerMsg<W>>,
     pub(crate) in_flight: AtomicUsize,
+    /// Set when a task crashed it, before its actor is seen as stopped.
+    pub(crate) crashed: AtomicBool,
 }
 
 impl<W: Worker> Incarnation<W> {
@@ -118,8 +156,17 @@ impl<W: Worker> Incarnation<W> {
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
     }
 
-    fn alive(&self) -> bool {
-        self.actor.get_status() < ractor::ActorStatus::Stopping
+    pub(crate) fn new(actor: ActorRef<WorkerMsg<W>>) -> Self {
+        Incarnation {
+            actor,
+            in_flight: AtomicUsize::new(0),
+            crashed: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn alive(&self) -> bool {
+        !self.crashed.load(Ordering::Acquire)
+            && self.actor.get_status() < ractor::ActorStatus::Stopping
     }
 }
 
@@ -195,6 +242,7 @@ pub(crate) struct Counters {
     pub(crate) rejected: AtomicU64,
     pub(crate) dropped: AtomicU64,
     pub(crate) restarts: AtomicU64,
+    pub(crate) retried: AtomicU64,
 }
 
 pub(crate) struct Shared<W: Worker> {
@@ -211,6 +259,7 @@ pub(crate) struct Shared<W: Worker> {
     pub(crate) default_timeout: Option<Duration>,
     pub(crate) grace: Duration,
     pub(crate) fail_fast_without_workers: bool,
+    pub(crate) retry: Option<RetryPolicy<W>>,
 }
 
 pub(crate) fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -239,6 +288,7 @@ impl<W: Worker> Shared<W> {
         default_timeout: Option<Duration>,
         grace: Duration,
         fail_fast_without_workers: bool,
+        retry: Option<RetryPolicy<W>>,
     ) -> Self {
         let slots = (0..size)
             .map(|i| Arc::new(Slot::new(i, weights.get(i).copied().unwrap_or(1))))
@@ -255,6 +305,7 @@ impl<W: Worker> Shared<W> {
             default_timeout,
             grace,
             fail_fast_without_workers,
+            retry,
         }
     }
 
@@ -363,6 +414,30 @@ impl<W: Worker> Shared<W> {
             }
         }
         Err(env)
+    }
+
+    /// Sends a task again after its worker crashed (no waiting: called from a drop). A full
+    /// queue fails it with `Crashed`.
+    pub(crate) fn redispatch(&self, env: Envelope<W>) {
+        let env = match self.try_send(env) {
+            Ok(()) => return,
+            Err(env) => env,
+        };
+        if self.phase() == Phase::Stopped {
+            env.fail(TaskError::Stopped);
+            return;
+        }
+        let priority = env.priority;
+        let pushed = lock(&self.queue).push(env, priority);
+        match pushed {
+            Push::Queued => self.kick(),
+            Push::Displaced(old) => {
+                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                old.fail(TaskError::Dropped);
+                self.kick();
+            }
+            Push::Full(env) => env.fail(TaskError::Crashed),
+        }
     }
 
     fn any_live(&self) -> bool {

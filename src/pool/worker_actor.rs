@@ -14,7 +14,7 @@ use std::sync::Arc;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::time::Instant;
 
-use super::shared::{write, Envelope, Incarnation, Shared, Slot, WorkerMsg};
+use super::shared::{write, Envelope, Incarnation, Redo, Shared, Slot, WorkerMsg};
 use super::TaskError;
 use crate::worker::{Worker, WorkerContext};
 
@@ -61,10 +61,7 @@ impl<W: Worker> Actor for WorkerActor<W> {
         if ctx.generation > 1 {
             worker.on_restart(ctx).await?;
         }
-        let inc = Arc::new(Incarnation {
-            actor: myself,
-            in_flight: Default::default(),
-        });
+        let inc = Arc::new(Incarnation::new(myself));
         *write(&args.slot.current) = Some(inc.clone());
         Ok(WorkerState {
             worker,
@@ -107,7 +104,9 @@ impl<W: Worker> WorkerState<W> {
             task,
             mut reply,
             deadline,
-            ..
+            priority,
+            key,
+            attempts_left,
         } = env;
         let started = Instant::now();
         if deadline.is_some_and(|d| started >= d) {
@@ -115,8 +114,19 @@ impl<W: Worker> WorkerState<W> {
             reply.send(Err(TaskError::TimedOut));
             return Ok(());
         }
-        // From here a panic drops `reply` while running: the caller gets `Crashed`.
+        // From here a panic drops `reply` while running: the caller gets `Crashed`, or, with a
+        // retry policy, a copy of the task runs again on another worker.
         reply.running = true;
+        if let Some(retry) = self.shared.retry.as_ref().filter(|_| attempts_left > 0) {
+            reply.redo = Some(Redo {
+                task: (retry.copy)(&task),
+                attempts_left: attempts_left - 1,
+                deadline,
+                priority,
+                key,
+                on: self.inc.clone(),
+            });
+        }
         let result = match deadline {
             None => self.worker.handle(task).await,
             Some(d) => {
