@@ -56,6 +56,15 @@ pub(crate) struct RetryPolicy<W: Worker> {
     pub(crate) copy: fn(&W::Task) -> W::Task,
 }
 
+impl<W: Worker> Clone for RetryPolicy<W> {
+    fn clone(&self) -> Self {
+        RetryPolicy {
+            attempts: self.attempts,
+            copy: self.copy,
+        }
+    }
+}
+
 impl<W: Worker> Reply<W> {
     pub(crate) fn new(tx: Option<oneshot::Sender<Answer<W>>>, shared: Arc<Shared<W>>) -> Self {
         Reply {
