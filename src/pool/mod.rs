@@ -244,7 +244,7 @@ pub struct PoolBuilder<W: Worker> {
     period: Duration,
     backoff: Option<Backoff>,
     fail_fast_without_workers: bool,
-    retry: Option<(u32, fn(&W::Task) -> W::Task)>,
+    retry: Option<shared::RetryPolicy<W>>,
     label: String,
 }
 
@@ -264,7 +264,7 @@ impl<W: Worker> Clone for PoolBuilder<W> {
             period: self.period,
             backoff: self.backoff.clone(),
             fail_fast_without_workers: self.fail_fast_without_workers,
-            retry: self.retry,
+            retry: self.retry.clone(),
             label: self.label.clone(),
         }
     }
@@ -371,8 +371,7 @@ impl<W: Worker> PoolBuilder<W> {
             self.timeout,
             self.grace,
             self.fail_fast_without_workers,
-            self.retry
-                .map(|(attempts, copy)| shared::RetryPolicy { attempts, copy }),
+            self.retry,
         );
         PoolArgs {
             shared: Arc::new(shared),
@@ -431,7 +430,10 @@ where
     /// to `attempts` more times, before its caller gets [`TaskError::Crashed`] (default: no
     /// retry). The task must be safe to run more than once.
     pub fn retry_crashed(mut self, attempts: u32) -> Self {
-        self.retry = Some((attempts, <W::Task as Clone>::clone));
+        self.retry = Some(shared::RetryPolicy {
+            attempts,
+            copy: <W::Task as Clone>::clone,
+        });
         self
     }
 }
