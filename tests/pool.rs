@@ -606,3 +606,86 @@ async fn broadcast_reaches_every_worker() {
         Err(TaskError::Stopped)
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_autoscaler_grows_under_pressure_and_shrinks_when_idle() {
+    use ractor_otp::pool::Resizer;
+    let resizer = Resizer {
+        lower: 1,
+        upper: 3,
+        rampup_rate: 1.0,
+        messages_per_resize: 1,
+        ..Resizer::default()
+    };
+    let pool = builder(1).autoscale(resizer).spawn().await.unwrap();
+    let size = |p: &PoolRef<TestWorker>| p.stats().workers.len();
+    let gate = Arc::new(Notify::new());
+    // The only worker is busy: the next task finds every worker busy and the pool grows.
+    let (_, held) = hold(&pool, &gate).await;
+    assert_eq!(
+        run(&pool, Job::Echo(1)).await.unwrap().worker,
+        1,
+        "ran on the new worker"
+    );
+    assert_eq!(size(&pool), 2);
+    // Busy again, both: grow to the upper bound (3), never beyond.
+    let (_, held2) = hold(&pool, &gate).await;
+    run(&pool, Job::Echo(2)).await.unwrap();
+    bounded(async {
+        while size(&pool) < 3 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    gate.notify_waiters();
+    assert!(bounded(held).await.unwrap().is_ok());
+    assert!(bounded(held2).await.unwrap().is_ok());
+    // Idle: each check shrinks by ceil(0.1 · size) = 1, down to the lower bound.
+    bounded(async {
+        while size(&pool) > 1 {
+            let _ = pool.submit(Job::Echo(0)).await;
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert_eq!(size(&pool), 1);
+    pool.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_worker_that_stops_answering_is_restarted_and_reported() {
+    let pool = builder(2)
+        .health_check(SEC, 2 * SEC)
+        .routing(RoundRobin::new())
+        .spawn()
+        .await
+        .unwrap();
+    // Worker 0 gets stuck (an hour-long task, no task timeout); the check kills it at the
+    // first ping it fails to answer within 2 s.
+    let stuck = {
+        let p = pool.clone();
+        tokio::spawn(async move { p.submit(Job::Sleep(3600 * SEC)).await })
+    };
+    assert_eq!(bounded(stuck).await.unwrap(), Err(TaskError::Crashed));
+    let stats = pool.stats();
+    assert_eq!((stats.stuck, stats.restarts), (1, 1));
+    // Healthy workers are left alone.
+    let r = run(&pool, Job::Echo(1)).await.unwrap();
+    tokio::time::advance(10 * SEC).await;
+    assert_eq!(pool.stats().stuck, 1);
+    assert!(r.value == 1);
+    pool.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn bad_pool_settings_are_typed_errors() {
+    for b in [
+        builder(0),
+        builder(1).queue(0, Overflow::Wait),
+        builder(1).worker_concurrency(0),
+        builder(1).health_check(Duration::ZERO, SEC),
+        builder(1).autoscale(ractor_otp::pool::Resizer::new(3, 2)),
+    ] {
+        assert!(matches!(b.spawn().await, Err(StartError::InvalidSpec(_))));
+    }
+}

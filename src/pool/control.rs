@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use tracing::Instrument;
 
 use super::shared::{write, Phase, Shared, Slot};
 use super::worker_actor::{Factory, WorkerActor, WorkerArgs};
@@ -31,6 +32,17 @@ pub(crate) enum Control<W: Worker> {
     Resize(usize, RpcReplyPort<Result<(), PoolError>>),
     Drain(Duration, RpcReplyPort<bool>),
     Handle(RpcReplyPort<PoolRef<W>>),
+    /// Apply the autoscaler to the current load.
+    Autoscale,
+    /// Ping every worker; publish the stats.
+    HealthCheck,
+}
+
+/// Stuck-worker detection: every `interval`, each worker must answer a ping within `timeout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct HealthCheck {
+    pub(crate) interval: Duration,
+    pub(crate) timeout: Duration,
 }
 
 pub(crate) struct PoolActor<W>(PhantomData<fn() -> W>);
@@ -47,6 +59,7 @@ pub(crate) struct PoolArgs<W: Worker> {
     pub(crate) intensity: u32,
     pub(crate) period: Duration,
     pub(crate) backoff: Option<Backoff>,
+    pub(crate) health: Option<HealthCheck>,
     pub(crate) label: String,
 }
 
@@ -55,6 +68,9 @@ pub(crate) struct PoolState<W: Worker> {
     factory: Factory<W>,
     backoff: Option<Backoff>,
     workers: SupervisorRef,
+    health: Option<HealthCheck>,
+    label: String,
+    span: tracing::Span,
 }
 
 fn worker_id(index: usize) -> String {
@@ -115,11 +131,17 @@ impl<W: Worker> Actor for PoolActor<W> {
                 }
             }
         });
+        if let Some(health) = args.health {
+            myself.send_interval(health.interval, || PoolMsg(Control::HealthCheck));
+        }
         Ok(PoolState {
+            span: tracing::info_span!("pool", name = %args.label),
             shared: args.shared,
             factory: args.factory,
             backoff: args.backoff,
             workers,
+            health: args.health,
+            label: args.label,
         })
     }
 
@@ -165,6 +187,15 @@ impl<W: Worker> Actor for PoolActor<W> {
         PoolMsg(control): PoolMsg<W>,
         state: &mut PoolState<W>,
     ) -> Result<(), ActorProcessingErr> {
+        let span = state.span.clone();
+        state.handle(myself, control).instrument(span).await;
+        Ok(())
+    }
+}
+
+impl<W: Worker> PoolState<W> {
+    async fn handle(&mut self, myself: ActorRef<PoolMsg<W>>, control: Control<W>) {
+        let state = self;
         match control {
             Control::Handle(reply) => {
                 let _ = reply.send(PoolRef {
@@ -180,15 +211,83 @@ impl<W: Worker> Actor for PoolActor<W> {
                 let drained = tokio::time::timeout(timeout, state.wait_idle(0))
                     .await
                     .is_ok();
+                tracing::info!(drained, "pool drained");
                 let _ = reply.send(drained);
                 myself.stop(Some(crate::exit::SHUTDOWN_REASON.to_string()));
             }
+            Control::Autoscale => {
+                state.autoscale().await;
+                state.shared.resizing.store(false, Ordering::Release);
+            }
+            Control::HealthCheck => state.health_check(),
         }
-        Ok(())
     }
-}
 
-impl<W: Worker> PoolState<W> {
+    /// Resizes by the autoscaler's verdict on the in-flight counts of the workers.
+    async fn autoscale(&mut self) {
+        let Some(resizer) = self.shared.resizer else {
+            return;
+        };
+        let in_flight: Vec<usize> = super::shared::read(&self.shared.slots)
+            .iter()
+            .filter(|s| !s.retiring.load(Ordering::Acquire))
+            .map(|s| s.in_flight())
+            .collect();
+        let delta = resizer.delta(&in_flight);
+        if delta != 0 {
+            let size = (in_flight.len() as i64 + delta).max(1) as usize;
+            tracing::info!(from = in_flight.len(), to = size, "autoscaling the pool");
+            if let Err(e) = self.resize(size).await {
+                tracing::warn!(error = %e, "autoscaling failed");
+            }
+        }
+    }
+
+    /// Pings every worker; one that does not answer within the bound is killed (its supervisor
+    /// restarts it) and reported. Also publishes the stats as a tracing event.
+    fn health_check(&self) {
+        let Some(health) = self.health else {
+            return;
+        };
+        for slot in super::shared::read(&self.shared.slots).iter() {
+            let Some(inc) = slot.incarnation().filter(|i| i.alive()) else {
+                continue;
+            };
+            let (shared, index) = (self.shared.clone(), slot.index);
+            tokio::spawn(async move {
+                let ping = inc
+                    .actor
+                    .call(super::shared::WorkerMsg::Ping, Some(health.timeout));
+                match ping.await {
+                    Ok(ractor::rpc::CallResult::Success(())) => {}
+                    Ok(ractor::rpc::CallResult::Timeout) if inc.alive() => {
+                        shared.counters.stuck.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(
+                            worker = index,
+                            timeout = ?health.timeout,
+                            "worker did not answer a health check: killing it (it will be restarted)"
+                        );
+                        inc.actor.kill();
+                    }
+                    _ => {} // it ended meanwhile
+                }
+            });
+        }
+        let c = &self.shared.counters;
+        tracing::info!(
+            pool = %self.label,
+            queued = self.shared.queued(),
+            submitted = c.submitted.load(Ordering::Relaxed),
+            completed = c.completed.load(Ordering::Relaxed),
+            failed = c.failed.load(Ordering::Relaxed),
+            crashed = c.crashed.load(Ordering::Relaxed),
+            timed_out = c.timed_out.load(Ordering::Relaxed),
+            restarts = c.restarts.load(Ordering::Relaxed),
+            stuck = c.stuck.load(Ordering::Relaxed),
+            "pool stats"
+        );
+    }
+
     /// Waits until the slots from `from` on have nothing in flight (and, from 0, the queue is
     /// empty).
     async fn wait_idle(&self, from: usize) {

@@ -172,6 +172,8 @@ pub struct PoolStats {
     pub dropped: u64,
     /// Tasks run again after their worker crashed.
     pub retried: u64,
+    /// Workers killed for not answering a health check.
+    pub stuck: u64,
     /// Worker restarts.
     pub restarts: u64,
     /// Each worker, by index.
@@ -224,6 +226,8 @@ impl Pool {
             backoff: None,
             fail_fast_without_workers: false,
             retry: None,
+            resizer: None,
+            health: None,
             label: "pool".to_string(),
         }
     }
@@ -245,6 +249,8 @@ pub struct PoolBuilder<W: Worker> {
     backoff: Option<Backoff>,
     fail_fast_without_workers: bool,
     retry: Option<shared::RetryPolicy<W>>,
+    resizer: Option<Resizer>,
+    health: Option<control::HealthCheck>,
     label: String,
 }
 
@@ -265,6 +271,8 @@ impl<W: Worker> Clone for PoolBuilder<W> {
             backoff: self.backoff.clone(),
             fail_fast_without_workers: self.fail_fast_without_workers,
             retry: self.retry.clone(),
+            resizer: self.resizer,
+            health: self.health,
             label: self.label.clone(),
         }
     }
@@ -332,6 +340,22 @@ impl<W: Worker> PoolBuilder<W> {
         self
     }
 
+    /// Grows and shrinks the pool with the load, between the resizer's bounds (Akka's
+    /// `DefaultResizer`): checked every `messages_per_resize` tasks.
+    pub fn autoscale(mut self, resizer: Resizer) -> Self {
+        self.resizer = Some(resizer);
+        self
+    }
+
+    /// Stuck-worker detection: every `interval`, each worker must answer a ping within
+    /// `timeout` (the ping waits behind the task it is running); one that does not is killed,
+    /// restarted by the supervisor, and counted in [`PoolStats::stuck`]. Each check also
+    /// publishes the pool's counters as a `tracing` event.
+    pub fn health_check(mut self, interval: Duration, timeout: Duration) -> Self {
+        self.health = Some(control::HealthCheck { interval, timeout });
+        self
+    }
+
     /// A name for logs and the workers' supervisor.
     pub fn label(mut self, label: impl Into<String>) -> Self {
         self.label = label.into();
@@ -357,6 +381,15 @@ impl<W: Worker> PoolBuilder<W> {
         if self.period.is_zero() {
             return Err(StartError::InvalidSpec(SpecError::ZeroPeriod));
         }
+        if let Some(r) = &self.resizer {
+            r.validate()?;
+        }
+        if self
+            .health
+            .is_some_and(|h| h.interval.is_zero() || h.timeout.is_zero())
+        {
+            return bad("health check interval and timeout must be greater than zero");
+        }
         Ok(())
     }
 
@@ -372,6 +405,7 @@ impl<W: Worker> PoolBuilder<W> {
             self.grace,
             self.fail_fast_without_workers,
             self.retry,
+            self.resizer,
         );
         PoolArgs {
             shared: Arc::new(shared),
@@ -379,6 +413,7 @@ impl<W: Worker> PoolBuilder<W> {
             intensity: self.intensity,
             period: self.period,
             backoff: self.backoff,
+            health: self.health,
             label: self.label,
         }
     }
@@ -508,10 +543,7 @@ impl<W: Worker> PoolRef<W> {
         let (tx, rx) = oneshot::channel();
         let (env, timeout) = self.envelope(task, options, Some(tx));
         self.shared.dispatch(env, wait).await?;
-        self.shared
-            .counters
-            .submitted
-            .fetch_add(1, Ordering::Relaxed);
+        self.accepted();
         let answer = match timeout {
             Some(t) => match tokio::time::timeout(t, rx).await {
                 Ok(answer) => answer,
@@ -528,6 +560,25 @@ impl<W: Worker> PoolRef<W> {
         // Every reply answers, even when dropped (see `shared::Reply`); a channel closed
         // without an answer can only mean the worker's task was torn down with it.
         answer.unwrap_or(Err(TaskError::Crashed))
+    }
+
+    /// Counts an accepted task and, every `messages_per_resize` tasks, asks the control actor
+    /// to apply the autoscaler (one check at a time).
+    fn accepted(&self) {
+        let n = self
+            .shared
+            .counters
+            .submitted
+            .fetch_add(1, Ordering::Relaxed);
+        let Some(resizer) = &self.shared.resizer else {
+            return;
+        };
+        if resizer.is_time_for_resize(n)
+            && !self.shared.resizing.swap(true, Ordering::AcqRel)
+            && self.control.cast(PoolMsg(Control::Autoscale)).is_err()
+        {
+            self.shared.resizing.store(false, Ordering::Release);
+        }
     }
 
     /// Runs a task and returns its output. Waits for queue space under [`Overflow::Wait`].
@@ -564,10 +615,7 @@ impl<W: Worker> PoolRef<W> {
     ) -> Result<(), TaskError<W::Error>> {
         let (env, _) = self.envelope(task, options, None);
         self.shared.dispatch(env, true).await?;
-        self.shared
-            .counters
-            .submitted
-            .fetch_add(1, Ordering::Relaxed);
+        self.accepted();
         Ok(())
     }
 
@@ -657,6 +705,7 @@ impl<W: Worker> PoolRef<W> {
             rejected: c.rejected.load(Ordering::Relaxed),
             dropped: c.dropped.load(Ordering::Relaxed),
             retried: c.retried.load(Ordering::Relaxed),
+            stuck: c.stuck.load(Ordering::Relaxed),
             restarts: c.restarts.load(Ordering::Relaxed),
             workers,
         }

@@ -136,6 +136,8 @@ impl<W: Worker> Envelope<W> {
 /// What a worker actor takes.
 pub(crate) enum WorkerMsg<W: Worker> {
     Run(Envelope<W>),
+    /// A health check: answered as soon as the worker gets to it.
+    Ping(ractor::RpcReplyPort<()>),
 }
 
 #[cfg(feature = "cluster")]
@@ -252,6 +254,7 @@ pub(crate) struct Counters {
     pub(crate) dropped: AtomicU64,
     pub(crate) restarts: AtomicU64,
     pub(crate) retried: AtomicU64,
+    pub(crate) stuck: AtomicU64,
 }
 
 pub(crate) struct Shared<W: Worker> {
@@ -269,6 +272,9 @@ pub(crate) struct Shared<W: Worker> {
     pub(crate) grace: Duration,
     pub(crate) fail_fast_without_workers: bool,
     pub(crate) retry: Option<RetryPolicy<W>>,
+    pub(crate) resizer: Option<super::Resizer>,
+    /// An autoscaling check is under way (at most one at a time).
+    pub(crate) resizing: AtomicBool,
 }
 
 pub(crate) fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -298,6 +304,7 @@ impl<W: Worker> Shared<W> {
         grace: Duration,
         fail_fast_without_workers: bool,
         retry: Option<RetryPolicy<W>>,
+        resizer: Option<super::Resizer>,
     ) -> Self {
         let slots = (0..size)
             .map(|i| Arc::new(Slot::new(i, weights.get(i).copied().unwrap_or(1))))
@@ -315,6 +322,8 @@ impl<W: Worker> Shared<W> {
             grace,
             fail_fast_without_workers,
             retry,
+            resizer,
+            resizing: AtomicBool::new(false),
         }
     }
 
@@ -419,7 +428,11 @@ impl<W: Worker> Shared<W> {
                     inc.release();
                     env = back;
                 }
-                Err(_) => unreachable!("send_message only fails with SendErr carrying the message"),
+                Err(_) => {
+                    // Not a failure ractor reports for a local send; the task is gone with it.
+                    inc.release();
+                    return Ok(());
+                }
             }
         }
         Err(env)

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::shared::{write, Envelope, Incarnation, Redo, Shared, Slot, WorkerMsg};
 use super::TaskError;
@@ -40,6 +41,7 @@ pub(crate) struct WorkerState<W: Worker> {
     inc: Arc<Incarnation<W>>,
     slot: Arc<Slot<W>>,
     shared: Arc<Shared<W>>,
+    span: tracing::Span,
 }
 
 impl<W: Worker> Actor for WorkerActor<W> {
@@ -66,6 +68,11 @@ impl<W: Worker> Actor for WorkerActor<W> {
         Ok(WorkerState {
             worker,
             inc,
+            span: tracing::info_span!(
+                "pool_worker",
+                index = ctx.index,
+                generation = ctx.generation
+            ),
             slot: args.slot,
             shared: args.shared,
         })
@@ -84,10 +91,18 @@ impl<W: Worker> Actor for WorkerActor<W> {
     async fn handle(
         &self,
         _myself: ActorRef<WorkerMsg<W>>,
-        WorkerMsg::Run(env): WorkerMsg<W>,
+        msg: WorkerMsg<W>,
         state: &mut WorkerState<W>,
     ) -> Result<(), ActorProcessingErr> {
-        let outcome = state.run(env).await;
+        let env = match msg {
+            WorkerMsg::Run(env) => env,
+            WorkerMsg::Ping(reply) => {
+                let _ = reply.send(());
+                return Ok(());
+            }
+        };
+        let span = state.span.clone();
+        let outcome = state.run(env).instrument(span).await;
         state.inc.release();
         state.shared.progress.notify_waiters();
         // A worker about to fail (it overran a timeout) or being removed takes no more tasks.
