@@ -489,29 +489,38 @@ async fn chaos_every_submit_resolves_exactly_once() {
         .unwrap();
     let mut rng = fastrand::Rng::with_seed(42);
     let mut handles = Vec::new();
-    let n = 5_000;
+    let n = 100_000;
     for v in 0..n {
-        let job = if rng.u8(0..100) < 3 {
-            Job::Panic
-        } else {
-            Job::Echo(v)
+        let job = match rng.u8(0..100) {
+            0..3 => Job::Panic,
+            3..5 => Job::Fail,
+            _ => Job::Echo(v),
         };
         let p = pool.clone();
         handles.push(tokio::spawn(async move { p.submit(job).await }));
     }
-    let (mut ok, mut crashed) = (0u64, 0u64);
+    let (mut ok, mut failed, mut crashed) = (0u64, 0u64, 0u64);
     for h in handles {
         match bounded(h).await.unwrap() {
             Ok(_) => ok += 1,
+            Err(TaskError::Failed(_)) => failed += 1,
             Err(TaskError::Crashed) => crashed += 1,
             Err(other) => panic!("unexpected {other:?}"),
         }
     }
-    assert_eq!(ok + crashed, n);
+    assert_eq!(ok + failed + crashed, n, "every submit resolved once");
     let stats: PoolStats = pool.stats();
-    assert_eq!(stats.completed, ok);
-    assert_eq!(stats.crashed, crashed);
-    assert!(crashed > 0 && stats.restarts > 0);
+    assert_eq!(
+        (
+            stats.submitted,
+            stats.completed,
+            stats.failed,
+            stats.crashed
+        ),
+        (n, ok, failed, crashed)
+    );
+    assert_eq!((stats.queued, stats.in_flight), (0, 0));
+    assert!(crashed > 0 && failed > 0 && stats.restarts > 0);
     pool.stop().await;
 }
 
