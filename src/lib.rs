@@ -4,6 +4,9 @@
 //! one-for-one, one-for-all and rest-for-one strategies, restart intensity with escalation,
 //! ordered shutdown, and dynamic supervisors. Any `ractor` actor can be a child.
 //!
+//! Modules: [`supervisor`] (trees), [`pool`] (a router over supervised [`worker`]s with
+//! backpressure, timeouts and stats), [`exit`] (how an actor's end is classified), [`error`].
+//!
 //! ```
 //! use ractor::{Actor, ActorProcessingErr, ActorRef};
 //! use ractor_otp::prelude::*;
@@ -92,9 +95,13 @@ pub mod worker;
 pub mod prelude {
     pub use crate::error::{IntensityExceeded, SpecError, StartError, SupervisorError};
     pub use crate::exit::{ExitClass, ExitReason};
+    pub use crate::pool::{
+        LeastBusy, Overflow, Pool, PoolRef, Priority, RoundRobin, TaskError, TaskOptions, Weighted,
+    };
     pub use crate::supervisor::{
         AutoShutdown, Backoff, ChildContext, ChildId, ChildKind, ChildSpec, ChildStart,
         ChildStatus, ChildTemplate, DynamicSupervisor, DynamicSupervisorRef, Restart, Shutdown,
         Strategy, Supervisor, SupervisorEvent, SupervisorRef,
     };
+    pub use crate::worker::{Worker, WorkerContext};
 }
