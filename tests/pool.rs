@@ -100,6 +100,16 @@ async fn hold(
     (worker, handle)
 }
 
+/// Waits (bounded) until at least `n` tasks wait in the pool's queue, as its stats say.
+async fn until_queued(pool: &PoolRef<TestWorker>, n: usize) {
+    bounded(async {
+        while pool.stats().queued < n {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+}
+
 fn workers_of(results: &[Ran]) -> Vec<usize> {
     results.iter().map(|r| r.worker).collect()
 }
@@ -224,13 +234,7 @@ async fn full(
         let p = pool.clone();
         handles.push(tokio::spawn(async move { p.submit(Job::Echo(v)).await }));
     }
-    // Both are queued once the stats say so (a bounded wait on the pool's own view).
-    bounded(async {
-        while pool.stats().queued < 2 {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
+    until_queued(&pool, 2).await;
     (pool, gate, handles)
 }
 
@@ -302,12 +306,7 @@ async fn high_priority_tasks_leave_the_queue_first() {
                 .await;
             let _ = tx.send(r.map(|r| r.value));
         });
-        bounded(async {
-            while pool.stats().queued < v as usize {
-                tokio::task::yield_now().await;
-            }
-        })
-        .await;
+        until_queued(&pool, v as usize).await;
     }
     gate.notify_one();
     let mut order = Vec::new();
@@ -366,12 +365,7 @@ async fn drain_finishes_accepted_work_and_rejects_new() {
         let p = pool.clone();
         queued.push(tokio::spawn(async move { p.submit(Job::Echo(v)).await }));
     }
-    bounded(async {
-        while pool.stats().queued < 3 {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
+    until_queued(&pool, 3).await;
     let p = pool.clone();
     let draining = tokio::spawn(async move { p.drain(60 * SEC).await });
     // Until the drain begins, a cast is accepted (and will finish); then it is refused.
@@ -452,12 +446,7 @@ async fn stopping_fails_queued_tasks_with_stopped() {
     let (_, _held) = hold(&pool, &gate).await;
     let p = pool.clone();
     let queued = tokio::spawn(async move { p.submit(Job::Echo(1)).await });
-    bounded(async {
-        while pool.stats().queued < 1 {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
+    until_queued(&pool, 1).await;
     // The held task never finishes; the worker is killed after its shutdown timeout.
     bounded(pool.stop()).await;
     assert_eq!(bounded(queued).await.unwrap(), Err(TaskError::Stopped));
