@@ -687,3 +687,44 @@ async fn bad_pool_settings_are_typed_errors() {
         assert!(matches!(b.spawn().await, Err(StartError::InvalidSpec(_))));
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn tasks_waiting_behind_a_crash_are_not_lost() {
+    let pool = builder(1)
+        .worker_concurrency(4)
+        .restart_intensity(5, 60 * SEC)
+        .spawn()
+        .await
+        .unwrap();
+    let gate = Arc::new(Notify::new());
+    let (_, held) = hold(&pool, &gate).await;
+    // Three more tasks go straight into the busy worker's mailbox (concurrency 4).
+    let mut waiting = Vec::new();
+    for job in [Job::Panic, Job::Echo(1), Job::Echo(2)] {
+        let p = pool.clone();
+        waiting.push(tokio::spawn(async move { p.submit(job).await }));
+    }
+    bounded(async {
+        while pool.stats().in_flight < 4 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    gate.notify_one();
+    assert!(bounded(held).await.unwrap().is_ok());
+    let mut answers = Vec::new();
+    for w in waiting {
+        answers.push(bounded(w).await.unwrap());
+    }
+    // Only the task that was running when the worker died fails; the two that had not
+    // started run on the next incarnation.
+    assert_eq!(answers[0], Err(TaskError::Crashed));
+    let later: Vec<(u64, u64)> = answers[1..]
+        .iter()
+        .map(|a| a.as_ref().map(|r| (r.value, r.generation)).unwrap())
+        .collect();
+    assert_eq!(later, vec![(1, 2), (2, 2)]);
+    let stats = pool.stats();
+    assert_eq!((stats.crashed, stats.redispatched), (1, 2));
+    pool.stop().await;
+}

@@ -78,9 +78,10 @@ pub enum TaskError<E> {
     /// The worker ran the task and returned this error (the worker keeps running).
     #[error("the worker returned an error: {0}")]
     Failed(E),
-    /// The worker crashed (panicked, was killed, or overran its timeout by more than the grace
-    /// period) with this task running or waiting in its mailbox; it is being restarted.
-    #[error("the worker crashed while it held the task; it is being restarted")]
+    /// The worker crashed (panicked, or was killed as stuck) while running this task; it is
+    /// being restarted. The task had started. (Tasks that had not started when their worker
+    /// ended are sent to another worker instead.)
+    #[error("the worker crashed while running the task; it is being restarted")]
     Crashed,
     /// The task did not finish within its timeout.
     #[error("the task did not finish within its timeout")]
@@ -170,8 +171,10 @@ pub struct PoolStats {
     pub rejected: u64,
     /// Tasks dropped from a full queue.
     pub dropped: u64,
-    /// Tasks run again after their worker crashed.
+    /// Tasks run again after their worker crashed while running them (`retry_crashed`).
     pub retried: u64,
+    /// Tasks that had not started when their worker ended, sent to another worker.
+    pub redispatched: u64,
     /// Workers killed for not answering a health check.
     pub stuck: u64,
     /// Worker restarts.
@@ -304,8 +307,14 @@ impl<W: Worker> PoolBuilder<W> {
         self
     }
 
-    /// At most this many tasks in flight per worker (default 1: a task waits in the pool's
-    /// queue, not behind a busy worker).
+    /// At most this many tasks in flight per worker (default 1).
+    ///
+    /// With 1, a task that finds every worker busy waits in the pool's queue and the next worker
+    /// to finish takes it (work-pulling, so no task waits behind a long one); routing then only
+    /// chooses among idle workers, so weights and key affinity shape the load only while some
+    /// worker is idle. Raise it to let routing place tasks into workers' mailboxes: weights and
+    /// keys then decide where every task goes, at the price of tasks waiting behind long ones.
+    /// A worker's crash never loses the tasks waiting in its mailbox: they go to another worker.
     pub fn worker_concurrency(mut self, limit: usize) -> Self {
         self.limit = limit;
         self
@@ -522,15 +531,15 @@ impl<W: Worker> PoolRef<W> {
         reply: Option<oneshot::Sender<shared::Answer<W>>>,
     ) -> (Envelope<W>, Option<Duration>) {
         let timeout = options.timeout.or(self.shared.default_timeout);
-        let now = Instant::now();
-        let env = Envelope {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let env = Envelope::new(
             task,
-            reply: shared::Reply::new(reply, self.shared.clone()),
-            deadline: timeout.map(|t| now + t),
-            priority: options.priority,
-            key: options.key,
-            attempts_left: self.shared.retry.as_ref().map_or(0, |r| r.attempts),
-        };
+            reply,
+            deadline,
+            options.priority,
+            options.key,
+            self.shared.clone(),
+        );
         (env, timeout)
     }
 
@@ -557,7 +566,7 @@ impl<W: Worker> PoolRef<W> {
             },
             None => rx.await,
         };
-        // Every reply answers, even when dropped (see `shared::Reply`); a channel closed
+        // Every envelope answers, even when dropped (see `shared::Envelope`); a channel closed
         // without an answer can only mean the worker's task was torn down with it.
         answer.unwrap_or(Err(TaskError::Crashed))
     }
@@ -705,6 +714,7 @@ impl<W: Worker> PoolRef<W> {
             rejected: c.rejected.load(Ordering::Relaxed),
             dropped: c.dropped.load(Ordering::Relaxed),
             retried: c.retried.load(Ordering::Relaxed),
+            redispatched: c.redispatched.load(Ordering::Relaxed),
             stuck: c.stuck.load(Ordering::Relaxed),
             restarts: c.restarts.load(Ordering::Relaxed),
             workers,

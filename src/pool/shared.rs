@@ -27,27 +27,133 @@ use crate::worker::Worker;
 
 pub(crate) type Answer<W> = Result<<W as Worker>::Output, TaskError<<W as Worker>::Error>>;
 
-/// The answer channel of one task (none for `cast`). Dropped unanswered it answers for itself:
-/// `Crashed` if the task was running (its worker died), else `Stopped` if the pool has stopped,
-/// else `Crashed` (it sat in the mailbox of a worker that died). So every task gets exactly one
-/// answer, decided where the cause is known. With a retry policy, a running task whose worker
-/// died is sent again (a copy taken before it ran) instead, while attempts are left.
-pub(crate) struct Reply<W: Worker> {
+/// One task on its way, and the guarantee that its caller gets exactly one answer.
+///
+/// The envelope owns the task until a worker starts it, so when it is dropped unanswered it
+/// knows what happened and answers for itself:
+/// * never started (dropped in the queue or in the mailbox of a worker that ended): sent again
+///   while the pool runs, `Stopped` once it has stopped;
+/// * started (its worker died running it): with a retry policy and attempts left, a copy taken
+///   before it ran is sent again; otherwise `Crashed`.
+pub(crate) struct Envelope<W: Worker> {
+    /// The task, until a worker starts it.
+    task: Option<W::Task>,
+    /// The caller's answer channel (none for `cast`).
     tx: Option<oneshot::Sender<Answer<W>>>,
-    pub(crate) running: bool,
-    pub(crate) redo: Option<Redo<W>>,
-    shared: Arc<Shared<W>>,
-}
-
-/// What a crashed task needs to run again elsewhere.
-pub(crate) struct Redo<W: Worker> {
-    pub(crate) task: W::Task,
-    pub(crate) attempts_left: u32,
+    /// A copy kept for a retry after a crash, while the task runs.
+    redo: Option<W::Task>,
+    /// The incarnation running it.
+    on: Option<Arc<Incarnation<W>>>,
+    answered: bool,
     pub(crate) deadline: Option<Instant>,
     pub(crate) priority: Priority,
     pub(crate) key: Option<u64>,
-    /// The incarnation that crashed: marked so the retry does not go back to it.
-    pub(crate) on: Arc<Incarnation<W>>,
+    /// Times it may still be retried after a crash.
+    attempts_left: u32,
+    shared: Arc<Shared<W>>,
+}
+
+impl<W: Worker> Envelope<W> {
+    pub(crate) fn new(
+        task: W::Task,
+        tx: Option<oneshot::Sender<Answer<W>>>,
+        deadline: Option<Instant>,
+        priority: Priority,
+        key: Option<u64>,
+        shared: Arc<Shared<W>>,
+    ) -> Self {
+        Envelope {
+            task: Some(task),
+            tx,
+            redo: None,
+            on: None,
+            answered: false,
+            deadline,
+            priority,
+            key,
+            attempts_left: shared.retry.as_ref().map_or(0, |r| r.attempts),
+            shared,
+        }
+    }
+
+    /// A worker starts the task: hands it over, keeping a copy if a crash may retry it.
+    pub(crate) fn start(&mut self, on: &Arc<Incarnation<W>>) -> Option<W::Task> {
+        let task = self.task.take()?;
+        if let Some(retry) = self
+            .shared
+            .retry
+            .as_ref()
+            .filter(|_| self.attempts_left > 0)
+        {
+            self.redo = Some((retry.copy)(&task));
+        }
+        self.on = Some(on.clone());
+        Some(task)
+    }
+
+    /// Answers the caller (if it waits).
+    pub(crate) fn answer(mut self, answer: Answer<W>) {
+        self.answered = true;
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(answer);
+        }
+    }
+
+    /// Answers the caller with an error.
+    pub(crate) fn fail(self, error: TaskError<W::Error>) {
+        self.answer(Err(error));
+    }
+
+    /// The same task again, for the same caller.
+    fn again(&mut self, task: W::Task, attempts_left: u32) -> Envelope<W> {
+        Envelope {
+            task: Some(task),
+            tx: self.tx.take(),
+            redo: None,
+            on: None,
+            answered: false,
+            deadline: self.deadline,
+            priority: self.priority,
+            key: self.key,
+            attempts_left,
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<W: Worker> Drop for Envelope<W> {
+    fn drop(&mut self) {
+        if self.answered {
+            return;
+        }
+        let shared = self.shared.clone();
+        let running = shared.phase() == Phase::Running;
+        if let Some(task) = self.task.take() {
+            // Never started: safe to run elsewhere.
+            if running {
+                let env = self.again(task, self.attempts_left);
+                shared.counters.redispatched.fetch_add(1, Ordering::Relaxed);
+                shared.redispatch(env);
+            } else if let Some(tx) = self.tx.take() {
+                let _ = tx.send(Err(TaskError::Stopped));
+            }
+            return;
+        }
+        // Started and unanswered: its worker died running it.
+        if let Some(on) = &self.on {
+            on.crashed.store(true, Ordering::Release);
+        }
+        if let (true, Some(copy)) = (running, self.redo.take()) {
+            let env = self.again(copy, self.attempts_left.saturating_sub(1));
+            shared.counters.retried.fetch_add(1, Ordering::Relaxed);
+            shared.redispatch(env);
+            return;
+        }
+        shared.counters.crashed.fetch_add(1, Ordering::Relaxed);
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(Err(TaskError::Crashed));
+        }
+    }
 }
 
 /// The crashed-task policy: how many more times, and how to copy a task.
@@ -62,74 +168,6 @@ impl<W: Worker> Clone for RetryPolicy<W> {
             attempts: self.attempts,
             copy: self.copy,
         }
-    }
-}
-
-impl<W: Worker> Reply<W> {
-    pub(crate) fn new(tx: Option<oneshot::Sender<Answer<W>>>, shared: Arc<Shared<W>>) -> Self {
-        Reply {
-            tx,
-            running: false,
-            redo: None,
-            shared,
-        }
-    }
-
-    pub(crate) fn send(mut self, answer: Answer<W>) {
-        self.running = false; // answered: nothing for `drop` to do
-        if let Some(tx) = self.tx.take() {
-            let _ = tx.send(answer);
-        }
-    }
-}
-
-impl<W: Worker> Drop for Reply<W> {
-    fn drop(&mut self) {
-        if let (true, Some(redo)) = (self.running, self.redo.take()) {
-            redo.on.crashed.store(true, Ordering::Release);
-            self.shared.counters.retried.fetch_add(1, Ordering::Relaxed);
-            let env = Envelope {
-                task: redo.task,
-                reply: Reply::new(self.tx.take(), self.shared.clone()),
-                deadline: redo.deadline,
-                priority: redo.priority,
-                key: redo.key,
-                attempts_left: redo.attempts_left,
-            };
-            self.shared.redispatch(env);
-            return;
-        }
-        let Some(tx) = self.tx.take() else {
-            if self.running {
-                self.shared.counters.crashed.fetch_add(1, Ordering::Relaxed);
-            }
-            return;
-        };
-        let error = if !self.running && self.shared.phase() == Phase::Stopped {
-            TaskError::Stopped
-        } else {
-            self.shared.counters.crashed.fetch_add(1, Ordering::Relaxed);
-            TaskError::Crashed
-        };
-        let _ = tx.send(Err(error));
-    }
-}
-
-/// One task on its way.
-pub(crate) struct Envelope<W: Worker> {
-    pub(crate) task: W::Task,
-    pub(crate) reply: Reply<W>,
-    pub(crate) deadline: Option<Instant>,
-    pub(crate) priority: Priority,
-    pub(crate) key: Option<u64>,
-    /// Times it may still be retried after a crash.
-    pub(crate) attempts_left: u32,
-}
-
-impl<W: Worker> Envelope<W> {
-    /// Answers the task's caller (if it waits) with an error.
-    pub(crate) fn fail(self, error: TaskError<W::Error>) {
-        self.reply.send(Err(error));
     }
 }
 
@@ -254,6 +292,7 @@ pub(crate) struct Counters {
     pub(crate) dropped: AtomicU64,
     pub(crate) restarts: AtomicU64,
     pub(crate) retried: AtomicU64,
+    pub(crate) redispatched: AtomicU64,
     pub(crate) stuck: AtomicU64,
 }
 
@@ -405,18 +444,21 @@ impl<W: Worker> Shared<W> {
 
     /// Tries to hand `env` to a worker now; gives it back if none can take it.
     fn try_send(&self, mut env: Envelope<W>) -> Result<(), Envelope<W>> {
-        let slots = read(&self.slots).clone();
-        if slots.is_empty() {
-            return Err(env);
-        }
         // Routing races with other submitters: a pick whose reservation fails is retried a
         // few times with fresh views before the task is queued.
-        for _ in 0..slots.len() + 2 {
-            let views: Vec<WorkerView> = slots.iter().map(|s| s.view(self.limit)).collect();
-            let Target::One(i) = self.routing.route(&views, env.key) else {
-                return Err(env);
+        let attempts = read(&self.slots).len() + 2;
+        for _ in 0..attempts {
+            // Pick under the read lock; send after releasing it (a dropped envelope re-enters
+            // dispatch from its `Drop`).
+            let picked = {
+                let slots = read(&self.slots);
+                let views: Vec<WorkerView> = slots.iter().map(|s| s.view(self.limit)).collect();
+                match self.routing.route(&views, env.key) {
+                    Target::One(i) => slots.get(i).and_then(|s| s.incarnation()),
+                    Target::Unavailable => return Err(env),
+                }
             };
-            let Some(inc) = slots.get(i).and_then(|s| s.incarnation()) else {
+            let Some(inc) = picked else {
                 continue;
             };
             if !inc.try_reserve(self.limit) {
@@ -429,7 +471,8 @@ impl<W: Worker> Shared<W> {
                     env = back;
                 }
                 Err(_) => {
-                    // Not a failure ractor reports for a local send; the task is gone with it.
+                    // Not a failure ractor reports for a local send; had the message been
+                    // dropped, its envelope has answered or re-dispatched itself.
                     inc.release();
                     return Ok(());
                 }
@@ -438,8 +481,8 @@ impl<W: Worker> Shared<W> {
         Err(env)
     }
 
-    /// Sends a task again after its worker crashed (no waiting: called from a drop). A full
-    /// queue fails it with `Crashed`.
+    /// Sends a task again after its worker ended (no waiting: called from a drop). A full
+    /// queue fails it with `Dropped`.
     pub(crate) fn redispatch(&self, env: Envelope<W>) {
         let env = match self.try_send(env) {
             Ok(()) => return,
@@ -458,7 +501,10 @@ impl<W: Worker> Shared<W> {
                 old.fail(TaskError::Dropped);
                 self.kick();
             }
-            Push::Full(env) => env.fail(TaskError::Crashed),
+            Push::Full(env) => {
+                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                env.fail(TaskError::Dropped);
+            }
         }
     }
 

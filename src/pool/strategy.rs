@@ -269,6 +269,8 @@ impl Routing for PowerOfTwo {
 
 /// The same key goes to the same worker while the set of eligible workers is unchanged;
 /// when a worker leaves, only its keys move (rendezvous hashing). Tasks without a key rotate.
+/// A key's worker that is at its concurrency limit is not eligible, so in a pool give workers
+/// room (`worker_concurrency`) when affinity matters.
 #[derive(Debug, Default)]
 pub struct KeyHash {
     fallback: RoundRobin,

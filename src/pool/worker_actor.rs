@@ -4,8 +4,8 @@
 //! the first incarnation), and registers a fresh [`Incarnation`] in the worker's slot, so the
 //! pool routes to it at once. Each task is answered to its caller; a task past its timeout plus
 //! the grace period fails the incarnation (the supervisor restarts it); a panic does too, and
-//! the caller's reply is dropped, which the caller reads as `Crashed`. After each task the worker
-//! pulls the next one from the pool's queue.
+//! the task's envelope, dropped unanswered, answers `Crashed` (or retries; see `shared`). After
+//! each task the worker pulls the next one from the pool's queue.
 
 use std::marker::PhantomData;
 use std::sync::atomic::Ordering;
@@ -15,7 +15,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::shared::{write, Envelope, Incarnation, Redo, Shared, Slot, WorkerMsg};
+use super::shared::{write, Envelope, Incarnation, Shared, Slot, WorkerMsg};
 use super::TaskError;
 use crate::worker::{Worker, WorkerContext};
 
@@ -114,42 +114,26 @@ impl<W: Worker> Actor for WorkerActor<W> {
 }
 
 impl<W: Worker> WorkerState<W> {
-    async fn run(&mut self, env: Envelope<W>) -> Result<(), ActorProcessingErr> {
-        let Envelope {
-            task,
-            mut reply,
-            deadline,
-            priority,
-            key,
-            attempts_left,
-        } = env;
+    async fn run(&mut self, mut env: Envelope<W>) -> Result<(), ActorProcessingErr> {
         let started = Instant::now();
-        if deadline.is_some_and(|d| started >= d) {
+        if env.deadline.is_some_and(|d| started >= d) {
             // Its caller has already been told it timed out: don't run it.
-            reply.send(Err(TaskError::TimedOut));
+            env.fail(TaskError::TimedOut);
             return Ok(());
         }
-        // From here a panic drops `reply` while running: the caller gets `Crashed`, or, with a
-        // retry policy, a copy of the task runs again on another worker.
-        reply.running = true;
-        if let Some(retry) = self.shared.retry.as_ref().filter(|_| attempts_left > 0) {
-            reply.redo = Some(Redo {
-                task: (retry.copy)(&task),
-                attempts_left: attempts_left - 1,
-                deadline,
-                priority,
-                key,
-                on: self.inc.clone(),
-            });
-        }
-        let result = match deadline {
+        let Some(task) = env.start(&self.inc) else {
+            return Ok(()); // already started elsewhere: nothing to run
+        };
+        // From here, if this incarnation dies (panic, kill), dropping `env` answers `Crashed`
+        // or, with a retry policy, sends a copy of the task to another worker.
+        let result = match env.deadline {
             None => self.worker.handle(task).await,
             Some(d) => {
                 match tokio::time::timeout_at(d + self.shared.grace, self.worker.handle(task)).await
                 {
                     Ok(result) => result,
                     Err(_) => {
-                        reply.send(Err(TaskError::TimedOut));
+                        env.fail(TaskError::TimedOut);
                         return Err(format!(
                             "worker {} overran a task's timeout by more than the grace period ({:?}); restarting it",
                             self.slot.index, self.shared.grace
@@ -174,7 +158,7 @@ impl<W: Worker> WorkerState<W> {
                 Err(TaskError::Failed(error))
             }
         };
-        reply.send(answer);
+        env.answer(answer);
         Ok(())
     }
 }
