@@ -225,14 +225,7 @@ async fn the_api_answers_while_a_child_is_restarting() {
     let mut events = builder.subscribe();
     let sup = builder.spawn().await.unwrap();
     tell(&sup, "b", ProbeMsg::Panic).await;
-    let (_, scheduled) = next_matching(&mut events, |e| {
-        matches!(e, SupervisorEvent::RestartScheduled { .. })
-    })
-    .await;
-    assert!(matches!(
-        scheduled,
-        SupervisorEvent::RestartScheduled { delay, .. } if delay == 10 * SEC
-    ));
+    assert_eq!(restart_scheduled(&mut events).await, 10 * SEC);
     let b = ChildId::from("b");
     let children = bounded(sup.which_children()).await.unwrap();
     assert_eq!(children[1].status, ChildStatus::Restarting);
@@ -288,25 +281,24 @@ async fn backoff_resets_after_stable_uptime() {
         .child(probes.spec("a").backoff(policy));
     let mut events = builder.subscribe();
     let sup = builder.spawn().await.unwrap();
-    let delays = async |events: &mut ractor_otp::supervisor::EventStream| {
-        let (_, e) = next_matching(events, |e| {
-            matches!(e, SupervisorEvent::RestartScheduled { .. })
-        })
-        .await;
-        match e {
-            SupervisorEvent::RestartScheduled { delay, .. } => delay,
-            _ => unreachable!(),
-        }
-    };
     tell(&sup, "a", ProbeMsg::Panic).await;
-    assert_eq!(delays(&mut events).await, Duration::from_millis(100));
+    assert_eq!(
+        restart_scheduled(&mut events).await,
+        Duration::from_millis(100)
+    );
     next_matching(&mut events, is_started("a")).await;
     tell(&sup, "a", ProbeMsg::Panic).await;
-    assert_eq!(delays(&mut events).await, Duration::from_millis(200));
+    assert_eq!(
+        restart_scheduled(&mut events).await,
+        Duration::from_millis(200)
+    );
     next_matching(&mut events, is_started("a")).await;
     tokio::time::advance(30 * SEC).await;
     tell(&sup, "a", ProbeMsg::Panic).await;
-    assert_eq!(delays(&mut events).await, Duration::from_millis(100));
+    assert_eq!(
+        restart_scheduled(&mut events).await,
+        Duration::from_millis(100)
+    );
     sup.stop().await;
 }
 
@@ -319,10 +311,7 @@ async fn terminate_cancels_a_pending_restart() {
     let mut events = builder.subscribe();
     let sup = builder.spawn().await.unwrap();
     tell(&sup, "a", ProbeMsg::Panic).await;
-    next_matching(&mut events, |e| {
-        matches!(e, SupervisorEvent::RestartScheduled { .. })
-    })
-    .await;
+    restart_scheduled(&mut events).await;
     bounded(sup.terminate_child("a")).await.unwrap();
     tokio::time::advance(5 * SEC).await;
     barrier(&sup).await;
@@ -332,10 +321,7 @@ async fn terminate_cancels_a_pending_restart() {
     // delete also cancels
     bounded(sup.restart_child("a")).await.unwrap();
     tell(&sup, "a", ProbeMsg::Panic).await;
-    next_matching(&mut events, |e| {
-        matches!(e, SupervisorEvent::RestartScheduled { .. })
-    })
-    .await;
+    restart_scheduled(&mut events).await;
     bounded(sup.terminate_child("a")).await.unwrap();
     bounded(sup.delete_child("a")).await.unwrap();
     tokio::time::advance(5 * SEC).await;
@@ -359,10 +345,7 @@ async fn shutdown_cancels_a_pending_restart() {
     let mut events = builder.subscribe();
     let sup = builder.spawn().await.unwrap();
     tell(&sup, "a", ProbeMsg::Panic).await;
-    next_matching(&mut events, |e| {
-        matches!(e, SupervisorEvent::RestartScheduled { .. })
-    })
-    .await;
+    restart_scheduled(&mut events).await;
     bounded(sup.stop()).await;
     tokio::time::advance(5 * SEC).await;
     tokio::task::yield_now().await;

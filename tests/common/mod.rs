@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_otp::prelude::*;
-use ractor_otp::supervisor::{EventStream, SupervisorEvent};
+use ractor_otp::supervisor::{EventStream, StartResult, SupervisorEvent};
 use tokio::sync::watch;
 
 /// Every wait in a test is bounded by this (tokio time: virtual under a paused clock).
@@ -141,48 +141,32 @@ impl Probes {
             .unwrap_or(StartStep::Ok)
     }
 
+    /// Starts one probe incarnation named `id`, following the script.
+    async fn start(self, ctx: ChildContext, id: String) -> StartResult {
+        let step = self.next_step(&id);
+        if step == StartStep::Ignore {
+            self.log.push(format!("ignore {id}"));
+            return Ok(ChildStart::Ignore);
+        }
+        let probe = Probe {
+            id,
+            log: self.log.clone(),
+        };
+        ctx.spawn_linked(probe, (step, ctx.generation())).await
+    }
+
     /// A child spec whose incarnations are probes following this script.
     pub fn spec(&self, id: &str) -> ChildSpec {
-        let probes = self.clone();
-        let id_owned = id.to_string();
+        let (probes, id_owned) = (self.clone(), id.to_string());
         ChildSpec::new(id, move |ctx: ChildContext| {
-            let probes = probes.clone();
-            let id = id_owned.clone();
-            async move {
-                let step = probes.next_step(&id);
-                if step == StartStep::Ignore {
-                    probes.log.push(format!("ignore {id}"));
-                    return Ok(ChildStart::Ignore);
-                }
-                let probe = Probe {
-                    id,
-                    log: probes.log.clone(),
-                };
-                ctx.spawn_linked(probe, (step, ctx.generation())).await
-            }
+            probes.clone().start(ctx, id_owned.clone())
         })
     }
-}
 
-impl Probes {
     /// A dynamic-supervisor template: each child is a probe named by its argument.
     pub fn template(&self) -> ChildTemplate<String> {
         let probes = self.clone();
-        ChildTemplate::new(move |ctx: ChildContext, id: String| {
-            let probes = probes.clone();
-            async move {
-                let step = probes.next_step(&id);
-                if step == StartStep::Ignore {
-                    probes.log.push(format!("ignore {id}"));
-                    return Ok(ChildStart::Ignore);
-                }
-                let probe = Probe {
-                    id,
-                    log: probes.log.clone(),
-                };
-                ctx.spawn_linked(probe, (step, ctx.generation())).await
-            }
-        })
+        ChildTemplate::new(move |ctx: ChildContext, id: String| probes.clone().start(ctx, id))
     }
 }
 
@@ -328,6 +312,18 @@ pub async fn next_matching(
             Some(e) => before.push(e),
             None => panic!("event stream ended; saw {before:?}"),
         }
+    }
+}
+
+/// Waits (bounded) for the next `RestartScheduled` event; returns its delay.
+pub async fn restart_scheduled(events: &mut EventStream) -> Duration {
+    let (_, e) = next_matching(events, |e| {
+        matches!(e, SupervisorEvent::RestartScheduled { .. })
+    })
+    .await;
+    match e {
+        SupervisorEvent::RestartScheduled { delay, .. } => delay,
+        _ => unreachable!("next_matching returned the matching event"),
     }
 }
 
