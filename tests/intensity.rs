@@ -346,9 +346,19 @@ async fn shutdown_cancels_a_pending_restart() {
     let sup = builder.spawn().await.unwrap();
     tell(&sup, "a", ProbeMsg::Panic).await;
     restart_scheduled(&mut events).await;
+    let t0 = tokio::time::Instant::now();
     bounded(sup.stop()).await;
-    tokio::time::advance(5 * SEC).await;
-    tokio::task::yield_now().await;
+    assert_eq!(
+        t0.elapsed(),
+        Duration::ZERO,
+        "stop does not wait out the backoff"
+    );
+    // The stream ends with the supervisor: no incarnation was started after the stop.
+    let mut rest = Vec::new();
+    while let Some(e) = bounded(events.recv()).await {
+        rest.push(e);
+    }
+    assert_eq!(rest, vec![SupervisorEvent::Stopped]);
     assert_eq!(probes.log.snapshot(), s(&["start a", "crash a"]));
 }
 
