@@ -85,11 +85,19 @@
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
+// Lets the macros' `::ractor_otp::...` paths resolve inside this crate too.
+extern crate self as ractor_otp;
+
 pub mod error;
 pub mod exit;
 pub mod pool;
 pub mod supervisor;
 pub mod worker;
+
+/// The ractor this crate is built on, so that your code and generated code name the same one.
+pub use ractor;
+
+pub use ractor_otp_macros::{supervisor, worker};
 
 /// The names most programs need: `use ractor_otp::prelude::*;`.
 pub mod prelude {
@@ -103,5 +111,54 @@ pub mod prelude {
         ChildStatus, ChildTemplate, DynamicSupervisor, DynamicSupervisorRef, Restart, Shutdown,
         Strategy, Supervisor, SupervisorEvent, SupervisorRef,
     };
-    pub use crate::worker::{Worker, WorkerContext};
+    pub use crate::worker::{Call, Worker, WorkerContext, WorkerHandle};
+    pub use crate::{supervisor, worker};
+}
+
+/// Support for the code the macros generate. Not part of the public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use ractor;
+
+    /// A `Result`-like return type of a worker method: its success and error types.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` is named `Result` but is not a `Result<T, E>`",
+        note = "`#[worker]` treats a return type named `Result` as success or failure; \
+                return `core::result::Result<T, E>` (or an alias of it)"
+    )]
+    pub trait Fallible {
+        /// The success type.
+        type Ok;
+        /// The error type.
+        type Err;
+        /// As a plain `Result`.
+        fn into_result(self) -> Result<Self::Ok, Self::Err>;
+    }
+
+    impl<T, E> Fallible for Result<T, E> {
+        type Ok = T;
+        type Err = E;
+        fn into_result(self) -> Result<T, E> {
+            self
+        }
+    }
+
+    /// What a worker needs to run alone as a ractor actor.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` must be `Clone + Sync` to run as a ractor actor",
+        label = "every start of the actor clones this value as its fresh state",
+        note = "derive `Clone` (and keep the fields `Sync`), or write `#[worker(pool_only)]` \
+                to run it in pools only"
+    )]
+    pub trait ActorPrototype: Clone + Send + Sync + 'static {}
+    impl<T: Clone + Send + Sync + 'static> ActorPrototype for T {}
+
+    /// A worker answered a task with another method's variant: the generated dispatch makes
+    /// this impossible, so reaching it is a bug in `#[worker]`.
+    #[cold]
+    pub fn mismatched_reply(worker: &str, method: &str) -> ! {
+        unreachable!(
+            "ractor-otp bug: worker `{worker}` answered `{method}` with another method's reply"
+        )
+    }
 }

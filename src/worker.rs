@@ -1,4 +1,6 @@
-//! The `Worker` trait: what a pool runs (and what the derive macros will generate).
+//! The `Worker` trait (what a pool runs and what `#[worker]` generates), how one worker runs
+//! alone as a ractor actor ([`Call`]), and [`WorkerHandle`], what a typed client calls
+//! through: a pool or a single worker actor.
 //!
 //! A worker is a plain value that handles one task at a time. The pool makes one with its
 //! factory for every incarnation, so a restarted worker starts from fresh state, as in OTP.
@@ -6,7 +8,9 @@
 use std::fmt;
 use std::future::Future;
 
-use ractor::ActorProcessingErr;
+use ractor::{ActorProcessingErr, ActorRef, RpcReplyPort};
+
+use crate::pool::{PoolRef, TaskError};
 
 /// Who a worker incarnation is: its place in the pool and how many times it has started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,5 +68,136 @@ pub trait Worker: Send + 'static {
     ) -> impl Future<Output = Result<(), ActorProcessingErr>> + Send {
         let _ = ctx;
         async { Ok(()) }
+    }
+}
+
+/// The answer to one task: the worker's output or its error.
+pub type Answer<W> = Result<<W as Worker>::Output, <W as Worker>::Error>;
+
+/// A message to a worker that runs alone as a ractor actor (the `Msg` of the `Actor` impl that
+/// `#[worker]` generates): one task and, for a request, where to send the answer.
+///
+/// Build one with [`Call::request`] or [`Call::cast`], or let a typed client do it; an actor
+/// handles one with [`Call::run`].
+pub struct Call<W: Worker> {
+    task: W::Task,
+    reply: Option<RpcReplyPort<Answer<W>>>,
+}
+
+#[cfg(feature = "cluster")]
+impl<W: Worker> ractor::Message for Call<W> {}
+
+impl<W: Worker> fmt::Debug for Call<W> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Call")
+            .field("reply", &self.reply.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<W: Worker> Call<W> {
+    /// A task whose answer goes to `reply`.
+    pub fn request(task: W::Task, reply: RpcReplyPort<Answer<W>>) -> Self {
+        Call {
+            task,
+            reply: Some(reply),
+        }
+    }
+
+    /// A task nobody waits for.
+    pub fn cast(task: W::Task) -> Self {
+        Call { task, reply: None }
+    }
+
+    /// Runs the task on `worker` and sends the answer (a caller that went away is ignored).
+    /// An `Err` from a cast task has nobody to go to: it is logged and the actor keeps running,
+    /// as a pool's worker does. A panic in the handler is the actor's crash: the caller's reply
+    /// port drops with it.
+    pub async fn run(self, worker: &mut W) -> Result<(), ActorProcessingErr> {
+        let answer = worker.handle(self.task).await;
+        match (self.reply, answer) {
+            (Some(reply), answer) => {
+                let _ = reply.send(answer);
+            }
+            (None, Err(error)) => tracing::warn!(%error, "a cast task failed"),
+            (None, Ok(_)) => {}
+        }
+        Ok(())
+    }
+}
+
+/// Prepares a worker that runs alone as an actor (the `pre_start` of the generated `Actor`
+/// impl): a clone of the actor's value, after its `init` with index 0, generation 1.
+///
+/// A supervisor restarts such an actor by starting it again from the same value, so every
+/// incarnation begins from that value; [`Worker::on_restart`] runs only in pools, which count
+/// generations.
+pub async fn start_alone<W: Worker + Clone + Sync>(prototype: &W) -> Result<W, ActorProcessingErr> {
+    let mut worker = prototype.clone();
+    worker
+        .init(WorkerContext {
+            index: 0,
+            generation: 1,
+        })
+        .await?;
+    Ok(worker)
+}
+
+/// Something that runs tasks of one worker type: a pool ([`PoolRef<W>`]) or a worker running
+/// alone as an actor (`ActorRef<Call<W>>`). The typed clients that `#[worker]` generates call
+/// through it, so the same client reads the same over both.
+///
+/// Errors over an actor: [`TaskError::Failed`] (the method returned `Err`),
+/// [`TaskError::Crashed`] (the actor ended while running the task, e.g. it panicked),
+/// [`TaskError::Stopped`] (the actor was not running).
+pub trait WorkerHandle: Clone + Send + Sync + 'static {
+    /// The worker whose tasks this runs.
+    type Worker: Worker;
+
+    /// Runs a task and returns its answer.
+    fn submit_task(
+        &self,
+        task: <Self::Worker as Worker>::Task,
+    ) -> impl Future<
+        Output = Result<
+            <Self::Worker as Worker>::Output,
+            TaskError<<Self::Worker as Worker>::Error>,
+        >,
+    > + Send;
+
+    /// Hands a task over without waiting for its answer.
+    fn cast_task(
+        &self,
+        task: <Self::Worker as Worker>::Task,
+    ) -> impl Future<Output = Result<(), TaskError<<Self::Worker as Worker>::Error>>> + Send;
+}
+
+impl<W: Worker> WorkerHandle for PoolRef<W> {
+    type Worker = W;
+
+    async fn submit_task(&self, task: W::Task) -> Result<W::Output, TaskError<W::Error>> {
+        self.submit(task).await
+    }
+
+    async fn cast_task(&self, task: W::Task) -> Result<(), TaskError<W::Error>> {
+        self.cast(task).await
+    }
+}
+
+impl<W: Worker> WorkerHandle for ActorRef<Call<W>> {
+    type Worker = W;
+
+    async fn submit_task(&self, task: W::Task) -> Result<W::Output, TaskError<W::Error>> {
+        let (tx, rx) = ractor::concurrency::oneshot();
+        self.cast(Call::request(task, tx.into()))
+            .map_err(|_| TaskError::Stopped)?;
+        match rx.await {
+            Ok(answer) => answer.map_err(TaskError::Failed),
+            Err(_) => Err(TaskError::Crashed),
+        }
+    }
+
+    async fn cast_task(&self, task: W::Task) -> Result<(), TaskError<W::Error>> {
+        self.cast(Call::cast(task)).map_err(|_| TaskError::Stopped)
     }
 }

@@ -74,7 +74,7 @@ use crate::worker::Worker;
 
 /// What happened to a task that did not produce an output.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum TaskError<E> {
+pub enum TaskError<E = std::convert::Infallible> {
     /// The worker ran the task and returned this error (the worker keeps running).
     #[error("the worker returned an error: {0}")]
     Failed(E),
@@ -98,6 +98,27 @@ pub enum TaskError<E> {
     /// No worker is running (all are restarting) and the pool is set to fail fast.
     #[error("no worker is running and the pool fails fast instead of queueing")]
     NoWorker,
+}
+
+impl<E> TaskError<E> {
+    /// Maps the worker's error in [`TaskError::Failed`]; every other case stays as it is.
+    ///
+    /// ```
+    /// use ractor_otp::pool::TaskError;
+    /// let e: TaskError<u8> = TaskError::Failed(7);
+    /// assert_eq!(e.map_failed(|n| n.to_string()), TaskError::Failed("7".to_string()));
+    /// ```
+    pub fn map_failed<F>(self, f: impl FnOnce(E) -> F) -> TaskError<F> {
+        match self {
+            TaskError::Failed(e) => TaskError::Failed(f(e)),
+            TaskError::Crashed => TaskError::Crashed,
+            TaskError::TimedOut => TaskError::TimedOut,
+            TaskError::QueueFull => TaskError::QueueFull,
+            TaskError::Dropped => TaskError::Dropped,
+            TaskError::Stopped => TaskError::Stopped,
+            TaskError::NoWorker => TaskError::NoWorker,
+        }
+    }
 }
 
 /// An error of a pool management call.
@@ -479,6 +500,12 @@ where
             copy: <W::Task as Clone>::clone,
         });
         self
+    }
+}
+
+impl<W: Worker> crate::supervisor::IntoChildSpec for PoolBuilder<W> {
+    fn into_child_spec(self, id: ChildId) -> ChildSpec {
+        PoolBuilder::into_child_spec(self, id)
     }
 }
 

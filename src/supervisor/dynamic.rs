@@ -322,6 +322,12 @@ impl<Args: Clone + Send + Sync + 'static> DynamicSupervisorBuilder<Args> {
     }
 }
 
+impl<Args: Clone + Send + Sync + 'static> super::IntoChildSpec for DynamicSupervisorBuilder<Args> {
+    fn into_child_spec(self, id: ChildId) -> super::ChildSpec {
+        DynamicSupervisorBuilder::into_child_spec(self, id)
+    }
+}
+
 /// A message to a dynamic supervisor. Opaque: use [`DynamicSupervisorRef`].
 pub struct DynamicSupervisorMsg<Args>(DynRequest<Args>);
 

@@ -39,7 +39,8 @@ pub use self::event::{EventStream, StopCause, StopOutcome, SupervisorEvent};
 pub use self::intensity::{IntensityDecision, RestartIntensity};
 pub use self::spec::{
     validate_children, AutoShutdown, ChildContext, ChildId, ChildKind, ChildSpec, ChildStart,
-    Restart, Shutdown, StartResult, Strategy, SupervisorFlags, DEFAULT_WORKER_SHUTDOWN,
+    IntoChildSpec, Restart, Shutdown, StartResult, Strategy, SupervisorFlags,
+    DEFAULT_WORKER_SHUTDOWN,
 };
 pub use self::strategy::{exit_action, restart_plan, ExitAction, PlanChild, RestartPlan};
 
@@ -216,6 +217,12 @@ impl SupervisorBuilder {
             Ok((actor, _join)) => Ok(SupervisorRef { actor }),
             Err(err) => Err(start_error(err)),
         }
+    }
+}
+
+impl IntoChildSpec for SupervisorBuilder {
+    fn into_child_spec(self, id: ChildId) -> ChildSpec {
+        SupervisorBuilder::into_child_spec(self, id)
     }
 }
 

@@ -285,6 +285,21 @@ pub struct ChildSpec {
     pub(crate) name: Option<String>,
 }
 
+/// Something that becomes a child spec once given an id: the builder of a nested supervisor,
+/// a pool or a dynamic supervisor. The [`supervisor!`](crate::supervisor!) macro turns a child
+/// given as an expression into a spec through it.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` can't be a child: it does not turn into a child spec",
+    label = "not a child",
+    note = "a child is `actor(MyActor, args)`, `start(|ctx| async move {{ .. }})`, a nested \
+            `supervisor! {{ .. }}`, or a builder with `into_child_spec` (`Pool::builder(..)`, \
+            `DynamicSupervisor::builder(..)`, `Supervisor::builder()`)"
+)]
+pub trait IntoChildSpec {
+    /// The child spec with this id.
+    fn into_child_spec(self, id: ChildId) -> ChildSpec;
+}
+
 impl fmt::Debug for ChildSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ChildSpec")
