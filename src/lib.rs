@@ -143,15 +143,56 @@ pub mod __private {
         }
     }
 
-    /// What a worker needs to run alone as a ractor actor.
+    /// The error type of a worker method: callers get it as `TaskError::Failed(e)`.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` is returned as a worker method's error, so it must implement `Display`",
+        label = "callers get this error as `TaskError::Failed(e)`, which displays it",
+        note = "implement `std::fmt::Display` for it (e.g. with `#[derive(thiserror::Error)]`)"
+    )]
+    pub trait MethodError: core::fmt::Display {}
+    impl<T: core::fmt::Display + ?Sized> MethodError for T {}
+
+    /// Displays a method's error (the `Display` of the generated error enum).
+    pub fn display_method_error<E: MethodError + ?Sized>(
+        error: &E,
+        f: &mut core::fmt::Formatter<'_>,
+    ) -> core::fmt::Result {
+        core::fmt::Display::fmt(error, f)
+    }
+
+    /// What a worker needs to run alone as a ractor actor: every start clones it.
     #[diagnostic::on_unimplemented(
         message = "`{Self}` must be `Clone + Sync` to run as a ractor actor",
         label = "every start of the actor clones this value as its fresh state",
         note = "derive `Clone` (and keep the fields `Sync`), or write `#[worker(pool_only)]` \
                 to run it in pools only"
     )]
-    pub trait ActorPrototype: Clone + Send + Sync + 'static {}
-    impl<T: Clone + Send + Sync + 'static> ActorPrototype for T {}
+    pub trait ActorPrototype {
+        /// A fresh copy for a new incarnation.
+        fn fresh(&self) -> Self
+        where
+            Self: Sized;
+    }
+
+    impl<T: Clone + Send + Sync + 'static> ActorPrototype for T {
+        fn fresh(&self) -> T {
+            self.clone()
+        }
+    }
+
+    /// Prepares a worker running alone as an actor (see [`crate::worker::start_alone`]) from
+    /// its fresh copy.
+    pub async fn start_alone<W: crate::worker::Worker>(
+        mut worker: W,
+    ) -> Result<W, ractor::ActorProcessingErr> {
+        worker
+            .init(crate::worker::WorkerContext {
+                index: 0,
+                generation: 1,
+            })
+            .await?;
+        Ok(worker)
+    }
 
     /// A worker answered a task with another method's variant: the generated dispatch makes
     /// this impossible, so reaching it is a bug in `#[worker]`.

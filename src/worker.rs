@@ -133,14 +133,7 @@ impl<W: Worker> Call<W> {
 /// incarnation begins from that value; [`Worker::on_restart`] runs only in pools, which count
 /// generations.
 pub async fn start_alone<W: Worker + Clone + Sync>(prototype: &W) -> Result<W, ActorProcessingErr> {
-    let mut worker = prototype.clone();
-    worker
-        .init(WorkerContext {
-            index: 0,
-            generation: 1,
-        })
-        .await?;
-    Ok(worker)
+    crate::__private::start_alone(prototype.clone()).await
 }
 
 /// Something that runs tasks of one worker type: a pool ([`PoolRef<W>`]) or a worker running

@@ -38,9 +38,14 @@ use syn::{braced, bracketed, parenthesized, Expr, Ident, Token};
 use crate::crate_path::crate_path;
 
 pub(crate) fn expand(input: TokenStream) -> TokenStream {
+    let krate = crate_path(None);
     match syn::parse2::<Tree>(input).and_then(|tree| tree.check().map(|()| tree)) {
-        Ok(tree) => tree.expand(&crate_path(None)),
-        Err(e) => e.to_compile_error(),
+        Ok(tree) => tree.expand(&krate),
+        // Every error, then a value of the right type, so that nothing else is reported.
+        Err(e) => {
+            let errors = e.to_compile_error();
+            quote!({ #errors #krate::supervisor::Supervisor::builder() })
+        }
     }
 }
 

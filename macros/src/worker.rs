@@ -74,6 +74,11 @@ impl Errors {
         }
     }
 
+    /// An error over the whole of `tokens` (first to last token), not just its first token.
+    fn push_spanned(&mut self, tokens: &dyn ToTokens, message: impl std::fmt::Display) {
+        self.push_error(syn::Error::new_spanned(tokens, message));
+    }
+
     fn push_error(&mut self, error: syn::Error) {
         match &mut self.0 {
             Some(all) => all.combine(error),
@@ -263,7 +268,7 @@ fn take_hook(f: &mut ImplItemFn, errors: &mut Errors) -> Option<(Hook, Span)> {
                 if found.is_some() {
                     errors.push(attr.span(), "a method can be one hook at most");
                 }
-                found = Some((hook, attr.span()));
+                found = Some((hook, f.sig.ident.span()));
             }
             None => kept.push(attr),
         }
@@ -309,8 +314,8 @@ fn check_signature(f: &ImplItemFn, what: &str, errors: &mut Errors) {
         errors.push(c.span, format!("{what} `{name}` can't be `const`"));
     }
     if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
-        errors.push(
-            sig.generics.span(),
+        errors.push_spanned(
+            &sig.generics,
             format!(
                 "{what} `{name}` is generic: a task needs concrete types; make the worker \
                  struct generic instead (`impl<T> MyWorker<T>`)"
@@ -318,8 +323,8 @@ fn check_signature(f: &ImplItemFn, what: &str, errors: &mut Errors) {
         );
     }
     match sig.inputs.first() {
-        Some(FnArg::Receiver(r)) if r.colon_token.is_some() => errors.push(
-            r.span(),
+        Some(FnArg::Receiver(r)) if r.colon_token.is_some() => errors.push_spanned(
+            r,
             format!("{what} `{name}` takes a typed `self`: take `&self` or `&mut self`"),
         ),
         Some(FnArg::Receiver(r)) if r.reference.is_none() => errors.push(
@@ -356,8 +361,8 @@ impl<'ast> Visit<'ast> for Borrows<'_> {
         let is_static = r.lifetime.as_ref().is_some_and(|l| l.ident == "static");
         if !is_static {
             let method = self.method;
-            self.errors.push(
-                r.span(),
+            self.errors.push_spanned(
+                r,
                 format!(
                     "{} of `{method}` is borrowed: a task crosses a mailbox and its answer a \
                      channel, so they own their data; use an owned type (`String` for `&str`, \
@@ -386,8 +391,8 @@ impl<'ast> Visit<'ast> for Borrows<'_> {
 
     fn visit_type_impl_trait(&mut self, t: &'ast syn::TypeImplTrait) {
         let method = self.method;
-        self.errors.push(
-            t.span(),
+        self.errors.push_spanned(
+            t,
             format!(
                 "{} of `{method}` is `impl Trait`: a task variant needs a concrete type \
                  (name the type, or box it: `Box<dyn Trait + Send>`)",
@@ -461,8 +466,8 @@ impl HookMethod {
             .filter(|a| matches!(a, FnArg::Typed(_)))
             .collect();
         if typed.len() > 1 {
-            errors.push(
-                typed[1].span(),
+            errors.push_spanned(
+                typed[1],
                 format!(
                     "the `{}` hook takes nothing or the `WorkerContext`: \
                      `async fn {}(&mut self, ctx: WorkerContext)`",
@@ -479,8 +484,8 @@ impl HookMethod {
                     true
                 }
                 other => {
-                    errors.push(
-                        other.span(),
+                    errors.push_spanned(
+                        other,
                         format!(
                             "the `{}` hook returns `()` or `Result<(), E>` (an `Err` fails the \
                              start, and the supervisor retries it)",
@@ -586,8 +591,17 @@ impl Generated {
                         Hook::Init => &mut init,
                         Hook::OnRestart => &mut on_restart,
                     };
-                    if slot.is_some() {
-                        errors.push(span, format!("a second `{}` hook", hook.name()));
+                    if let Some(first) = slot.as_ref() {
+                        let first: &HookMethod = first;
+                        errors.push(
+                            span,
+                            format!(
+                                "`{}` is a second `{}` hook (the first is `{}`): keep one",
+                                f.sig.ident,
+                                hook.name(),
+                                first.ident
+                            ),
+                        );
                     }
                     *slot = Some(HookMethod::parse(f, hook, errors));
                 }
@@ -768,16 +782,19 @@ impl Parts<'_> {
             let doc = format!("`{}` returned this error.", m.ident);
             quote!(#[doc = #doc] #variant(#err),)
         });
-        let display_arms = fallible.iter().map(|(m, _)| {
+        let private = self.private;
+        let display_arms = fallible.iter().map(|(m, err)| {
             let variant = &m.variant;
-            quote!(#error::#variant(ref e) => ::core::fmt::Display::fmt(e, f),)
+            let span = err.span();
+            let show = quote_spanned!(span=> #private::display_method_error(e, f));
+            quote!(#error::#variant(ref e) => #show,)
         });
         let debug_arms = fallible.iter().map(|(m, _)| {
             let variant = &m.variant;
             let label = variant.to_string();
             quote! {
-                #error::#variant(ref e) => f.debug_tuple(#label)
-                    .field(&::core::format_args!("{}", e)).finish(),
+                #error::#variant(_) => f.debug_tuple(#label)
+                    .field(&::core::format_args!("{}", self)).finish(),
             }
         });
         let phantom_error_arm = self.phantom_arm(&error);
@@ -943,14 +960,10 @@ impl Parts<'_> {
             ..
         } = self;
         let (impl_generics, _, where_clause) = self.generics.split_for_impl();
-        let mut where_clause = where_clause.cloned().unwrap_or_else(|| syn::WhereClause {
-            where_token: Default::default(),
-            predicates: Default::default(),
-        });
         let span = self_ty.span();
-        where_clause
-            .predicates
-            .push(syn::parse_quote_spanned!(span=> Self: #private::ActorPrototype));
+        // Spanned at the type, so that a missing `Clone` is reported there, with its fix.
+        let fresh = quote_spanned!(span=> <Self as #private::ActorPrototype>::fresh(self));
+        let start_alone = quote!(#private::start_alone(#fresh).await);
         quote! {
             impl #impl_generics #private::ractor::Actor for #self_ty #where_clause {
                 type Msg = #krate::worker::Call<Self>;
@@ -962,7 +975,7 @@ impl Parts<'_> {
                     _myself: #private::ractor::ActorRef<Self::Msg>,
                     _args: (),
                 ) -> ::core::result::Result<Self, #private::ractor::ActorProcessingErr> {
-                    #krate::worker::start_alone(self).await
+                    #start_alone
                 }
 
                 async fn handle(

@@ -300,6 +300,15 @@ pub trait IntoChildSpec {
     fn into_child_spec(self, id: ChildId) -> ChildSpec;
 }
 
+/// A spec given where an id is given too (a `supervisor!` child): the given id wins, so the
+/// tree shows one id per child.
+impl IntoChildSpec for ChildSpec {
+    fn into_child_spec(mut self, id: ChildId) -> ChildSpec {
+        self.id = id;
+        self
+    }
+}
+
 impl fmt::Debug for ChildSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ChildSpec")

@@ -1,0 +1,7 @@
+use ractor_otp::prelude::*;
+
+fn main() {
+    let _ = supervisor! {
+        stratgy: one_for_all,
+    };
+}

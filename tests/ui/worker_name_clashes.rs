@@ -1,0 +1,15 @@
+#[derive(Clone)]
+struct Lights;
+
+#[ractor_otp::worker]
+impl Lights {
+    pub async fn turn_on(&mut self) {}
+
+    pub async fn turn__on(&mut self) {}
+
+    pub async fn cast_turn_on(&mut self) -> bool {
+        true
+    }
+}
+
+fn main() {}

@@ -1,0 +1,7 @@
+#[derive(Clone)]
+struct Empty;
+
+#[ractor_otp::worker]
+impl Empty {}
+
+fn main() {}

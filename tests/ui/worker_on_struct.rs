@@ -1,0 +1,5 @@
+// `#[worker]` goes on the impl block, not on the struct.
+#[ractor_otp::worker]
+struct Doubler;
+
+fn main() {}
