@@ -55,7 +55,7 @@ pub trait Worker: Send + 'static {
     }
 
     /// Handles one task. A panic crashes this incarnation: the caller of the task gets
-    /// [`TaskError::Crashed`](crate::pool::TaskError::Crashed) and the worker is restarted.
+    /// [`TaskError::Crashed`] and the worker is restarted.
     fn handle(
         &mut self,
         task: Self::Task,

@@ -89,6 +89,12 @@ impl Thumbnailer {
     pub async fn crash(&mut self) {
         panic!("the thumbnailer crashes on purpose");
     }
+
+    /// Compiled out: nothing is generated for it (no variant, no client method).
+    #[cfg(any())]
+    pub async fn gone(&self, _arg: NotAType) -> AlsoNotAType {
+        unreachable!()
+    }
 }
 
 fn thumbnailer() -> Thumbnailer {
@@ -408,6 +414,15 @@ async fn one_client_function_serves_pools_and_actors() {
     assert_eq!(bounded(resize_all(&alone, &[30, 2])).await, [30]);
     actor.stop(None);
     bounded(handle).await.expect("actor ends");
+}
+
+/// A derived worker's actor message is a ractor message, also with the `cluster` feature (where
+/// ractor has no blanket impl).
+#[test]
+fn the_actor_message_is_a_ractor_message() {
+    fn is_message<M: ractor::Message>() {}
+    is_message::<Call<Thumbnailer>>();
+    is_message::<Call<Cache<u8, u8, 1>>>();
 }
 
 /// The generated `Worker` impl is an ordinary one.

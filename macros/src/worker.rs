@@ -234,6 +234,8 @@ struct Method {
     returns: Returns,
     /// The method's `#[doc]` attributes, repeated on its variant and client method.
     docs: Vec<Attribute>,
+    /// Its `#[cfg]` attributes, repeated on everything generated for it.
+    cfgs: Vec<Attribute>,
     vis: syn::Visibility,
 }
 
@@ -438,6 +440,12 @@ impl Method {
                 .attrs
                 .iter()
                 .filter(|a| a.path().is_ident("doc"))
+                .cloned()
+                .collect(),
+            cfgs: f
+                .attrs
+                .iter()
+                .filter(|a| a.path().is_ident("cfg"))
                 .cloned()
                 .collect(),
             vis: f.vis.clone(),
@@ -761,13 +769,15 @@ impl Parts<'_> {
                 let doc = format!("The `{n}` argument.");
                 quote!(#[doc = #doc] #n: #t)
             });
-            quote!(#(#docs)* #variant { #(#fields,)* },)
+            let cfgs = &m.cfgs;
+            quote!(#(#cfgs)* #(#docs)* #variant { #(#fields,)* },)
         });
         let output_variants = self.methods.iter().map(|m| {
             let variant = &m.variant;
             let ok = m.returns.ok_type();
             let doc = format!("What `{}` answered.", m.ident);
-            quote!(#[doc = #doc] #variant(#ok),)
+            let cfgs = &m.cfgs;
+            quote!(#(#cfgs)* #[doc = #doc] #variant(#ok),)
         });
         let fallible: Vec<(&Method, &TokenStream)> = self
             .methods
@@ -780,19 +790,23 @@ impl Parts<'_> {
         let error_variants = fallible.iter().map(|(m, err)| {
             let variant = &m.variant;
             let doc = format!("`{}` returned this error.", m.ident);
-            quote!(#[doc = #doc] #variant(#err),)
+            let cfgs = &m.cfgs;
+            quote!(#(#cfgs)* #[doc = #doc] #variant(#err),)
         });
         let private = self.private;
         let display_arms = fallible.iter().map(|(m, err)| {
             let variant = &m.variant;
             let span = err.span();
             let show = quote_spanned!(span=> #private::display_method_error(e, f));
-            quote!(#error::#variant(ref e) => #show,)
+            let cfgs = &m.cfgs;
+            quote!(#(#cfgs)* #error::#variant(ref e) => #show,)
         });
         let debug_arms = fallible.iter().map(|(m, _)| {
             let variant = &m.variant;
             let label = variant.to_string();
+            let cfgs = &m.cfgs;
             quote! {
+                #(#cfgs)*
                 #error::#variant(_) => f.debug_tuple(#label)
                     .field(&::core::format_args!("{}", self)).finish(),
             }
@@ -912,7 +926,8 @@ impl Parts<'_> {
                 },
                 _ => quote!(::core::result::Result::Ok(#output::#variant(#call))),
             };
-            quote!(#task::#variant { #(#arg_names),* } => #answer,)
+            let cfgs = &m.cfgs;
+            quote!(#(#cfgs)* #task::#variant { #(#arg_names),* } => #answer,)
         });
         let phantom_arm = self.phantom_arm(&task);
         let init_body = self.hook_body(init);
@@ -1079,7 +1094,9 @@ impl Parts<'_> {
                     }
                 }
             });
-            quote!(#call #cast)
+            let cfgs = &m.cfgs;
+            let cast = cast.map(|cast| quote!(#(#cfgs)* #cast));
+            quote!(#(#cfgs)* #call #cast)
         });
         let client_doc = format!(
             "A typed client of [`{name}`]: its methods, called through a pool \
