@@ -262,13 +262,10 @@ fn take_hook(f: &mut ImplItemFn, errors: &mut Errors) -> Option<(Hook, Span)> {
         match hook {
             Some(hook) => {
                 if !matches!(attr.meta, syn::Meta::Path(_)) {
-                    errors.push(
-                        attr.span(),
-                        format!("`#[{}]` takes no arguments", hook.name()),
-                    );
+                    errors.push_spanned(&attr, format!("`#[{}]` takes no arguments", hook.name()));
                 }
                 if found.is_some() {
-                    errors.push(attr.span(), "a method can be one hook at most");
+                    errors.push_spanned(&attr, "a method can be one hook at most: keep one of `#[init]` and `#[on_restart]`");
                 }
                 found = Some((hook, f.sig.ident.span()));
             }

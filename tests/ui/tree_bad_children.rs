@@ -24,5 +24,6 @@ fn main() {
     let _ = supervisor! { children: ["c" => actor(Idle, ()) { restart: sometimes }] };
     let _ = supervisor! { children: ["d" => actor(Idle, ()) { shutdown: never }] };
     let _ = supervisor! { children: ["e" => actor(Idle, ()) { restrat: transient }] };
+    let _ = supervisor! { children: ["g" => start(1, 2)] };
     let _ = supervisor! { children: ["f" => actor(Idle, ()) { shutdown: 1s, shutdown: 2s }] };
 }

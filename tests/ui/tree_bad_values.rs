@@ -7,3 +7,8 @@ fn main() {
     let _ = supervisor! { period: 0s };
     let _ = supervisor! { auto_shutdown: sometimes };
 }
+
+fn more() {
+    let _ = supervisor! { period: 0.0001s };
+    let _ = supervisor! { intensity: 1, intensity: 2 };
+}
