@@ -8,6 +8,7 @@
 use proc_macro::TokenStream;
 
 mod crate_path;
+mod naming;
 mod tree;
 mod worker;
 

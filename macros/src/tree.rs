@@ -36,6 +36,7 @@ use syn::spanned::Spanned;
 use syn::{braced, bracketed, parenthesized, Expr, Ident, Token};
 
 use crate::crate_path::crate_path;
+use crate::naming::camel_case;
 
 pub(crate) fn expand(input: TokenStream) -> TokenStream {
     let krate = crate_path(None);
@@ -102,19 +103,6 @@ fn one_of(allowed: &[&str]) -> String {
         Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
         None => String::new(),
     }
-}
-
-fn camel_case(snake: &str) -> String {
-    snake
-        .split('_')
-        .map(|part| {
-            let mut chars = part.chars();
-            match chars.next() {
-                Some(first) => first.to_uppercase().chain(chars).collect::<String>(),
-                None => String::new(),
-            }
-        })
-        .collect()
 }
 
 /// A duration: `500ms`, `5s`, `2m`, `1.5s`, or a `Duration` expression.

@@ -26,6 +26,7 @@ use syn::{
 };
 
 use crate::crate_path::crate_path;
+use crate::naming::camel_case;
 
 /// Options of `#[worker(...)]`.
 #[derive(Default)]
@@ -520,21 +521,6 @@ impl UnrawString for Ident {
     }
 }
 
-/// `resize_image` → `ResizeImage`.
-fn camel_case(snake: &str) -> String {
-    snake
-        .split('_')
-        .filter(|part| !part.is_empty())
-        .map(|part| {
-            let mut chars = part.chars();
-            match chars.next() {
-                Some(first) => first.to_uppercase().chain(chars).collect::<String>(),
-                None => String::new(),
-            }
-        })
-        .collect()
-}
-
 /// Everything `#[worker]` writes next to the impl block.
 struct Generated {
     tokens: TokenStream,
@@ -741,8 +727,7 @@ impl Parts<'_> {
 
     fn enums(&self) -> TokenStream {
         let name = self.name;
-        let (impl_generics, _, where_clause) = self.generics.split_for_impl();
-        let _ = impl_generics;
+        let (_, _, where_clause) = self.generics.split_for_impl();
         let params = &self.generics.params;
         let generics = if params.is_empty() {
             quote!()
