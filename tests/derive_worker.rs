@@ -233,13 +233,13 @@ async fn the_same_worker_runs_alone_as_a_supervised_actor() {
         .expect("handed over");
     assert_eq!(bounded(thumbs.notes()).await, Ok(vec!["kept".to_string()]));
     assert_eq!(bounded(thumbs.crash()).await, Err(TaskError::Crashed));
-    // The dead incarnation's handle says it has stopped.
-    assert_eq!(bounded(thumbs.stats()).await, Err(TaskError::Stopped));
     // The supervisor starts a new incarnation from the same value: fresh state.
     next_matching(&mut events, |e| {
         matches!(e, SupervisorEvent::ChildStarted { generation: 2, .. })
     })
     .await;
+    // The dead incarnation's handle (its exit is handled, so it has ended) says it stopped.
+    assert_eq!(bounded(thumbs.stats()).await, Err(TaskError::Stopped));
     let fresh = ThumbnailerClient(
         bounded(sup.child_ref::<Call<Thumbnailer>>("thumbs"))
             .await
