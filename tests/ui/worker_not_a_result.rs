@@ -6,7 +6,7 @@ pub struct Result {
 #[derive(Clone)]
 struct Query;
 
-#[ractor_otp::worker]
+#[ractor_otp::worker(pool_only)] // (an actor impl would add follow-up errors that differ with `cluster`)
 impl Query {
     pub async fn run(&self) -> Result {
         Result { rows: 0 }
