@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use common::{bounded, next_matching};
 use ractor::{Actor, ActorRef};
 use ractor_otp::prelude::*;
-use ractor_otp::worker::{Call, Worker, WorkerHandle};
+use ractor_otp::worker::{Call, WorkerHandle};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Image {
@@ -423,11 +423,4 @@ fn the_actor_message_is_a_ractor_message() {
     fn is_message<M: ractor::Message>() {}
     is_message::<Call<Thumbnailer>>();
     is_message::<Call<Cache<u8, u8, 1>>>();
-}
-
-/// The generated `Worker` impl is an ordinary one.
-#[test]
-fn the_generated_types_are_the_workers_associated_types() {
-    fn task_of<W: Worker>(_: &W::Task) {}
-    task_of::<Thumbnailer>(&ThumbnailerTask::Kind {});
 }

@@ -109,7 +109,7 @@ pub(crate) fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
         }
         Err(e) => return e.to_compile_error(),
     };
-    let generated = Generated::new(&mut item, &options, &mut errors);
+    let generated = generate(&mut item, &options, &mut errors);
     match errors.0 {
         Some(error) => {
             let error = error.to_compile_error();
@@ -521,108 +521,96 @@ impl UnrawString for Ident {
     }
 }
 
-/// Everything `#[worker]` writes next to the impl block.
-struct Generated {
-    tokens: TokenStream,
-}
-
-impl ToTokens for Generated {
-    fn to_tokens(&self, tokens: &mut TokenStream) {
-        self.tokens.to_tokens(tokens);
-    }
-}
-
-impl Generated {
-    fn new(item: &mut ItemImpl, options: &Options, errors: &mut Errors) -> Generated {
-        let krate = crate_path(options.krate.as_ref());
-        let private = quote!(#krate::__private);
-        if let Some((_, path, _)) = &item.trait_ {
-            errors.push(
-                path.span(),
-                format!(
-                    "#[worker] goes on an inherent impl block (`impl MyWorker {{ .. }}`), not on \
+/// Everything `#[worker]` writes next to the impl block (helper attributes are removed from
+/// `item`; mistakes go to `errors`).
+fn generate(item: &mut ItemImpl, options: &Options, errors: &mut Errors) -> TokenStream {
+    let krate = crate_path(options.krate.as_ref());
+    let private = quote!(#krate::__private);
+    if let Some((_, path, _)) = &item.trait_ {
+        errors.push(
+            path.span(),
+            format!(
+                "#[worker] goes on an inherent impl block (`impl MyWorker {{ .. }}`), not on \
                      an impl of `{}`: it writes the `Worker` impl itself",
-                    path.to_token_stream()
-                ),
-            );
-            return Generated {
-                tokens: TokenStream::new(),
-            };
-        }
-        let name = match self_name(&item.self_ty) {
-            Some(name) => name,
-            None => {
-                errors.push(
-                    item.self_ty.span(),
-                    "#[worker] needs a named type (`impl MyWorker { .. }`)",
-                );
-                return Generated {
-                    tokens: TokenStream::new(),
-                };
-            }
-        };
-        for param in &item.generics.params {
-            if let GenericParam::Lifetime(l) = param {
-                errors.push(
-                    l.span(),
-                    "a worker moves into an actor, so it is `'static`: its impl can't have \
-                     lifetime parameters",
-                );
-            }
-        }
-
-        let mut methods: Vec<Method> = Vec::new();
-        let mut init = None;
-        let mut on_restart = None;
-        for impl_item in &mut item.items {
-            let ImplItem::Fn(f) = impl_item else { continue };
-            match take_hook(f, errors) {
-                Some((hook, span)) => {
-                    let slot = match hook {
-                        Hook::Init => &mut init,
-                        Hook::OnRestart => &mut on_restart,
-                    };
-                    if let Some(first) = slot.as_ref() {
-                        let first: &HookMethod = first;
-                        errors.push(
-                            span,
-                            format!(
-                                "`{}` is a second `{}` hook (the first is `{}`): keep one",
-                                f.sig.ident,
-                                hook.name(),
-                                first.ident
-                            ),
-                        );
-                    }
-                    *slot = Some(HookMethod::parse(f, hook, errors));
-                }
-                None => methods.push(Method::parse(f, &private, errors)),
-            }
-        }
-        check_names(&methods, errors);
-        if methods.is_empty() && errors.0.is_none() {
-            errors.push(
-                item.impl_token.span,
-                "#[worker] found no task method: add `async fn name(&mut self, ..) -> ..`",
-            );
-        }
-
-        let parts = Parts {
-            krate: &krate,
-            private: &private,
-            name: &name,
-            self_ty: &item.self_ty,
-            generics: &item.generics,
-            methods: &methods,
-        };
-        let mut tokens = parts.enums();
-        tokens.extend(parts.worker_impl(init.as_ref(), on_restart.as_ref()));
-        if !options.pool_only {
-            tokens.extend(parts.actor_impl());
-        }
-        tokens.extend(parts.client());
-        Generated { tokens }
+                path.to_token_stream()
+            ),
+        );
+        return TokenStream::new();
     }
+    let name = match self_name(&item.self_ty) {
+        Some(name) => name,
+        None => {
+            errors.push(
+                item.self_ty.span(),
+                "#[worker] needs a named type (`impl MyWorker { .. }`)",
+            );
+            return TokenStream::new();
+        }
+    };
+    for param in &item.generics.params {
+        if let GenericParam::Lifetime(l) = param {
+            errors.push(
+                l.span(),
+                "a worker moves into an actor, so it is `'static`: its impl can't have \
+                     lifetime parameters",
+            );
+        }
+    }
+
+    let mut methods: Vec<Method> = Vec::new();
+    let mut init = None;
+    let mut on_restart = None;
+    for impl_item in &mut item.items {
+        let ImplItem::Fn(f) = impl_item else { continue };
+        match take_hook(f, errors) {
+            Some((hook, span)) => {
+                let slot = match hook {
+                    Hook::Init => &mut init,
+                    Hook::OnRestart => &mut on_restart,
+                };
+                if let Some(first) = slot.as_ref() {
+                    let first: &HookMethod = first;
+                    errors.push(
+                        span,
+                        format!(
+                            "`{}` is a second `{}` hook (the first is `{}`): keep one",
+                            f.sig.ident,
+                            hook.name(),
+                            first.ident
+                        ),
+                    );
+                }
+                *slot = Some(HookMethod::parse(f, hook, errors));
+            }
+            None => methods.push(Method::parse(f, &private, errors)),
+        }
+    }
+    check_names(&methods, errors);
+    if methods.is_empty() && errors.0.is_none() {
+        errors.push(
+            item.impl_token.span,
+            "#[worker] found no task method: add `async fn name(&mut self, ..) -> ..`",
+        );
+    }
+
+    let parts = Parts {
+        krate: &krate,
+        private: &private,
+        task: format_ident!("{}Task", name),
+        output: format_ident!("{}Output", name),
+        error: format_ident!("{}Error", name),
+        name: &name,
+        self_ty: &item.self_ty,
+        generics: &item.generics,
+        methods: &methods,
+    };
+    let mut tokens = parts.enums();
+    tokens.extend(parts.worker_impl(init.as_ref(), on_restart.as_ref()));
+    if !options.pool_only {
+        tokens.extend(parts.actor_impl());
+    }
+    tokens.extend(parts.client());
+    tokens
 }
 
 fn self_name(ty: &Type) -> Option<Ident> {
@@ -674,6 +662,10 @@ fn check_names(methods: &[Method], errors: &mut Errors) {
 struct Parts<'a> {
     krate: &'a TokenStream,
     private: &'a TokenStream,
+    /// The generated enums: `NameTask`, `NameOutput`, `NameError`.
+    task: Ident,
+    output: Ident,
+    error: Ident,
     name: &'a Ident,
     self_ty: &'a Type,
     generics: &'a Generics,
@@ -681,13 +673,8 @@ struct Parts<'a> {
 }
 
 impl Parts<'_> {
-    fn ident(&self, suffix: &str) -> Ident {
-        format_ident!("{}{}", self.name, suffix)
-    }
-
-    /// `Name<T, N>` for the generated enums: the impl's parameters, without bounds.
-    fn enum_ty(&self, suffix: &str) -> TokenStream {
-        let ident = self.ident(suffix);
+    /// `NameTask<T, N>` for a generated enum: the impl's parameters, without bounds.
+    fn enum_ty(&self, ident: &Ident) -> TokenStream {
         let (_, ty_generics, _) = self.generics.split_for_impl();
         quote!(#ident #ty_generics)
     }
@@ -727,7 +714,7 @@ impl Parts<'_> {
 
     fn enums(&self) -> TokenStream {
         let name = self.name;
-        let (_, _, where_clause) = self.generics.split_for_impl();
+        let (impl_generics, ty_generics, where_clause) = self.generics.split_for_impl();
         let params = &self.generics.params;
         let generics = if params.is_empty() {
             quote!()
@@ -735,9 +722,7 @@ impl Parts<'_> {
             quote!(<#params>)
         };
         let phantom = self.phantom_variant();
-        let task = self.ident("Task");
-        let output = self.ident("Output");
-        let error = self.ident("Error");
+        let (task, output, error) = (&self.task, &self.output, &self.error);
 
         let task_variants = self.methods.iter().map(|m| {
             let Method {
@@ -793,8 +778,7 @@ impl Parts<'_> {
                     .field(&::core::format_args!("{}", self)).finish(),
             }
         });
-        let phantom_error_arm = self.phantom_arm(&error);
-        let (impl_generics, ty_generics, _) = self.generics.split_for_impl();
+        let phantom_error_arm = self.phantom_arm(error);
         let task_doc = format!(
             "The tasks of [`{name}`]: one variant per method, holding its arguments \
              (generated by `#[worker]`)."
@@ -885,12 +869,10 @@ impl Parts<'_> {
             ..
         } = self;
         let (impl_generics, _, where_clause) = self.generics.split_for_impl();
-        let task = self.ident("Task");
-        let output = self.ident("Output");
-        let error = self.ident("Error");
-        let task_ty = self.enum_ty("Task");
-        let output_ty = self.enum_ty("Output");
-        let error_ty = self.enum_ty("Error");
+        let (task, output, error) = (&self.task, &self.output, &self.error);
+        let task_ty = self.enum_ty(task);
+        let output_ty = self.enum_ty(output);
+        let error_ty = self.enum_ty(error);
         let arms = self.methods.iter().map(|m| {
             let Method {
                 ident,
@@ -911,7 +893,7 @@ impl Parts<'_> {
             let cfgs = &m.cfgs;
             quote!(#(#cfgs)* #task::#variant { #(#arg_names),* } => #answer,)
         });
-        let phantom_arm = self.phantom_arm(&task);
+        let phantom_arm = self.phantom_arm(task);
         let init_body = self.hook_body(init);
         let restart_body = self.hook_body(on_restart);
         quote! {
@@ -995,10 +977,8 @@ impl Parts<'_> {
             self_ty,
             ..
         } = self;
-        let client = self.ident("Client");
-        let task = self.ident("Task");
-        let output = self.ident("Output");
-        let error = self.ident("Error");
+        let client = format_ident!("{}Client", name);
+        let (task, output, error) = (&self.task, &self.output, &self.error);
         let params = &self.generics.params;
         let mut where_clause =
             self.generics
