@@ -94,6 +94,7 @@ extern crate self as ractor_otp;
 
 pub mod error;
 pub mod exit;
+pub mod jobs;
 pub mod pool;
 pub mod supervisor;
 pub mod worker;

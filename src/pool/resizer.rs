@@ -71,7 +71,7 @@ impl Resizer {
 
     /// Whether the `n`-th task (0-based, counted since the pool started) triggers a check.
     pub fn is_time_for_resize(&self, n: u64) -> bool {
-        n % self.messages_per_resize as u64 == 0
+        n.is_multiple_of(self.messages_per_resize as u64)
     }
 
     /// Workers to add (positive) or remove (negative) given the in-flight count of each worker.

@@ -46,17 +46,18 @@ pub(crate) async fn start_child(
         }
         Ok(Ok(ChildStart::Ignore)) => Started::Ignored,
         Ok(Err(err)) => Started::Failed(err.to_string()),
-        Err(panic) => Started::Failed(panic_message(panic.as_ref())),
+        Err(panic) => Started::Failed(panic_message("start function", panic.as_ref())),
     }
 }
 
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+/// "`what` panicked: <payload>", for a caught panic.
+pub(crate) fn panic_message(what: &str, panic: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = panic.downcast_ref::<&str>() {
-        format!("start function panicked: {s}")
+        format!("{what} panicked: {s}")
     } else if let Some(s) = panic.downcast_ref::<String>() {
-        format!("start function panicked: {s}")
+        format!("{what} panicked: {s}")
     } else {
-        "start function panicked".to_string()
+        format!("{what} panicked")
     }
 }
 

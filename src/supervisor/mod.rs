@@ -21,6 +21,7 @@ mod dynamic;
 mod event;
 mod intensity;
 mod lifecycle;
+pub(crate) use lifecycle::panic_message;
 mod spec;
 mod strategy;
 

@@ -1,0 +1,1267 @@
+//! The embedded store: SQLite through `rusqlite` (SQLite compiled in, nothing to install).
+//!
+//! # Durability
+//! The file runs in WAL mode with `synchronous=FULL` ([`Durability::Power`], the default):
+//! every commit is fsynced before any caller hears `Ok`. [`Durability::Process`] uses
+//! `synchronous=NORMAL`: survives `kill -9` and clean reboots, but a power cut may roll back
+//! the last commits. Both settings are read back at open; a store that cannot get them refuses
+//! to open ([`StoreError::Settings`]).
+//!
+//! # Group commit
+//! One journal thread owns the connection. It takes the next operation from its queue, then
+//! every operation already waiting (up to [`SqliteOptions::max_batch`]), and runs them all in
+//! one transaction, each inside its own savepoint (one failing operation rolls back alone), with
+//! one fsync; then it answers every caller. Under low load that is one commit per operation,
+//! under high load one commit per batch. [`SqliteStore::in_memory`] runs operations inline on
+//! the caller's thread instead (no file, no fsync, no thread: for tests).
+//!
+//! # The state machine in SQL
+//! Each [`Store`] method is one function below (`enqueue_tx`, `claim_tx`, `finish_tx`, …) over
+//! one table, `otp_jobs`. Fan-in is counted in the same transaction that finishes a child
+//! (`child_done`), so the collector becomes available exactly once.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
+use tokio::sync::oneshot;
+
+use crate::jobs::store::{
+    ClaimRequest, ClaimedJob, Enqueued, Finish, GroupIds, GroupPolicy, Lease, NewGroup, Store,
+};
+use crate::jobs::{
+    AttemptError, ChildFailure, ChildOutcome, JobId, JobRecord, JobState, ListFilter, NewJob,
+    Resource, RetryBackoff, StoreError, Timestamp,
+};
+
+/// How much a commit survives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// `synchronous=FULL`: every acknowledged commit survives a power cut.
+    #[default]
+    Power,
+    /// `synchronous=NORMAL`: survives a killed process and a clean reboot; a power cut may
+    /// roll back the last commits (never corrupts the file).
+    Process,
+}
+
+/// How to open a [`SqliteStore`] file.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    durability: Durability,
+    max_batch: usize,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            durability: Durability::Power,
+            max_batch: 512,
+        }
+    }
+}
+
+impl SqliteOptions {
+    /// The durability level (default [`Durability::Power`]).
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// At most this many operations share one commit (default 512; 1 turns group commit
+    /// off).
+    pub fn max_batch(mut self, max_batch: usize) -> Self {
+        self.max_batch = max_batch.max(1);
+        self
+    }
+
+    /// Opens (creating if needed) the store at `path`. The parent directory must exist.
+    pub async fn open(self, path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let (tx, rx) = mpsc::channel::<Command>();
+        let stats = Arc::new(Counters::default());
+        let journal_stats = stats.clone();
+        let max_batch = self.max_batch;
+        let durability = self.durability;
+        std::thread::Builder::new()
+            .name("ractor-otp-journal".into())
+            .spawn(move || {
+                let conn = match open_file(&path, durability) {
+                    Ok(conn) => {
+                        let _ = ready_tx.send(Ok(()));
+                        conn
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                journal(conn, rx, max_batch, &journal_stats);
+            })
+            .map_err(|e| StoreError::Database(format!("cannot start the journal thread: {e}")))?;
+        ready_rx.await.map_err(|_| StoreError::Closed)??;
+        Ok(SqliteStore {
+            exec: Arc::new(Exec::Journal(tx)),
+            stats,
+        })
+    }
+}
+
+/// The embedded SQLite store. Cheap to clone: clones share one connection.
+///
+/// ```
+/// use ractor_otp::jobs::{SqliteStore, Store, Timestamp};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = std::env::temp_dir().join(format!("otp-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir)?;
+/// let store = SqliteStore::open(dir.join("jobs.sqlite3")).await?;
+/// let counts = store.counts(Timestamp::from_millis(0)).await?;
+/// assert!(counts.iter().all(|(_, n)| *n == 0));
+/// # drop(store);
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct SqliteStore {
+    exec: Arc<Exec>,
+    stats: Arc<Counters>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match &*self.exec {
+            Exec::Inline(_) => "in-memory",
+            Exec::Journal(_) => "file",
+        };
+        f.debug_struct("SqliteStore")
+            .field("kind", &kind)
+            .field("stats", &self.journal_stats())
+            .finish()
+    }
+}
+
+/// How many transactions the store committed and how many operations they carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct JournalStats {
+    /// Transactions committed (one fsync each on a file store).
+    pub commits: u64,
+    /// Operations carried by them.
+    pub operations: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    commits: AtomicU64,
+    operations: AtomicU64,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store at `path` with the default options (WAL,
+    /// `synchronous=FULL`, group commit).
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        SqliteOptions::default().open(path).await
+    }
+
+    /// Options for [`SqliteOptions::open`].
+    pub fn options() -> SqliteOptions {
+        SqliteOptions::default()
+    }
+
+    /// A store in memory, gone when the last clone is dropped: the same SQL, for tests.
+    pub fn in_memory() -> Result<Self, StoreError> {
+        let conn = Connection::open_in_memory()?;
+        create_schema(&conn)?;
+        Ok(SqliteStore {
+            exec: Arc::new(Exec::Inline(Mutex::new(conn))),
+            stats: Arc::new(Counters::default()),
+        })
+    }
+
+    /// Commits and operations so far.
+    pub fn journal_stats(&self) -> JournalStats {
+        JournalStats {
+            commits: self.stats.commits.load(Ordering::Relaxed),
+            operations: self.stats.operations.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Runs `op` in a transaction (shared with other operations on a file store) and returns
+    /// its result once committed.
+    async fn run<T, F>(&self, op: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let command: Command = Box::new(move |conn: Option<&Connection>| {
+            // Without a connection the transaction could not begin: the commit's error (which
+            // `and` keeps) is the answer.
+            let result = match conn {
+                Some(conn) => in_savepoint(conn, op),
+                None => Err(StoreError::Closed),
+            };
+            Box::new(move |commit: Result<(), StoreError>| {
+                let _ = tx.send(commit.and(result));
+            }) as Reply
+        });
+        match &*self.exec {
+            Exec::Inline(conn) => {
+                let conn = conn.lock().map_err(|_| StoreError::Closed)?;
+                run_batch(&conn, vec![command], &self.stats);
+            }
+            Exec::Journal(queue) => queue.send(command).map_err(|_| StoreError::Closed)?,
+        }
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+/// What runs an operation: inline (in memory) or the journal thread (file).
+enum Exec {
+    Inline(Mutex<Connection>),
+    Journal(mpsc::Sender<Command>),
+}
+
+/// An operation: runs inside the batch's transaction (or not at all, given `None`, when the
+/// transaction could not begin) and returns how to answer its caller once the commit's outcome
+/// is known.
+type Command = Box<dyn FnOnce(Option<&Connection>) -> Reply + Send>;
+type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+
+fn open_file(path: &Path, durability: Durability) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Settings(format!(
+            "journal_mode is `{mode}` after asking for WAL (is {} on a filesystem without shared memory?)",
+            path.display()
+        )));
+    }
+    let (level, name) = match durability {
+        Durability::Power => (2, "FULL"),
+        Durability::Process => (1, "NORMAL"),
+    };
+    conn.execute_batch(&format!("PRAGMA synchronous={name}"))?;
+    let got: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0))?;
+    if got != level {
+        return Err(StoreError::Settings(format!(
+            "synchronous is {got} after asking for {name} ({level})"
+        )));
+    }
+    create_schema(&conn)?;
+    Ok(conn)
+}
+
+const SCHEMA_VERSION: i64 = 1;
+
+fn create_schema(conn: &Connection) -> Result<(), StoreError> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::Settings(format!(
+            "the store's schema is version {version}, newer than this library's {SCHEMA_VERSION}; upgrade ractor-otp"
+        )));
+    }
+    conn.execute_batch(
+        "BEGIN;
+        CREATE TABLE IF NOT EXISTS otp_jobs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            queue TEXT NOT NULL,
+            name TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            payload TEXT NOT NULL,
+            state TEXT NOT NULL,
+            priority INTEGER NOT NULL,
+            run_at INTEGER NOT NULL,
+            attempt INTEGER NOT NULL DEFAULT 0,
+            max_attempts INTEGER NOT NULL,
+            backoff_base_ms INTEGER NOT NULL,
+            backoff_factor REAL NOT NULL,
+            backoff_max_ms INTEGER NOT NULL,
+            timeout_ms INTEGER,
+            resource_key TEXT,
+            resource_capacity INTEGER,
+            idem_key TEXT,
+            token INTEGER NOT NULL DEFAULT 0,
+            lease_owner TEXT,
+            lease_expires_at INTEGER,
+            parent_id INTEGER,
+            counted INTEGER NOT NULL DEFAULT 0,
+            pending_children INTEGER NOT NULL DEFAULT 0,
+            group_policy TEXT,
+            result TEXT,
+            error TEXT,
+            errors TEXT NOT NULL DEFAULT '[]',
+            inserted_at INTEGER NOT NULL,
+            finished_at INTEGER
+        );
+        CREATE UNIQUE INDEX IF NOT EXISTS otp_jobs_idem ON otp_jobs(idem_key)
+            WHERE idem_key IS NOT NULL;
+        CREATE INDEX IF NOT EXISTS otp_jobs_due ON otp_jobs(state, queue, name, priority DESC, run_at, id);
+        CREATE INDEX IF NOT EXISTS otp_jobs_lease ON otp_jobs(state, lease_expires_at);
+        CREATE INDEX IF NOT EXISTS otp_jobs_resource ON otp_jobs(resource_key, state)
+            WHERE resource_key IS NOT NULL;
+        CREATE INDEX IF NOT EXISTS otp_jobs_parent ON otp_jobs(parent_id)
+            WHERE parent_id IS NOT NULL;
+        PRAGMA user_version = 1;
+        COMMIT;",
+    )?;
+    Ok(())
+}
+
+/// The journal thread: batches whatever is waiting into one transaction.
+fn journal(conn: Connection, queue: mpsc::Receiver<Command>, max_batch: usize, stats: &Counters) {
+    while let Ok(first) = queue.recv() {
+        let mut batch = vec![first];
+        while batch.len() < max_batch {
+            match queue.try_recv() {
+                Ok(command) => batch.push(command),
+                Err(_) => break,
+            }
+        }
+        run_batch(&conn, batch, stats);
+    }
+}
+
+/// Runs operations in one transaction, then answers each with the commit's outcome.
+fn run_batch(conn: &Connection, batch: Vec<Command>, stats: &Counters) {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        let e = StoreError::from(e);
+        for command in batch {
+            command(None)(Err(e.clone()));
+        }
+        return;
+    }
+    let count = batch.len() as u64;
+    let replies: Vec<Reply> = batch
+        .into_iter()
+        .map(|command| command(Some(conn)))
+        .collect();
+    let commit = conn.execute_batch("COMMIT").map_err(StoreError::from);
+    if commit.is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+    } else {
+        stats.commits.fetch_add(1, Ordering::Relaxed);
+        stats.operations.fetch_add(count, Ordering::Relaxed);
+    }
+    for reply in replies {
+        reply(commit.clone());
+    }
+}
+
+/// Runs `op` inside a savepoint: rolled back alone if it fails or panics.
+fn in_savepoint<T>(
+    conn: &Connection,
+    op: impl FnOnce(&Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    conn.execute_batch("SAVEPOINT op")?;
+    let result = match catch_unwind(AssertUnwindSafe(|| op(conn))) {
+        Ok(result) => result,
+        Err(_) => Err(StoreError::Database(
+            "a store operation panicked; it was rolled back".into(),
+        )),
+    };
+    if result.is_err() {
+        conn.execute_batch("ROLLBACK TO op")?;
+    }
+    conn.execute_batch("RELEASE op")?;
+    result
+}
+
+// ---------------------------------------------------------------------------------------------
+// The operations, one function per Store method.
+// ---------------------------------------------------------------------------------------------
+
+const FINAL_STATES: &str = "('completed','discarded','cancelled')";
+const DUE_STATES: &str = "('scheduled','available','retryable')";
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(",")
+}
+
+fn insert_job(
+    conn: &Connection,
+    job: &NewJob,
+    now: Timestamp,
+    parent: Option<JobId>,
+    waiting_for: Option<(u32, GroupPolicy)>,
+) -> Result<Enqueued, StoreError> {
+    let o = &job.options;
+    if let Some(key) = &o.idempotency_key {
+        let existing: Option<i64> = conn
+            .prepare_cached("SELECT id FROM otp_jobs WHERE idem_key = ?")?
+            .query_row([key], |r| r.get(0))
+            .optional()?;
+        if let Some(id) = existing {
+            return Ok(Enqueued {
+                id: JobId(id),
+                duplicate: true,
+            });
+        }
+    }
+    let run_at = o.not_before.map_or(now, |t| t.max(now));
+    let (state, pending, policy) = match waiting_for {
+        Some((n, policy)) if n > 0 => (JobState::Waiting, n, Some(policy_name(policy))),
+        Some((_, policy)) => (JobState::Available, 0, Some(policy_name(policy))),
+        None if run_at > now => (JobState::Scheduled, 0, None),
+        None => (JobState::Available, 0, None),
+    };
+    conn.prepare_cached(
+        "INSERT INTO otp_jobs (queue, name, version, payload, state, priority, run_at,
+            max_attempts, backoff_base_ms, backoff_factor, backoff_max_ms, timeout_ms,
+            resource_key, resource_capacity, idem_key, parent_id, pending_children,
+            group_policy, inserted_at)
+         VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+    )?
+    .execute(params![
+        o.queue,
+        job.name,
+        job.version,
+        job.payload,
+        state.as_str(),
+        o.priority,
+        run_at.as_millis(),
+        o.max_attempts,
+        ms(o.backoff.base),
+        o.backoff.factor,
+        ms(o.backoff.max),
+        o.timeout.map(ms),
+        o.resource.as_ref().map(|r| r.key.as_str()),
+        o.resource.as_ref().map(|r| r.capacity),
+        o.idempotency_key,
+        parent.map(|p| p.0),
+        pending,
+        policy,
+        now.as_millis(),
+    ])?;
+    Ok(Enqueued {
+        id: JobId(conn.last_insert_rowid()),
+        duplicate: false,
+    })
+}
+
+fn policy_name(policy: GroupPolicy) -> &'static str {
+    match policy {
+        GroupPolicy::Partial => "partial",
+        GroupPolicy::FailFast => "fail_fast",
+    }
+}
+
+fn enqueue_tx(
+    conn: &Connection,
+    jobs: &[NewJob],
+    now: Timestamp,
+) -> Result<Vec<Enqueued>, StoreError> {
+    jobs.iter()
+        .map(|job| insert_job(conn, job, now, None, None))
+        .collect()
+}
+
+fn enqueue_group_tx(
+    conn: &Connection,
+    group: &NewGroup,
+    now: Timestamp,
+) -> Result<GroupIds, StoreError> {
+    if let Some(child) = group
+        .children
+        .iter()
+        .find(|c| c.options.idempotency_key.is_some())
+    {
+        return Err(StoreError::Invalid(format!(
+            "a fan-out child (`{}`) carries an idempotency key; put the key on the collector",
+            child.name
+        )));
+    }
+    let n = u32::try_from(group.children.len())
+        .map_err(|_| StoreError::Invalid("too many children in one group".into()))?;
+    let collector = insert_job(conn, &group.collector, now, None, Some((n, group.policy)))?;
+    if collector.duplicate {
+        let mut stmt =
+            conn.prepare_cached("SELECT id FROM otp_jobs WHERE parent_id = ? ORDER BY id")?;
+        let children = stmt
+            .query_map([collector.id.0], |r| r.get(0).map(JobId))?
+            .collect::<Result<_, _>>()?;
+        return Ok(GroupIds {
+            collector: collector.id,
+            children,
+        });
+    }
+    let children = group
+        .children
+        .iter()
+        .map(|child| insert_job(conn, child, now, Some(collector.id), None).map(|e| e.id))
+        .collect::<Result<_, _>>()?;
+    Ok(GroupIds {
+        collector: collector.id,
+        children,
+    })
+}
+
+/// A due candidate for a claim.
+struct Candidate {
+    id: i64,
+    state: String,
+    attempt: u32,
+    max_attempts: u32,
+    resource: Option<(String, u32)>,
+    lease_owner: Option<String>,
+    lease_expires_at: Option<i64>,
+}
+
+fn claim_tx(
+    conn: &Connection,
+    request: &ClaimRequest,
+    now: Timestamp,
+) -> Result<Vec<ClaimedJob>, StoreError> {
+    if request.limit == 0 || request.queues.is_empty() || request.names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let now_ms = now.as_millis();
+    let mut args: Vec<Value> = Vec::new();
+    args.extend(request.queues.iter().cloned().map(Value::Text));
+    args.extend(request.names.iter().cloned().map(Value::Text));
+    args.push(Value::Integer(now_ms));
+    args.push(Value::Integer(now_ms));
+    args.push(Value::Integer(now_ms));
+    // Resources at capacity are filtered here; claims within this batch are re-checked below.
+    args.push(Value::Integer(i64::from(request.limit) * 4 + 32));
+    let sql = format!(
+        "SELECT id, state, attempt, max_attempts, resource_key, resource_capacity,
+                lease_owner, lease_expires_at
+         FROM otp_jobs j
+         WHERE queue IN ({q}) AND name IN ({n})
+           AND ((state IN {DUE_STATES} AND run_at <= ?)
+                OR (state = 'executing' AND lease_expires_at <= ?))
+           AND (resource_key IS NULL OR resource_capacity > (
+                SELECT COUNT(*) FROM otp_jobs e
+                WHERE e.resource_key = j.resource_key AND e.state = 'executing'
+                  AND e.lease_expires_at > ?))
+         ORDER BY priority DESC, run_at, id
+         LIMIT ?",
+        q = placeholders(request.queues.len()),
+        n = placeholders(request.names.len()),
+    );
+    let candidates: Vec<Candidate> = conn
+        .prepare_cached(&sql)?
+        .query_map(params_from_iter(args.iter()), |r| {
+            let key: Option<String> = r.get(4)?;
+            let capacity: Option<u32> = r.get(5)?;
+            Ok(Candidate {
+                id: r.get(0)?,
+                state: r.get(1)?,
+                attempt: r.get(2)?,
+                max_attempts: r.get(3)?,
+                resource: key.zip(capacity),
+                lease_owner: r.get(6)?,
+                lease_expires_at: r.get(7)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+
+    let lease_end = now.after(request.lease);
+    let mut claimed = Vec::new();
+    for c in candidates {
+        if claimed.len() as u32 >= request.limit {
+            break;
+        }
+        if c.state == "executing" {
+            // A lost run: the lease expired without a finish. It counts as an attempt.
+            let error = format!(
+                "lease of `{}` expired at {} without a result (the runner died or stalled)",
+                c.lease_owner.as_deref().unwrap_or("?"),
+                c.lease_expires_at.unwrap_or(0)
+            );
+            push_error(conn, c.id, c.attempt, now, &error)?;
+            if c.attempt >= c.max_attempts {
+                discard(conn, c.id, &error, now)?;
+                continue;
+            }
+        }
+        if let Some((key, capacity)) = &c.resource {
+            let holders: u32 = conn
+                .prepare_cached(
+                    "SELECT COUNT(*) FROM otp_jobs WHERE resource_key = ? AND state = 'executing'
+                     AND lease_expires_at > ? AND id != ?",
+                )?
+                .query_row(params![key, now_ms, c.id], |r| r.get(0))?;
+            if holders >= *capacity {
+                continue;
+            }
+        }
+        conn.prepare_cached(
+            "UPDATE otp_jobs SET state = 'executing', attempt = attempt + 1, token = token + 1,
+                lease_owner = ?, lease_expires_at = ? WHERE id = ?",
+        )?
+        .execute(params![request.owner, lease_end.as_millis(), c.id])?;
+        claimed.push(load_claimed(conn, c.id)?);
+    }
+    Ok(claimed)
+}
+
+fn load_claimed(conn: &Connection, id: i64) -> Result<ClaimedJob, StoreError> {
+    let (mut job, is_collector) = conn
+        .prepare_cached(
+            "SELECT id, token, name, version, payload, queue, attempt, max_attempts, timeout_ms,
+                    lease_expires_at, group_policy IS NOT NULL
+             FROM otp_jobs WHERE id = ?",
+        )?
+        .query_row([id], |r| {
+            let timeout: Option<i64> = r.get(8)?;
+            Ok((
+                ClaimedJob {
+                    id: JobId(r.get(0)?),
+                    token: r.get(1)?,
+                    name: r.get(2)?,
+                    version: r.get(3)?,
+                    payload: r.get(4)?,
+                    queue: r.get(5)?,
+                    attempt: r.get(6)?,
+                    max_attempts: r.get(7)?,
+                    timeout: timeout.map(|t| Duration::from_millis(t.max(0) as u64)),
+                    lease_expires_at: Timestamp::from_millis(r.get(9)?),
+                    children: Vec::new(),
+                },
+                r.get::<_, bool>(10)?,
+            ))
+        })?;
+    if is_collector {
+        job.children = children_of(conn, id)?;
+    }
+    Ok(job)
+}
+
+fn children_of(conn: &Connection, parent: i64) -> Result<Vec<ChildOutcome>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, name, state, result, error FROM otp_jobs WHERE parent_id = ? ORDER BY id",
+    )?;
+    let rows = stmt.query_map([parent], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, Option<String>>(3)?,
+            r.get::<_, Option<String>>(4)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, name, state, result, error) = row?;
+        let result = match (state.as_str(), result) {
+            ("completed", Some(result)) => Ok(result),
+            ("completed", None) => Ok("null".to_owned()),
+            ("discarded", _) => Err(ChildFailure::Discarded(error.unwrap_or_default())),
+            ("cancelled", _) => Err(ChildFailure::Cancelled),
+            // Not finished (a fail-fast group ran its collector early): reported cancelled,
+            // which it is about to be.
+            _ => Err(ChildFailure::Cancelled),
+        };
+        out.push(ChildOutcome {
+            id: JobId(id),
+            name,
+            result,
+        });
+    }
+    Ok(out)
+}
+
+fn push_error(
+    conn: &Connection,
+    id: i64,
+    attempt: u32,
+    now: Timestamp,
+    error: &str,
+) -> Result<(), StoreError> {
+    let errors: String = conn
+        .prepare_cached("SELECT errors FROM otp_jobs WHERE id = ?")?
+        .query_row([id], |r| r.get(0))?;
+    let mut errors: Vec<AttemptError> = serde_json::from_str(&errors)
+        .map_err(|e| StoreError::Corrupt(format!("errors of job#{id}: {e}")))?;
+    errors.push(AttemptError {
+        attempt,
+        at: now,
+        error: error.to_owned(),
+    });
+    let errors = serde_json::to_string(&errors)
+        .map_err(|e| StoreError::Corrupt(format!("errors of job#{id}: {e}")))?;
+    conn.prepare_cached("UPDATE otp_jobs SET errors = ?, error = ? WHERE id = ?")?
+        .execute(params![errors, error, id])?;
+    Ok(())
+}
+
+/// Moves a job to `discarded` (dead letter) and tells its collector.
+fn discard(conn: &Connection, id: i64, error: &str, now: Timestamp) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE otp_jobs SET state = 'discarded', error = ?, finished_at = ?,
+            lease_owner = NULL, lease_expires_at = NULL WHERE id = ?",
+    )?
+    .execute(params![error, now.as_millis(), id])?;
+    child_done(conn, id, false, now)
+}
+
+/// A job reached a final state: count it towards its collector, exactly once. The last child
+/// (or, fail-fast, the first failed one) makes the collector available.
+fn child_done(conn: &Connection, id: i64, ok: bool, now: Timestamp) -> Result<(), StoreError> {
+    let row: Option<(Option<i64>, bool)> = conn
+        .prepare_cached("SELECT parent_id, counted FROM otp_jobs WHERE id = ?")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let Some((Some(parent), false)) = row else {
+        return Ok(());
+    };
+    conn.prepare_cached("UPDATE otp_jobs SET counted = 1 WHERE id = ?")?
+        .execute([id])?;
+    let collector: Option<(String, u32, Option<String>)> = conn
+        .prepare_cached("SELECT state, pending_children, group_policy FROM otp_jobs WHERE id = ?")?
+        .query_row([parent], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    let Some((state, pending, policy)) = collector else {
+        return Ok(());
+    };
+    if state != "waiting" {
+        return Ok(());
+    }
+    if !ok && policy.as_deref() == Some("fail_fast") {
+        conn.prepare_cached(
+            "UPDATE otp_jobs SET state = 'available', run_at = ?, pending_children = 0 WHERE id = ?",
+        )?
+        .execute(params![now.as_millis(), parent])?;
+        cancel_children(conn, parent, now)?;
+        return Ok(());
+    }
+    let pending = pending.saturating_sub(1);
+    let state = if pending == 0 { "available" } else { "waiting" };
+    conn.prepare_cached(
+        "UPDATE otp_jobs SET pending_children = ?, state = ?, run_at = ? WHERE id = ?",
+    )?
+    .execute(params![pending, state, now.as_millis(), parent])?;
+    Ok(())
+}
+
+/// Cancels the unfinished children of `parent` (and theirs).
+fn cancel_children(conn: &Connection, parent: i64, now: Timestamp) -> Result<(), StoreError> {
+    let ids: Vec<i64> = conn
+        .prepare_cached(&format!(
+            "SELECT id FROM otp_jobs WHERE parent_id = ? AND state NOT IN {FINAL_STATES}"
+        ))?
+        .query_map([parent], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for id in ids {
+        mark_cancelled(conn, id, now)?;
+        cancel_children(conn, id, now)?;
+    }
+    Ok(())
+}
+
+fn mark_cancelled(conn: &Connection, id: i64, now: Timestamp) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE otp_jobs SET state = 'cancelled', finished_at = ?, lease_owner = NULL,
+            lease_expires_at = NULL, counted = CASE WHEN parent_id IS NULL THEN counted ELSE 1 END
+         WHERE id = ?",
+    )?
+    .execute(params![now.as_millis(), id])?;
+    Ok(())
+}
+
+/// The row behind a lease, if the lease is still held.
+struct Held {
+    attempt: u32,
+    max_attempts: u32,
+    backoff: RetryBackoff,
+}
+
+fn held(conn: &Connection, lease: Lease) -> Result<Held, StoreError> {
+    let row: Option<(String, i64, u32, u32, i64, f64, i64)> = conn
+        .prepare_cached(
+            "SELECT state, token, attempt, max_attempts, backoff_base_ms, backoff_factor,
+                    backoff_max_ms FROM otp_jobs WHERE id = ?",
+        )?
+        .query_row([lease.id.0], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+            ))
+        })
+        .optional()?;
+    match row {
+        None => Err(StoreError::NotFound(lease.id)),
+        Some((state, token, ..)) if state != "executing" || token != lease.token => {
+            Err(StoreError::LeaseLost(lease.id))
+        }
+        Some((_, _, attempt, max_attempts, base, factor, max)) => Ok(Held {
+            attempt,
+            max_attempts,
+            backoff: RetryBackoff {
+                base: Duration::from_millis(base.max(0) as u64),
+                factor,
+                max: Duration::from_millis(max.max(0) as u64),
+            },
+        }),
+    }
+}
+
+fn finish_tx(
+    conn: &Connection,
+    lease: Lease,
+    finish: &Finish,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let job = held(conn, lease)?;
+    let id = lease.id.0;
+    let now_ms = now.as_millis();
+    match finish {
+        Finish::Completed {
+            result,
+            follow_ups,
+            groups,
+        } => {
+            conn.prepare_cached(
+                "UPDATE otp_jobs SET state = 'completed', result = ?, finished_at = ?,
+                    lease_owner = NULL, lease_expires_at = NULL WHERE id = ?",
+            )?
+            .execute(params![result, now_ms, id])?;
+            child_done(conn, id, true, now)?;
+            enqueue_tx(conn, follow_ups, now)?;
+            for group in groups {
+                enqueue_group_tx(conn, group, now)?;
+            }
+        }
+        Finish::Failed { error, retry } => {
+            push_error(conn, id, job.attempt, now, error)?;
+            if *retry && job.attempt < job.max_attempts {
+                let run_at = now.after(job.backoff.delay_after(job.attempt));
+                conn.prepare_cached(
+                    "UPDATE otp_jobs SET state = 'retryable', run_at = ?, lease_owner = NULL,
+                        lease_expires_at = NULL WHERE id = ?",
+                )?
+                .execute(params![run_at.as_millis(), id])?;
+            } else {
+                discard(conn, id, error, now)?;
+            }
+        }
+        Finish::Snoozed { until } => put_back(conn, id, *until, now)?,
+        Finish::Parked => {
+            conn.prepare_cached(
+                "UPDATE otp_jobs SET state = 'parked', lease_owner = NULL, lease_expires_at = NULL
+                 WHERE id = ?",
+            )?
+            .execute([id])?;
+        }
+    }
+    Ok(())
+}
+
+/// Back to waiting for `until`, the attempt not counted.
+fn put_back(
+    conn: &Connection,
+    id: i64,
+    until: Timestamp,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let state = if until > now {
+        "scheduled"
+    } else {
+        "available"
+    };
+    conn.prepare_cached(
+        "UPDATE otp_jobs SET state = ?, run_at = ?, attempt = MAX(attempt - 1, 0),
+            lease_owner = NULL, lease_expires_at = NULL WHERE id = ?",
+    )?
+    .execute(params![state, until.max(now).as_millis(), id])?;
+    Ok(())
+}
+
+fn heartbeat_tx(
+    conn: &Connection,
+    leases: &[Lease],
+    expires_at: Timestamp,
+) -> Result<Vec<JobId>, StoreError> {
+    let mut lost = Vec::new();
+    let mut stmt = conn.prepare_cached(
+        "UPDATE otp_jobs SET lease_expires_at = ? WHERE id = ? AND token = ? AND state = 'executing'",
+    )?;
+    for lease in leases {
+        if stmt.execute(params![expires_at.as_millis(), lease.id.0, lease.token])? == 0 {
+            lost.push(lease.id);
+        }
+    }
+    Ok(lost)
+}
+
+fn state_of(conn: &Connection, id: JobId) -> Result<JobState, StoreError> {
+    let state: Option<String> = conn
+        .prepare_cached("SELECT state FROM otp_jobs WHERE id = ?")?
+        .query_row([id.0], |r| r.get(0))
+        .optional()?;
+    let state = state.ok_or(StoreError::NotFound(id))?;
+    JobState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("{id} has state `{state}`")))
+}
+
+fn complete_parked_tx(
+    conn: &Connection,
+    id: JobId,
+    result: &str,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let state = state_of(conn, id)?;
+    if state != JobState::Parked {
+        return Err(StoreError::InvalidState {
+            id,
+            state,
+            action: "complete (only parked jobs are completed from outside)",
+        });
+    }
+    conn.prepare_cached(
+        "UPDATE otp_jobs SET state = 'completed', result = ?, finished_at = ? WHERE id = ?",
+    )?
+    .execute(params![result, now.as_millis(), id.0])?;
+    child_done(conn, id.0, true, now)
+}
+
+fn release_tx(conn: &Connection, id: JobId, now: Timestamp) -> Result<(), StoreError> {
+    let state = state_of(conn, id)?;
+    if state != JobState::Parked {
+        return Err(StoreError::InvalidState {
+            id,
+            state,
+            action: "release (only parked jobs are released)",
+        });
+    }
+    conn.prepare_cached("UPDATE otp_jobs SET state = 'available', run_at = ? WHERE id = ?")?
+        .execute(params![now.as_millis(), id.0])?;
+    Ok(())
+}
+
+fn cancel_tx(conn: &Connection, id: JobId, now: Timestamp) -> Result<(), StoreError> {
+    let state = state_of(conn, id)?;
+    if state.is_final() {
+        return Err(StoreError::InvalidState {
+            id,
+            state,
+            action: "cancel",
+        });
+    }
+    conn.prepare_cached(
+        "UPDATE otp_jobs SET state = 'cancelled', finished_at = ?, lease_owner = NULL,
+            lease_expires_at = NULL WHERE id = ?",
+    )?
+    .execute(params![now.as_millis(), id.0])?;
+    cancel_children(conn, id.0, now)?;
+    child_done(conn, id.0, false, now)
+}
+
+fn retry_tx(conn: &Connection, id: JobId, now: Timestamp) -> Result<(), StoreError> {
+    let state = state_of(conn, id)?;
+    if !matches!(
+        state,
+        JobState::Retryable | JobState::Discarded | JobState::Cancelled
+    ) {
+        return Err(StoreError::InvalidState {
+            id,
+            state,
+            action: "retry (only retryable, discarded or cancelled jobs are retried)",
+        });
+    }
+    // A fan-in child already counted by a collector that still waits is uncounted again.
+    let (parent, counted): (Option<i64>, bool) = conn
+        .prepare_cached("SELECT parent_id, counted FROM otp_jobs WHERE id = ?")?
+        .query_row([id.0], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    if let (Some(parent), true) = (parent, counted) {
+        let waiting = conn
+            .prepare_cached(
+                "UPDATE otp_jobs SET pending_children = pending_children + 1
+                 WHERE id = ? AND state = 'waiting'",
+            )?
+            .execute([parent])?;
+        if waiting == 1 {
+            conn.prepare_cached("UPDATE otp_jobs SET counted = 0 WHERE id = ?")?
+                .execute([id.0])?;
+        }
+    }
+    conn.prepare_cached(
+        "UPDATE otp_jobs SET state = 'available', run_at = ?, finished_at = NULL,
+            max_attempts = MAX(max_attempts, attempt + 1) WHERE id = ?",
+    )?
+    .execute(params![now.as_millis(), id.0])?;
+    Ok(())
+}
+
+const RECORD_COLUMNS: &str = "id, queue, name, version, payload, state, priority, run_at,
+    attempt, max_attempts, timeout_ms, resource_key, resource_capacity, idem_key, lease_owner,
+    lease_expires_at, parent_id, pending_children, result, errors, inserted_at, finished_at";
+
+fn record(row: &Row<'_>, now: Timestamp) -> rusqlite::Result<Result<JobRecord, StoreError>> {
+    let id = JobId(row.get(0)?);
+    let state: String = row.get(5)?;
+    let run_at = Timestamp::from_millis(row.get(7)?);
+    let Some(mut state) = JobState::parse(&state) else {
+        return Ok(Err(StoreError::Corrupt(format!(
+            "{id} has state `{state}`"
+        ))));
+    };
+    if state == JobState::Scheduled && run_at <= now {
+        state = JobState::Available;
+    }
+    let errors: String = row.get(19)?;
+    let errors = match serde_json::from_str(&errors) {
+        Ok(errors) => errors,
+        Err(e) => return Ok(Err(StoreError::Corrupt(format!("errors of {id}: {e}")))),
+    };
+    let key: Option<String> = row.get(11)?;
+    let capacity: Option<u32> = row.get(12)?;
+    let timeout: Option<i64> = row.get(10)?;
+    Ok(Ok(JobRecord {
+        id,
+        queue: row.get(1)?,
+        name: row.get(2)?,
+        version: row.get(3)?,
+        payload: row.get(4)?,
+        state,
+        priority: row.get(6)?,
+        run_at,
+        attempt: row.get(8)?,
+        max_attempts: row.get(9)?,
+        timeout: timeout.map(|t| Duration::from_millis(t.max(0) as u64)),
+        resource: key
+            .zip(capacity)
+            .map(|(key, capacity)| Resource { key, capacity }),
+        idempotency_key: row.get(13)?,
+        lease_owner: row.get(14)?,
+        lease_expires_at: row.get::<_, Option<i64>>(15)?.map(Timestamp::from_millis),
+        parent: row.get::<_, Option<i64>>(16)?.map(JobId),
+        pending_children: row.get(17)?,
+        result: row.get(18)?,
+        errors,
+        inserted_at: Timestamp::from_millis(row.get(20)?),
+        finished_at: row.get::<_, Option<i64>>(21)?.map(Timestamp::from_millis),
+    }))
+}
+
+fn list_tx(
+    conn: &Connection,
+    filter: &ListFilter,
+    now: Timestamp,
+) -> Result<Vec<JobRecord>, StoreError> {
+    let mut clauses = Vec::new();
+    let mut args: Vec<Value> = Vec::new();
+    match filter.state {
+        // A scheduled job that is due reads as available.
+        Some(JobState::Available) => {
+            clauses.push("(state = 'available' OR (state = 'scheduled' AND run_at <= ?))");
+            args.push(Value::Integer(now.as_millis()));
+        }
+        Some(JobState::Scheduled) => {
+            clauses.push("(state = 'scheduled' AND run_at > ?)");
+            args.push(Value::Integer(now.as_millis()));
+        }
+        Some(state) => {
+            clauses.push("state = ?");
+            args.push(Value::Text(state.as_str().to_owned()));
+        }
+        None => {}
+    }
+    if let Some(name) = &filter.name {
+        clauses.push("name = ?");
+        args.push(Value::Text(name.clone()));
+    }
+    if let Some(queue) = &filter.queue {
+        clauses.push("queue = ?");
+        args.push(Value::Text(queue.clone()));
+    }
+    if let Some(after) = filter.after {
+        clauses.push("id > ?");
+        args.push(Value::Integer(after.0));
+    }
+    let filter_sql = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", clauses.join(" AND "))
+    };
+    args.push(Value::Integer(i64::from(filter.limit.unwrap_or(100))));
+    let sql = format!("SELECT {RECORD_COLUMNS} FROM otp_jobs {filter_sql} ORDER BY id LIMIT ?");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params_from_iter(args.iter()), |r| record(r, now))?;
+    let mut out = Vec::new();
+    for row in rows {
+        out.push(row??);
+    }
+    Ok(out)
+}
+
+fn get_tx(conn: &Connection, id: JobId, now: Timestamp) -> Result<Option<JobRecord>, StoreError> {
+    let sql = format!("SELECT {RECORD_COLUMNS} FROM otp_jobs WHERE id = ?");
+    conn.prepare_cached(&sql)?
+        .query_row([id.0], |r| record(r, now))
+        .optional()?
+        .transpose()
+}
+
+fn counts_tx(conn: &Connection, now: Timestamp) -> Result<Vec<(JobState, u64)>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT CASE WHEN state = 'scheduled' AND run_at <= ? THEN 'available' ELSE state END AS s,
+                COUNT(*) FROM otp_jobs GROUP BY s",
+    )?;
+    let rows = stmt.query_map([now.as_millis()], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+    })?;
+    let mut counts: Vec<(JobState, u64)> = JobState::ALL.iter().map(|s| (*s, 0)).collect();
+    for row in rows {
+        let (state, n) = row?;
+        let state = JobState::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt(format!("a job has state `{state}`")))?;
+        if let Some(entry) = counts.iter_mut().find(|(s, _)| *s == state) {
+            entry.1 = n.max(0) as u64;
+        }
+    }
+    Ok(counts)
+}
+
+fn next_due_tx(
+    conn: &Connection,
+    queues: &[String],
+    names: &[String],
+) -> Result<Option<Timestamp>, StoreError> {
+    if queues.is_empty() || names.is_empty() {
+        return Ok(None);
+    }
+    let filter = format!(
+        "queue IN ({}) AND name IN ({})",
+        placeholders(queues.len()),
+        placeholders(names.len())
+    );
+    let sql = format!(
+        "SELECT MIN(t) FROM (
+            SELECT MIN(run_at) AS t FROM otp_jobs WHERE state IN {DUE_STATES} AND {filter}
+            UNION ALL
+            SELECT MIN(lease_expires_at) AS t FROM otp_jobs WHERE state = 'executing' AND {filter})"
+    );
+    let mut args: Vec<Value> = Vec::new();
+    for _ in 0..2 {
+        args.extend(queues.iter().cloned().map(Value::Text));
+        args.extend(names.iter().cloned().map(Value::Text));
+    }
+    let t: Option<i64> = conn
+        .prepare_cached(&sql)?
+        .query_row(params_from_iter(args.iter()), |r| r.get(0))?;
+    Ok(t.map(Timestamp::from_millis))
+}
+
+impl Store for SqliteStore {
+    fn enqueue(
+        &self,
+        jobs: Vec<NewJob>,
+        now: Timestamp,
+    ) -> BoxFuture<'_, Result<Vec<Enqueued>, StoreError>> {
+        self.run(move |c| enqueue_tx(c, &jobs, now)).boxed()
+    }
+
+    fn enqueue_group(
+        &self,
+        group: NewGroup,
+        now: Timestamp,
+    ) -> BoxFuture<'_, Result<GroupIds, StoreError>> {
+        self.run(move |c| enqueue_group_tx(c, &group, now)).boxed()
+    }
+
+    fn claim(
+        &self,
+        request: ClaimRequest,
+        now: Timestamp,
+    ) -> BoxFuture<'_, Result<Vec<ClaimedJob>, StoreError>> {
+        self.run(move |c| claim_tx(c, &request, now)).boxed()
+    }
+
+    fn heartbeat(
+        &self,
+        leases: Vec<Lease>,
+        expires_at: Timestamp,
+        _now: Timestamp,
+    ) -> BoxFuture<'_, Result<Vec<JobId>, StoreError>> {
+        self.run(move |c| heartbeat_tx(c, &leases, expires_at))
+            .boxed()
+    }
+
+    fn finish(
+        &self,
+        lease: Lease,
+        finish: Finish,
+        now: Timestamp,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.run(move |c| finish_tx(c, lease, &finish, now)).boxed()
+    }
+
+    fn give_back(&self, lease: Lease, now: Timestamp) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.run(move |c| {
+            held(c, lease)?;
+            put_back(c, lease.id.0, now, now)
+        })
+        .boxed()
+    }
+
+    fn complete_parked(
+        &self,
+        id: JobId,
+        result: String,
+        now: Timestamp,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.run(move |c| complete_parked_tx(c, id, &result, now))
+            .boxed()
+    }
+
+    fn release(&self, id: JobId, now: Timestamp) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.run(move |c| release_tx(c, id, now)).boxed()
+    }
+
+    fn cancel(&self, id: JobId, now: Timestamp) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.run(move |c| cancel_tx(c, id, now)).boxed()
+    }
+
+    fn retry(&self, id: JobId, now: Timestamp) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.run(move |c| retry_tx(c, id, now)).boxed()
+    }
+
+    fn get(
+        &self,
+        id: JobId,
+        now: Timestamp,
+    ) -> BoxFuture<'_, Result<Option<JobRecord>, StoreError>> {
+        self.run(move |c| get_tx(c, id, now)).boxed()
+    }
+
+    fn list(
+        &self,
+        filter: ListFilter,
+        now: Timestamp,
+    ) -> BoxFuture<'_, Result<Vec<JobRecord>, StoreError>> {
+        self.run(move |c| list_tx(c, &filter, now)).boxed()
+    }
+
+    fn counts(&self, now: Timestamp) -> BoxFuture<'_, Result<Vec<(JobState, u64)>, StoreError>> {
+        self.run(move |c| counts_tx(c, now)).boxed()
+    }
+
+    fn next_due(
+        &self,
+        queues: Vec<String>,
+        names: Vec<String>,
+    ) -> BoxFuture<'_, Result<Option<Timestamp>, StoreError>> {
+        self.run(move |c| next_due_tx(c, &queues, &names)).boxed()
+    }
+}

@@ -1,0 +1,235 @@
+//! The store contract: every state change of a job is one call here, atomic and durable when
+//! it returns. [`SqliteStore`](crate::jobs::SqliteStore) implements it (on a file, or in
+//! memory for tests); other backends implement the same trait and pass the same test suite.
+//!
+//! Time is always passed in (`now`): stores never read a clock, so tests drive them exactly.
+//!
+//! Leases and fencing: [`claim`](Store::claim) moves due jobs to `executing` under a lease
+//! (`owner`, `expires_at`) and a fresh fencing token. [`finish`](Store::finish) and
+//! [`heartbeat`](Store::heartbeat) only act while the token still matches, so a runner that
+//! stalled past its lease cannot overwrite the run that took over. An expired lease makes the
+//! job claimable again; that run counts as an attempt.
+
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+
+use crate::jobs::{
+    ChildOutcome, JobId, JobRecord, JobState, ListFilter, NewJob, StoreError, Timestamp,
+};
+
+/// What [`Store::enqueue`] did with one job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Enqueued {
+    /// The job's id (the existing job's, for a duplicate).
+    pub id: JobId,
+    /// `true` when a job with the same idempotency key already existed and nothing was added.
+    pub duplicate: bool,
+}
+
+/// What a fan-in collector does when a child fails for good.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GroupPolicy {
+    /// Wait for every child; the collector sees the failures next to the results.
+    #[default]
+    Partial,
+    /// At the first child discarded or cancelled, cancel the unfinished siblings and run the
+    /// collector at once.
+    FailFast,
+}
+
+/// A fan-out: children that run independently and a collector that runs once, after all of
+/// them, with all their outcomes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewGroup {
+    /// The children.
+    pub children: Vec<NewJob>,
+    /// The collector, held in `waiting` until the children are done.
+    pub collector: NewJob,
+    /// What a failed child does to the group.
+    pub policy: GroupPolicy,
+}
+
+/// The ids a fan-out got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupIds {
+    /// The collector.
+    pub collector: JobId,
+    /// The children, in the order given.
+    pub children: Vec<JobId>,
+}
+
+/// What a runner asks for when it has free slots.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimRequest {
+    /// The runner's lease owner name (unique per runner instance).
+    pub owner: String,
+    /// Claim only from these queues.
+    pub queues: Vec<String>,
+    /// Claim only jobs of these types (those the runner has handlers for).
+    pub names: Vec<String>,
+    /// At most this many.
+    pub limit: u32,
+    /// The lease length.
+    pub lease: Duration,
+}
+
+/// A job a runner has claimed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimedJob {
+    /// Its id.
+    pub id: JobId,
+    /// The fencing token of this run: pass it back to finish or renew.
+    pub token: i64,
+    /// Its type name.
+    pub name: String,
+    /// Its payload's schema version.
+    pub version: u32,
+    /// Its payload (JSON).
+    pub payload: String,
+    /// Its queue.
+    pub queue: String,
+    /// This attempt (1-based).
+    pub attempt: u32,
+    /// Attempts allowed.
+    pub max_attempts: u32,
+    /// Its own timeout, if it sets one.
+    pub timeout: Option<Duration>,
+    /// When the lease ends unless renewed.
+    pub lease_expires_at: Timestamp,
+    /// For a fan-in collector: how each child ended, in id order. Empty otherwise.
+    pub children: Vec<ChildOutcome>,
+}
+
+/// A claimed job and the token of its run: what a runner renews or finishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Lease {
+    /// The job.
+    pub id: JobId,
+    /// The fencing token from the claim.
+    pub token: i64,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Finish {
+    /// Succeeded with an output (JSON). The follow-up jobs and groups are enqueued in the same
+    /// transaction: never one without the other.
+    Completed {
+        /// The output.
+        result: String,
+        /// Jobs to enqueue with the completion.
+        follow_ups: Vec<NewJob>,
+        /// Fan-outs to enqueue with the completion.
+        groups: Vec<NewGroup>,
+    },
+    /// Failed: retried after its backoff while attempts remain (unless `retry` is false),
+    /// else discarded.
+    Failed {
+        /// What went wrong.
+        error: String,
+        /// `false` discards at once.
+        retry: bool,
+    },
+    /// Not run after all (e.g. a circuit breaker or shutdown): available again at `until`,
+    /// the attempt not counted.
+    Snoozed {
+        /// When it may run again.
+        until: Timestamp,
+    },
+    /// Waits for [`Store::complete_parked`] or [`Store::release`].
+    Parked,
+}
+
+/// A storage backend for durable jobs. Every method is one transaction; when it returns `Ok`,
+/// its effect is durable to the store's stated level.
+pub trait Store: Send + Sync + 'static {
+    /// Adds jobs (one transaction for all). A job whose idempotency key exists is not added:
+    /// its entry says `duplicate` and carries the existing id.
+    fn enqueue(
+        &self,
+        jobs: Vec<NewJob>,
+        now: Timestamp,
+    ) -> BoxFuture<'_, Result<Vec<Enqueued>, StoreError>>;
+
+    /// Adds a fan-out: the collector (waiting) and its children, in one transaction.
+    fn enqueue_group(
+        &self,
+        group: NewGroup,
+        now: Timestamp,
+    ) -> BoxFuture<'_, Result<GroupIds, StoreError>>;
+
+    /// Claims up to `limit` due jobs (highest priority, then earliest `run_at`, then id),
+    /// skipping jobs whose resource is at capacity. Jobs whose lease expired are claimable
+    /// (their lost run counts as an attempt; with none left, they are discarded instead).
+    fn claim(
+        &self,
+        request: ClaimRequest,
+        now: Timestamp,
+    ) -> BoxFuture<'_, Result<Vec<ClaimedJob>, StoreError>>;
+
+    /// Extends the leases still held (token matches, still executing) to `expires_at`; returns
+    /// the ones that were lost.
+    fn heartbeat(
+        &self,
+        leases: Vec<Lease>,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> BoxFuture<'_, Result<Vec<JobId>, StoreError>>;
+
+    /// Records how a run ended. [`StoreError::LeaseLost`] when the token no longer matches
+    /// (the job was reclaimed or cancelled meanwhile): nothing is written.
+    fn finish(
+        &self,
+        lease: Lease,
+        finish: Finish,
+        now: Timestamp,
+    ) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Gives a job back unrun (shutdown): available again at once, the attempt not counted.
+    /// Same fencing as [`finish`](Store::finish).
+    fn give_back(&self, lease: Lease, now: Timestamp) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Completes a parked job from outside (a person, a webhook) with an output (JSON).
+    fn complete_parked(
+        &self,
+        id: JobId,
+        result: String,
+        now: Timestamp,
+    ) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Makes a parked job available again (its next run is a new attempt).
+    fn release(&self, id: JobId, now: Timestamp) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Cancels a job that has not finished (and, for a collector, its unfinished children).
+    fn cancel(&self, id: JobId, now: Timestamp) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Makes a retryable, discarded or cancelled job available now, granting one more attempt
+    /// if its attempts are used up.
+    fn retry(&self, id: JobId, now: Timestamp) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// One job.
+    fn get(
+        &self,
+        id: JobId,
+        now: Timestamp,
+    ) -> BoxFuture<'_, Result<Option<JobRecord>, StoreError>>;
+
+    /// Jobs matching `filter`, oldest id first.
+    fn list(
+        &self,
+        filter: ListFilter,
+        now: Timestamp,
+    ) -> BoxFuture<'_, Result<Vec<JobRecord>, StoreError>>;
+
+    /// How many jobs are in each state (every state listed, zeros included).
+    fn counts(&self, now: Timestamp) -> BoxFuture<'_, Result<Vec<(JobState, u64)>, StoreError>>;
+
+    /// The earliest instant a job of these queues and types becomes claimable (a schedule, a
+    /// backoff, a lease expiry); `None` if there is none. A runner sleeps until then.
+    fn next_due(
+        &self,
+        queues: Vec<String>,
+        names: Vec<String>,
+    ) -> BoxFuture<'_, Result<Option<Timestamp>, StoreError>>;
+}
