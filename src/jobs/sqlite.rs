@@ -363,7 +363,7 @@ fn in_savepoint<T>(
     conn: &Connection,
     op: impl FnOnce(&Connection) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    conn.execute_batch("SAVEPOINT op")?;
+    conn.prepare_cached("SAVEPOINT op")?.execute([])?;
     let result = match catch_unwind(AssertUnwindSafe(|| op(conn))) {
         Ok(result) => result,
         Err(_) => Err(StoreError::Database(
@@ -371,9 +371,9 @@ fn in_savepoint<T>(
         )),
     };
     if result.is_err() {
-        conn.execute_batch("ROLLBACK TO op")?;
+        conn.prepare_cached("ROLLBACK TO op")?.execute([])?;
     }
-    conn.execute_batch("RELEASE op")?;
+    conn.prepare_cached("RELEASE op")?.execute([])?;
     result
 }
 
@@ -577,16 +577,19 @@ fn claim_tx(
         if claimed.len() as u32 >= request.limit {
             break;
         }
-        if c.state == "executing" {
-            // A lost run: the lease expired without a finish. It counts as an attempt.
-            let error = format!(
+        let lost_run = (c.state == "executing").then(|| {
+            format!(
                 "lease of `{}` expired at {} without a result (the runner died or stalled)",
                 c.lease_owner.as_deref().unwrap_or("?"),
                 c.lease_expires_at.unwrap_or(0)
-            );
-            push_error(conn, c.id, c.attempt, now, &error)?;
+            )
+        });
+        if let Some(error) = &lost_run {
+            // The lost run counts as an attempt; with none left, it goes to the dead letter
+            // state instead (no resource needed for that).
             if c.attempt >= c.max_attempts {
-                discard(conn, c.id, &error, now)?;
+                push_error(conn, c.id, c.attempt, now, error)?;
+                discard(conn, c.id, error, now)?;
                 continue;
             }
         }
@@ -598,14 +601,31 @@ fn claim_tx(
                 )?
                 .query_row(params![key, now_ms, c.id], |r| r.get(0))?;
             if holders >= *capacity {
+                // Left as it is: a lost run is recorded when the job is actually reclaimed.
                 continue;
             }
         }
-        conn.prepare_cached(
-            "UPDATE otp_jobs SET state = 'executing', attempt = attempt + 1, token = token + 1,
-                lease_owner = ?, lease_expires_at = ? WHERE id = ?",
-        )?
-        .execute(params![request.owner, lease_end.as_millis(), c.id])?;
+        // The candidate list may be stale within this claim (a fail-fast group cancels
+        // siblings when a child is discarded above): claim only what is still as selected.
+        let updated = conn
+            .prepare_cached(
+                "UPDATE otp_jobs SET state = 'executing', attempt = attempt + 1,
+                    token = token + 1, lease_owner = ?, lease_expires_at = ?
+                 WHERE id = ? AND state = ? AND attempt = ?",
+            )?
+            .execute(params![
+                request.owner,
+                lease_end.as_millis(),
+                c.id,
+                c.state,
+                c.attempt
+            ])?;
+        if updated == 0 {
+            continue;
+        }
+        if let Some(error) = &lost_run {
+            push_error(conn, c.id, c.attempt, now, error)?;
+        }
         claimed.push(load_claimed(conn, c.id)?);
     }
     Ok(claimed)
