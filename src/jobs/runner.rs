@@ -34,7 +34,7 @@ use crate::jobs::breaker::{Admission, CircuitBreaker};
 use crate::jobs::handler::{ErasedHandler, FnHandler, JobErrorKind, PoolHandler, RunOutcome};
 use crate::jobs::{
     ClaimRequest, ClaimedJob, Finish, Job, JobContext, JobId, JobResult, Jobs, JobsError, Lease,
-    StoreError,
+    StoreError, Timestamp,
 };
 use crate::supervisor::{ChildContext, ChildId, ChildKind, ChildSpec, ChildStart};
 use crate::worker::{Worker, WorkerHandle};
@@ -428,6 +428,12 @@ pub(crate) enum RunnerMsg {
         reply: RpcReplyPort<ShutdownReport>,
     },
     DrainDeadline,
+    Claimed {
+        claimed: Vec<ClaimedJob>,
+        probed: Vec<(String, bool)>,
+        full: bool,
+        next_due: Option<Timestamp>,
+    },
 }
 
 #[cfg(feature = "cluster")]
@@ -455,6 +461,10 @@ struct RunnerState {
     running: HashMap<JobId, Running>,
     breakers: HashMap<String, CircuitBreaker>,
     drain: Option<Drain>,
+    /// A claim is in flight (at most one).
+    claiming: bool,
+    /// Slots freed or a wake came during the claim in flight: claim again when it is back.
+    claim_again: bool,
     tick_pending: Arc<AtomicBool>,
     deadline: watch::Sender<Instant>,
     timers: Vec<AbortHandle>,
@@ -517,6 +527,8 @@ impl Actor for RunnerActor {
             running: HashMap::new(),
             breakers,
             drain: None,
+            claiming: false,
+            claim_again: false,
             tick_pending,
             deadline,
             timers: vec![pacer.abort_handle(), heartbeat.abort_handle()],
@@ -532,7 +544,17 @@ impl Actor for RunnerActor {
         match msg {
             RunnerMsg::Tick => {
                 state.tick_pending.store(false, Ordering::Release);
-                state.claim(&myself).await;
+                state.claim(&myself);
+            }
+            RunnerMsg::Claimed {
+                claimed,
+                probed,
+                full,
+                next_due,
+            } => {
+                state
+                    .claimed(&myself, claimed, probed, full, next_due)
+                    .await;
             }
             RunnerMsg::Heartbeat => state.heartbeat().await,
             RunnerMsg::Finished {
@@ -557,9 +579,7 @@ impl Actor for RunnerActor {
                     }
                     return Ok(());
                 }
-                if !state.tick_pending.load(Ordering::Acquire) {
-                    state.claim(&myself).await;
-                }
+                state.claim(&myself);
             }
             RunnerMsg::Shutdown { drain, reply } => {
                 tracing::info!(owner = %state.owner, running = state.running.len(), ?drain, "job runner draining");
@@ -635,9 +655,22 @@ impl RunnerState {
         &self.config.jobs
     }
 
-    /// Fills free slots with due jobs, then plans the next look.
-    async fn claim(&mut self, myself: &ActorRef<RunnerMsg>) {
+    /// Fills free slots with due jobs. The claim runs in its own task (one at a time), so
+    /// the runner keeps taking finishes meanwhile; what frees up during a claim is claimed by
+    /// the next one, right after.
+    fn claim(&mut self, myself: &ActorRef<RunnerMsg>) {
         if self.drain.is_some() {
+            return;
+        }
+        if self.claiming {
+            self.claim_again = true;
+            return;
+        }
+        let free = self.free();
+        if free == 0 {
+            // The next finish claims.
+            self.deadline
+                .send_replace(Instant::now() + self.config.poll_interval);
             return;
         }
         let now = self.jobs().now();
@@ -650,84 +683,127 @@ impl RunnerState {
                 Some(Admission::Closed) => {}
             }
         }
-        let mut claimed = Vec::new();
-        let free = self.free();
-        if free > 0 && !open.is_empty() {
-            claimed.extend(self.claim_some(open.clone(), free).await);
-        }
-        for name in probes {
-            if self.free() <= claimed.len() as u32 {
-                break;
+        self.claiming = true;
+        self.claim_again = false;
+        let jobs = self.jobs().clone();
+        let base = ClaimRequest {
+            owner: self.owner.clone(),
+            queues: self.config.queues.clone(),
+            names: Vec::new(),
+            limit: free,
+            lease: self.config.lease,
+        };
+        let runner = myself.clone();
+        tokio::spawn(async move {
+            let claim = |names: Vec<String>, limit: u32| {
+                let request = ClaimRequest {
+                    names,
+                    limit,
+                    ..base.clone()
+                };
+                let jobs = jobs.clone();
+                async move {
+                    match jobs.store().claim(request, jobs.now()).await {
+                        Ok(claimed) => claimed,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "claiming jobs failed; trying again at the next poll");
+                            Vec::new()
+                        }
+                    }
+                }
+            };
+            let mut claimed = Vec::new();
+            if !open.is_empty() {
+                claimed = claim(open.clone(), free).await;
             }
-            let probe = self.claim_some(vec![name.clone()], 1).await;
+            let mut probed = Vec::new();
+            for name in probes {
+                if claimed.len() as u32 >= free {
+                    break;
+                }
+                let probe = claim(vec![name.clone()], 1).await;
+                probed.push((name, !probe.is_empty()));
+                claimed.extend(probe);
+            }
+            let full = claimed.len() as u32 >= free;
+            let next_due = if full || open.is_empty() {
+                None
+            } else {
+                match jobs.store().next_due(base.queues.clone(), open).await {
+                    Ok(next) => next,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading the next due job failed");
+                        None
+                    }
+                }
+            };
+            let _ = runner.cast(RunnerMsg::Claimed {
+                claimed,
+                probed,
+                full,
+                next_due,
+            });
+        });
+    }
+
+    /// A claim came back: start its jobs, feed the breakers, plan the next look.
+    async fn claimed(
+        &mut self,
+        myself: &ActorRef<RunnerMsg>,
+        claimed: Vec<ClaimedJob>,
+        probed: Vec<(String, bool)>,
+        full: bool,
+        next_due: Option<Timestamp>,
+    ) {
+        self.claiming = false;
+        let now = self.jobs().now();
+        for (name, found) in probed {
             if let Some(breaker) = self.breakers.get_mut(&name) {
-                if probe.is_empty() {
-                    breaker.probe_not_found(now);
-                } else {
+                if found {
                     tracing::info!(job_type = %name, "circuit breaker: probing");
                     breaker.probe_started();
+                } else {
+                    breaker.probe_not_found(now);
                 }
             }
-            claimed.extend(probe);
         }
-        let full = claimed.len() as u32 >= free && free > 0;
+        if self.drain.is_some() {
+            // Claimed as the runner began to drain: back to the store, unrun.
+            for job in claimed {
+                let lease = Lease {
+                    id: job.id,
+                    token: job.token,
+                };
+                if let Err(e) = self.jobs().store().give_back(lease, now).await {
+                    tracing::warn!(id = %job.id, error = %e, "giving a job back failed; its lease will expire");
+                }
+            }
+            return;
+        }
         for job in claimed {
             self.start(myself, job);
         }
-        self.plan(full, &open).await;
-    }
-
-    fn free(&self) -> u32 {
-        self.config
-            .concurrency
-            .saturating_sub(self.running.len() as u32)
-    }
-
-    async fn claim_some(&self, names: Vec<String>, limit: u32) -> Vec<ClaimedJob> {
-        let request = ClaimRequest {
-            owner: self.owner.clone(),
-            queues: self.config.queues.clone(),
-            names,
-            limit,
-            lease: self.config.lease,
-        };
-        match self.jobs().store().claim(request, self.jobs().now()).await {
-            Ok(jobs) => jobs,
-            Err(e) => {
-                tracing::warn!(owner = %self.owner, error = %e, "claiming jobs failed; trying again at the next poll");
-                Vec::new()
-            }
-        }
-    }
-
-    /// Sets the pacer's next deadline: the next due job, a breaker reopening, or the poll
-    /// interval, whichever is first. With every slot just filled, the next finish claims.
-    async fn plan(&mut self, full: bool, open: &[String]) {
-        let poll = Instant::now() + self.config.poll_interval;
-        let mut at = poll;
+        // The next look: the next due job, a breaker reopening, or the poll interval. A due
+        // job that was not claimed is held back by its resource: wait for the poll.
+        let mut at = Instant::now() + self.config.poll_interval;
         if !full {
-            let now = self.jobs().now();
-            let mut due = None;
-            if !open.is_empty() {
-                match self
-                    .jobs()
-                    .store()
-                    .next_due(self.config.queues.clone(), open.to_vec())
-                    .await
-                {
-                    Ok(next) => due = next,
-                    Err(e) => tracing::warn!(error = %e, "reading the next due job failed"),
-                }
-            }
             let reopen = self.breakers.values().filter_map(|b| b.reopens_at()).min();
-            if let Some(t) = due.into_iter().chain(reopen).min() {
-                // A due job not claimed is held back by its resource: wait for the poll.
+            if let Some(t) = next_due.into_iter().chain(reopen).min() {
                 if t > now {
                     at = at.min(Instant::now() + t.since(now));
                 }
             }
         }
         self.deadline.send_replace(at);
+        if (full || self.claim_again) && self.free() > 0 {
+            self.claim(myself);
+        }
+    }
+
+    fn free(&self) -> u32 {
+        self.config
+            .concurrency
+            .saturating_sub(self.running.len() as u32)
     }
 
     fn start(&mut self, myself: &ActorRef<RunnerMsg>, job: ClaimedJob) {
