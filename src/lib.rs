@@ -5,8 +5,9 @@
 //! ordered shutdown, and dynamic supervisors. Any `ractor` actor can be a child.
 //!
 //! Modules: [`supervisor`](mod@supervisor) (trees), [`pool`] (a router over supervised
-//! [`worker`](mod@worker)s with backpressure, timeouts and stats), [`exit`] (how an actor's end
-//! is classified), [`error`]. Macros: [`#[worker]`](macro@worker) turns an impl block of async
+//! [`worker`](mod@worker)s with backpressure, timeouts and stats), [`jobs`] (durable jobs on an
+//! embedded SQLite queue: leases, retries, schedules, resources, fan-in), [`exit`] (how an
+//! actor's end is classified), [`error`]. Macros: [`#[worker]`](macro@worker) turns an impl block of async
 //! methods into a worker, a supervised actor and a typed client; [`supervisor!`](macro@supervisor)
 //! writes a tree as the tree. Both expand
 //! to the public API above (their docs show the expansion) and are in the [`prelude`].
