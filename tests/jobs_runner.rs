@@ -489,3 +489,161 @@ async fn a_snoozed_job_runs_later_without_spending_an_attempt() {
     assert_eq!(jobs.get(id).await.unwrap().unwrap().attempt, 1);
     runner.shutdown(WAIT).await.unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_resource_never_runs_more_than_its_capacity() {
+    let jobs = queue();
+    let live = Arc::new(AtomicU32::new(0));
+    let peak = Arc::new(AtomicU32::new(0));
+    let (live_in, peak_in) = (live.clone(), peak.clone());
+    let runner = jobs
+        .runner()
+        .concurrency(8)
+        .handler(move |job: Step, _ctx: JobContext| {
+            let (live, peak) = (live_in.clone(), peak_in.clone());
+            async move {
+                let now = live.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                live.fetch_sub(1, Ordering::SeqCst);
+                Ok(job.n)
+            }
+        })
+        .spawn()
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for n in 0..10 {
+        let options = JobOptions::new().resource("printer", 2);
+        ids.push(jobs.enqueue_with(Step { n }, options).await.unwrap().id);
+    }
+    for id in ids {
+        jobs.wait_for::<Step>(id, WAIT).await.unwrap();
+    }
+    assert_eq!(peak.load(Ordering::SeqCst), 2);
+    runner.shutdown(WAIT).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_enqueues_with_one_idempotency_key_make_one_job() {
+    let dir = std::env::temp_dir().join(format!("otp-idem-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let jobs = Jobs::new(SqliteStore::open(dir.join("jobs.sqlite3")).await.unwrap());
+    let barrier = Arc::new(tokio::sync::Barrier::new(100));
+    let tasks: Vec<_> = (0..100)
+        .map(|n| {
+            let (jobs, barrier) = (jobs.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let options = JobOptions::new().idempotency_key("nightly-report");
+                jobs.enqueue_with(Step { n }, options).await.unwrap()
+            })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for t in tasks {
+        results.push(tokio::time::timeout(WAIT, t).await.unwrap().unwrap());
+    }
+    let first = results[0].id;
+    assert!(results.iter().all(|r| r.id == first));
+    assert_eq!(results.iter().filter(|r| !r.duplicate).count(), 1);
+    let all = jobs.list(ListFilter::default()).await.unwrap();
+    assert_eq!(all.len(), 1);
+    drop(jobs);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Blocks its thread (ignores cancellation) until the test lets it go.
+#[derive(Serialize, Deserialize)]
+struct Stuck;
+
+impl Job for Stuck {
+    const NAME: &'static str = "stuck";
+    type Output = ();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_that_ignores_its_timeout_is_reported_hung_and_its_slot_freed() {
+    let jobs = Jobs::new(SqliteStore::in_memory().unwrap());
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let release_rx = Arc::new(Mutex::new(release_rx));
+    let (builder, mut runs) = step_handler(&jobs, |_, _| Act::Ok);
+    let runner = builder
+        .concurrency(1)
+        .timeout(Duration::from_millis(100))
+        .hang_grace(Duration::from_millis(100))
+        .heartbeat(Duration::from_millis(50))
+        .lease(Duration::from_secs(5))
+        .handler(move |_: Stuck, _ctx: JobContext| {
+            let release = release_rx.clone();
+            async move {
+                // A blocking call: the timeout cannot cancel it.
+                let _ = release.lock().unwrap().recv();
+                Ok(())
+            }
+        })
+        .spawn()
+        .await
+        .unwrap();
+    let stuck = jobs
+        .enqueue_with(Stuck, JobOptions::new().max_attempts(1).priority(1))
+        .await
+        .unwrap()
+        .id;
+    jobs.enqueue(Step { n: 1 }).await.unwrap();
+    // The only slot frees once the stuck run is given up on: then the step runs.
+    assert_eq!(recv(&mut runs).await.n, 1);
+    let record = jobs.get(stuck).await.unwrap().unwrap();
+    assert_eq!(record.state, JobState::Discarded);
+    assert!(
+        record.errors[0].error.contains("hung"),
+        "{:?}",
+        record.errors
+    );
+    assert_eq!(runner.stats().hung, 1);
+    let _ = release_tx.send(());
+    runner.shutdown(WAIT).await.unwrap();
+}
+
+#[derive(Clone)]
+struct Doubler;
+
+impl ractor_otp::worker::Worker for Doubler {
+    type Task = Step;
+    type Output = u32;
+    type Error = String;
+
+    async fn handle(&mut self, task: Step) -> Result<u32, String> {
+        if task.n == 0 {
+            return Err("zero".into());
+        }
+        Ok(task.n * 2)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pool_runs_jobs_and_a_supervisor_runs_the_runner() {
+    use ractor_otp::prelude::*;
+    let jobs = queue();
+    let pool = Pool::builder(|_| Doubler).size(2).spawn().await.unwrap();
+    let sup = Supervisor::builder()
+        .child(
+            jobs.runner()
+                .pool::<Step, _>(pool.clone())
+                .into_child_spec("runner"),
+        )
+        .spawn()
+        .await
+        .unwrap();
+    let ok = jobs.enqueue(Step { n: 21 }).await.unwrap().id;
+    let bad = jobs
+        .enqueue_with(Step { n: 0 }, JobOptions::new().max_attempts(1))
+        .await
+        .unwrap()
+        .id;
+    assert_eq!(jobs.wait_for::<Step>(ok, WAIT).await.unwrap(), 42);
+    let err = jobs.wait_for::<Step>(bad, WAIT).await.unwrap_err();
+    assert!(err.to_string().contains("zero"), "{err}");
+    sup.stop().await;
+    pool.stop().await;
+}
