@@ -271,8 +271,10 @@ fn create_schema(conn: &Connection) -> Result<(), StoreError> {
             "the store's schema is version {version}, newer than this library's {SCHEMA_VERSION}; upgrade ractor-otp"
         )));
     }
+    // IMMEDIATE: take the write lock first (waiting out the busy timeout while another
+    // process writes); a read transaction upgraded later would fail at once instead.
     conn.execute_batch(
-        "BEGIN;
+        "BEGIN IMMEDIATE;
         CREATE TABLE IF NOT EXISTS otp_jobs (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
             queue TEXT NOT NULL,
