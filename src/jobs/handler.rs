@@ -212,9 +212,7 @@ impl JobContext {
 
     /// For a fan-in collector: each child's output read as `T`, or why it has none. A child
     /// output that does not read as `T` is an error.
-    pub fn child_outputs<T: DeserializeOwned>(
-        &self,
-    ) -> Result<Vec<ChildOutput<T>>, JobsError> {
+    pub fn child_outputs<T: DeserializeOwned>(&self) -> Result<Vec<ChildOutput<T>>, JobsError> {
         self.children
             .iter()
             .map(|child| match &child.result {
