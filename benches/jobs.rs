@@ -148,12 +148,14 @@ async fn run_queue(setup: Setup, n: u64) -> (Duration, Vec<u64>) {
         .await
         .expect("every job started");
     // The last completions commit right after their handlers: wait for the store to say so.
-    loop {
-        if jobs.count(JobState::Completed).await.expect("count") == n {
-            break;
+    let committed = async {
+        while jobs.count(JobState::Completed).await.expect("count") < n {
+            tokio::task::yield_now().await;
         }
-        tokio::task::yield_now().await;
-    }
+    };
+    tokio::time::timeout(Duration::from_secs(60), committed)
+        .await
+        .expect("every completion committed");
     let elapsed = t0.elapsed();
     runner
         .shutdown(Duration::from_secs(5))

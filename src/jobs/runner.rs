@@ -563,15 +563,13 @@ impl Actor for RunnerActor {
                 verdict,
                 stored,
             } => {
-                let Some(run) = state.running.get(&id) else {
-                    return Ok(());
-                };
-                if run.token != token {
+                // A run already given up on (hung, lease lost) was counted then.
+                if state.running.get(&id).map(|r| r.token) != Some(token) {
                     return Ok(());
                 }
-                let run = state.running.remove(&id).map(|r| r.name);
+                let name = state.running.remove(&id).map(|r| r.name);
                 state.stats.running.fetch_sub(1, Ordering::Relaxed);
-                state.record(id, run.as_deref(), verdict, stored);
+                state.record(id, name.as_deref(), verdict, stored);
                 if let Some(drain) = &mut state.drain {
                     drain.finished += 1;
                     if state.running.is_empty() {
@@ -1028,11 +1026,7 @@ impl RunnerState {
 }
 
 /// Turns a run's outcome into the store's `Finish` and the runner's verdict.
-fn to_finish(
-    outcome: RunOutcome,
-    ctx: &JobContext,
-    now: crate::jobs::Timestamp,
-) -> (Finish, Verdict) {
+fn to_finish(outcome: RunOutcome, ctx: &JobContext, now: Timestamp) -> (Finish, Verdict) {
     match outcome {
         RunOutcome::Completed(result) => {
             let follow_ups = ctx.take_follow_ups();
