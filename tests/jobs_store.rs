@@ -7,18 +7,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use futures::future::BoxFuture;
-use ractor_otp::jobs::{
-    ClaimRequest, ClaimedJob, Enqueued, Finish, GroupIds, JobId, JobOptions, JobRecord, JobState,
-    Lease, ListFilter, NewGroup, NewJob, SqliteStore, Store, StoreError, Timestamp,
-};
-use store_suite::{claim, email, email_with, get, t, EMAIL, LEASE_MS, SEC};
+use ractor_otp::jobs::{JobOptions, JobState, ListFilter, SqliteStore, Store};
+use store_suite::{claim, email, email_with, get, t, Guarded, EMAIL, LEASE_MS, SEC};
 
 store_suite!(sqlite_memory, async {
     Some(ractor_otp::jobs::SqliteStore::in_memory().unwrap())
 });
 
-store_suite!(sqlite_file, async { Some(TempStore::open().await) });
+store_suite!(sqlite_file, async { Some(temp_store().await) });
 
 // ---------------------------------------------------------------------------------------------
 // A file store in a fresh directory, removed with the store.
@@ -54,117 +50,12 @@ impl Drop for TempDir {
     }
 }
 
-/// `SqliteStore::open(<fresh dir>/jobs.sqlite3)`, deleting its directory when dropped. Every
-/// method goes straight to the store.
-struct TempStore {
-    // Declared first: dropped (its journal thread told to stop) before the directory goes.
-    store: SqliteStore,
-    _dir: TempDir,
-}
-
-impl TempStore {
-    async fn open() -> Self {
-        let dir = TempDir::new();
-        let store = SqliteStore::open(dir.db()).await.unwrap();
-        TempStore { store, _dir: dir }
-    }
-}
-
-impl Store for TempStore {
-    fn enqueue(
-        &self,
-        jobs: Vec<NewJob>,
-        now: Timestamp,
-    ) -> BoxFuture<'_, Result<Vec<Enqueued>, StoreError>> {
-        self.store.enqueue(jobs, now)
-    }
-
-    fn enqueue_group(
-        &self,
-        group: NewGroup,
-        now: Timestamp,
-    ) -> BoxFuture<'_, Result<GroupIds, StoreError>> {
-        self.store.enqueue_group(group, now)
-    }
-
-    fn claim(
-        &self,
-        request: ClaimRequest,
-        now: Timestamp,
-    ) -> BoxFuture<'_, Result<Vec<ClaimedJob>, StoreError>> {
-        self.store.claim(request, now)
-    }
-
-    fn heartbeat(
-        &self,
-        leases: Vec<Lease>,
-        expires_at: Timestamp,
-        now: Timestamp,
-    ) -> BoxFuture<'_, Result<Vec<JobId>, StoreError>> {
-        self.store.heartbeat(leases, expires_at, now)
-    }
-
-    fn finish(
-        &self,
-        lease: Lease,
-        finish: Finish,
-        now: Timestamp,
-    ) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.store.finish(lease, finish, now)
-    }
-
-    fn give_back(&self, lease: Lease, now: Timestamp) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.store.give_back(lease, now)
-    }
-
-    fn complete_parked(
-        &self,
-        id: JobId,
-        result: String,
-        now: Timestamp,
-    ) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.store.complete_parked(id, result, now)
-    }
-
-    fn release(&self, id: JobId, now: Timestamp) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.store.release(id, now)
-    }
-
-    fn cancel(&self, id: JobId, now: Timestamp) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.store.cancel(id, now)
-    }
-
-    fn retry(&self, id: JobId, now: Timestamp) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.store.retry(id, now)
-    }
-
-    fn get(
-        &self,
-        id: JobId,
-        now: Timestamp,
-    ) -> BoxFuture<'_, Result<Option<JobRecord>, StoreError>> {
-        self.store.get(id, now)
-    }
-
-    fn list(
-        &self,
-        filter: ListFilter,
-        now: Timestamp,
-    ) -> BoxFuture<'_, Result<Vec<JobRecord>, StoreError>> {
-        self.store.list(filter, now)
-    }
-
-    fn counts(&self, now: Timestamp) -> BoxFuture<'_, Result<Vec<(JobState, u64)>, StoreError>> {
-        self.store.counts(now)
-    }
-
-    fn next_due(
-        &self,
-        queues: Vec<String>,
-        names: Vec<String>,
-    ) -> BoxFuture<'_, Result<Option<Timestamp>, StoreError>> {
-        self.store.next_due(queues, names)
-    }
+/// `SqliteStore::open(<fresh dir>/jobs.sqlite3)`, deleting its directory when dropped (after
+/// the store: its journal thread is told to stop first).
+async fn temp_store() -> Guarded<SqliteStore, TempDir> {
+    let dir = TempDir::new();
+    let store = SqliteStore::open(dir.db()).await.unwrap();
+    Guarded { store, guard: dir }
 }
 
 // ---------------------------------------------------------------------------------------------

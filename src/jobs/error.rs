@@ -38,6 +38,11 @@ pub enum StoreError {
     /// A request the store cannot accept as given; nothing was written.
     #[error("job store rejected the request: {0}")]
     Invalid(String),
+    /// The operation kept colliding with concurrent ones (a deadlock or serialization
+    /// failure, each rolled back) and was given up after several tries; nothing was written.
+    /// Running it again is safe.
+    #[error("job store operation conflicted with concurrent ones and was rolled back: {0}; run it again")]
+    Conflict(String),
     /// A row the store cannot read (an unknown state name, a bad number).
     #[error("job store holds an unreadable row: {0}")]
     Corrupt(String),

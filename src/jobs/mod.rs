@@ -6,7 +6,10 @@
 //! them with the handlers registered for their names.
 //!
 //! * **Stores**: [`SqliteStore`] (embedded, the default: WAL, `synchronous=FULL`, group commit;
-//!   [`SqliteStore::in_memory`] for tests). Every [`Store`] call is one transaction.
+//!   [`SqliteStore::in_memory`] for tests) and `PostgresStore` (feature `postgres`, on by
+//!   default: one queue shared by several processes or machines, `FOR UPDATE SKIP LOCKED`
+//!   claims, `LISTEN/NOTIFY` wake-ups). Every [`Store`] call is one transaction; both stores
+//!   pass the same test suite.
 //! * **Guarantees**: an enqueue returns once durable; execution is at least once. A claimed job
 //!   carries a lease (owner, expiry renewed by heartbeat) and a fencing token; a result whose
 //!   token is stale is refused, an expired lease makes the job claimable again. Completion and
@@ -20,14 +23,17 @@
 //!   and parked (waiting for [`Jobs::complete`] or [`Jobs::release`]).
 //!
 //! Where things live: `job.rs` (the command, options, ids, time), `record.rs` (states, rows),
-//! `store.rs` (the store contract), `sqlite.rs` (the embedded store), `clock.rs` (time),
-//! `error.rs`.
+//! `store.rs` (the store contract), `sqlite.rs` (the embedded store), `postgres.rs` (the shared
+//! store), `runner.rs` (claiming and running), `handler.rs` (what a handler sees and returns),
+//! `breaker.rs` (the circuit breaker), `clock.rs` (time), `error.rs`.
 
 mod breaker;
 mod clock;
 mod error;
 mod handler;
 mod job;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod record;
 mod runner;
 mod sqlite;
@@ -43,6 +49,8 @@ pub use clock::{Clock, SystemClock, TokioClock};
 pub use error::{JobsError, StoreError};
 pub use handler::{ChildOutput, JobContext, JobError, JobResult};
 pub use job::{Job, JobId, JobOptions, NewJob, Resource, RetryBackoff, Timestamp};
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresOptions, PostgresStore, CONFLICT_RETRIES};
 pub use record::{AttemptError, ChildFailure, ChildOutcome, JobRecord, JobState, ListFilter};
 pub use runner::{Runner, RunnerBuilder, RunnerStats, ShutdownReport};
 pub use sqlite::{Durability, JournalStats, SqliteOptions, SqliteStore};

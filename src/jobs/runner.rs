@@ -494,6 +494,7 @@ impl Actor for RunnerActor {
         let pacer = tokio::spawn(pace(
             myself.clone(),
             config.jobs.wake_receiver(),
+            config.jobs.store().wakeups(),
             deadline_rx,
             tick_pending.clone(),
         ));
@@ -616,11 +617,13 @@ impl Actor for RunnerActor {
     }
 }
 
-/// Sends `Tick` when a job is enqueued through the same handle, or at the deadline the runner
-/// set last; at most one `Tick` waits in the mailbox.
+/// Sends `Tick` when a job is enqueued through the same handle, when the store reports one
+/// from another process, or at the deadline the runner set last; at most one `Tick` waits in
+/// the mailbox.
 async fn pace(
     runner: ActorRef<RunnerMsg>,
     mut wake: watch::Receiver<u64>,
+    mut remote: Option<watch::Receiver<u64>>,
     mut deadline: watch::Receiver<Instant>,
     pending: Arc<AtomicBool>,
 ) {
@@ -631,6 +634,13 @@ async fn pace(
             changed = wake.changed() => {
                 if changed.is_err() {
                     return;
+                }
+            }
+            changed = async { remote.as_mut()?.changed().await.ok() }, if remote.is_some() => {
+                if changed.is_none() {
+                    // The store stopped reporting: polling goes on.
+                    remote = None;
+                    continue;
                 }
             }
             changed = deadline.changed() => {

@@ -33,11 +33,12 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 use tokio::sync::oneshot;
 
 use crate::jobs::store::{
+    check_group, child_outcome, initial_state, lost_run_error, put_back_state, shown_state,
     ClaimRequest, ClaimedJob, Enqueued, Finish, GroupIds, GroupPolicy, Lease, NewGroup, Store,
 };
 use crate::jobs::{
-    AttemptError, ChildFailure, ChildOutcome, JobId, JobRecord, JobState, ListFilter, NewJob,
-    Resource, RetryBackoff, StoreError, Timestamp,
+    AttemptError, ChildOutcome, JobId, JobRecord, JobState, ListFilter, NewJob, Resource,
+    RetryBackoff, StoreError, Timestamp,
 };
 
 /// How much a commit survives.
@@ -415,12 +416,7 @@ fn insert_job(
         }
     }
     let run_at = o.not_before.map_or(now, |t| t.max(now));
-    let (state, pending, policy) = match waiting_for {
-        Some((n, policy)) if n > 0 => (JobState::Waiting, n, Some(policy_name(policy))),
-        Some((_, policy)) => (JobState::Available, 0, Some(policy_name(policy))),
-        None if run_at > now => (JobState::Scheduled, 0, None),
-        None => (JobState::Available, 0, None),
-    };
+    let (state, pending, policy) = initial_state(run_at, now, waiting_for);
     conn.prepare_cached(
         "INSERT INTO otp_jobs (queue, name, version, payload, state, priority, run_at,
             max_attempts, backoff_base_ms, backoff_factor, backoff_max_ms, timeout_ms,
@@ -455,13 +451,6 @@ fn insert_job(
     })
 }
 
-fn policy_name(policy: GroupPolicy) -> &'static str {
-    match policy {
-        GroupPolicy::Partial => "partial",
-        GroupPolicy::FailFast => "fail_fast",
-    }
-}
-
 fn enqueue_tx(
     conn: &Connection,
     jobs: &[NewJob],
@@ -477,18 +466,7 @@ fn enqueue_group_tx(
     group: &NewGroup,
     now: Timestamp,
 ) -> Result<GroupIds, StoreError> {
-    if let Some(child) = group
-        .children
-        .iter()
-        .find(|c| c.options.idempotency_key.is_some())
-    {
-        return Err(StoreError::Invalid(format!(
-            "a fan-out child (`{}`) carries an idempotency key; put the key on the collector",
-            child.name
-        )));
-    }
-    let n = u32::try_from(group.children.len())
-        .map_err(|_| StoreError::Invalid("too many children in one group".into()))?;
+    let n = check_group(group)?;
     let collector = insert_job(conn, &group.collector, now, None, Some((n, group.policy)))?;
     if collector.duplicate {
         let mut stmt =
@@ -579,13 +557,8 @@ fn claim_tx(
         if claimed.len() as u32 >= request.limit {
             break;
         }
-        let lost_run = (c.state == "executing").then(|| {
-            format!(
-                "lease of `{}` expired at {} without a result (the runner died or stalled)",
-                c.lease_owner.as_deref().unwrap_or("?"),
-                c.lease_expires_at.unwrap_or(0)
-            )
-        });
+        let lost_run = (c.state == "executing")
+            .then(|| lost_run_error(c.lease_owner.as_deref(), c.lease_expires_at));
         if let Some(error) = &lost_run {
             // The lost run counts as an attempt; with none left, it goes to the dead letter
             // state instead (no resource needed for that).
@@ -681,20 +654,7 @@ fn children_of(conn: &Connection, parent: i64) -> Result<Vec<ChildOutcome>, Stor
     let mut out = Vec::new();
     for row in rows {
         let (id, name, state, result, error) = row?;
-        let result = match (state.as_str(), result) {
-            ("completed", Some(result)) => Ok(result),
-            ("completed", None) => Ok("null".to_owned()),
-            ("discarded", _) => Err(ChildFailure::Discarded(error.unwrap_or_default())),
-            ("cancelled", _) => Err(ChildFailure::Cancelled),
-            // Not finished (a fail-fast group ran its collector early): reported cancelled,
-            // which it is about to be.
-            _ => Err(ChildFailure::Cancelled),
-        };
-        out.push(ChildOutcome {
-            id: JobId(id),
-            name,
-            result,
-        });
+        out.push(child_outcome(JobId(id), name, &state, result, error));
     }
     Ok(out)
 }
@@ -897,11 +857,7 @@ fn put_back(
     until: Timestamp,
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    let state = if until > now {
-        "scheduled"
-    } else {
-        "available"
-    };
+    let state = put_back_state(until, now).as_str();
     conn.prepare_cached(
         "UPDATE otp_jobs SET state = ?, run_at = ?, attempt = MAX(attempt - 1, 0),
             lease_owner = NULL, lease_expires_at = NULL WHERE id = ?",
@@ -1033,14 +989,12 @@ fn record(row: &Row<'_>, now: Timestamp) -> rusqlite::Result<Result<JobRecord, S
     let id = JobId(row.get(0)?);
     let state: String = row.get(5)?;
     let run_at = Timestamp::from_millis(row.get(7)?);
-    let Some(mut state) = JobState::parse(&state) else {
+    let Some(state) = JobState::parse(&state) else {
         return Ok(Err(StoreError::Corrupt(format!(
             "{id} has state `{state}`"
         ))));
     };
-    if state == JobState::Scheduled && run_at <= now {
-        state = JobState::Available;
-    }
+    let state = shown_state(state, run_at, now);
     let errors: String = row.get(19)?;
     let errors = match serde_json::from_str(&errors) {
         Ok(errors) => errors,

@@ -17,10 +17,11 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use ractor_otp::jobs::{
-    ChildFailure, ChildOutcome, ClaimRequest, ClaimedJob, Finish, GroupPolicy, Job, JobId,
-    JobOptions, JobRecord, JobState, Lease, ListFilter, NewGroup, NewJob, Resource, RetryBackoff,
-    Store, StoreError, Timestamp,
+    ChildFailure, ChildOutcome, ClaimRequest, ClaimedJob, Enqueued, Finish, GroupIds, GroupPolicy,
+    Job, JobId, JobOptions, JobRecord, JobState, Lease, ListFilter, NewGroup, NewJob, Resource,
+    RetryBackoff, Store, StoreError, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 
@@ -81,6 +82,120 @@ macro_rules! store_suite {
             }
         )*
     };
+}
+
+// ---------------------------------------------------------------------------------------------
+// A store with something to clean up after it.
+// ---------------------------------------------------------------------------------------------
+
+/// A store and a guard dropped after it (a temporary directory, a schema to drop). Every
+/// method goes straight to the store.
+pub struct Guarded<S, G> {
+    // Declared first: dropped before the guard.
+    pub store: S,
+    #[allow(dead_code)] // held for its `Drop`
+    pub guard: G,
+}
+
+impl<S: Store, G: Send + Sync + 'static> Store for Guarded<S, G> {
+    fn enqueue(
+        &self,
+        jobs: Vec<NewJob>,
+        now: Timestamp,
+    ) -> BoxFuture<'_, Result<Vec<Enqueued>, StoreError>> {
+        self.store.enqueue(jobs, now)
+    }
+
+    fn enqueue_group(
+        &self,
+        group: NewGroup,
+        now: Timestamp,
+    ) -> BoxFuture<'_, Result<GroupIds, StoreError>> {
+        self.store.enqueue_group(group, now)
+    }
+
+    fn claim(
+        &self,
+        request: ClaimRequest,
+        now: Timestamp,
+    ) -> BoxFuture<'_, Result<Vec<ClaimedJob>, StoreError>> {
+        self.store.claim(request, now)
+    }
+
+    fn heartbeat(
+        &self,
+        leases: Vec<Lease>,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> BoxFuture<'_, Result<Vec<JobId>, StoreError>> {
+        self.store.heartbeat(leases, expires_at, now)
+    }
+
+    fn finish(
+        &self,
+        lease: Lease,
+        finish: Finish,
+        now: Timestamp,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.store.finish(lease, finish, now)
+    }
+
+    fn give_back(&self, lease: Lease, now: Timestamp) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.store.give_back(lease, now)
+    }
+
+    fn complete_parked(
+        &self,
+        id: JobId,
+        result: String,
+        now: Timestamp,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.store.complete_parked(id, result, now)
+    }
+
+    fn release(&self, id: JobId, now: Timestamp) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.store.release(id, now)
+    }
+
+    fn cancel(&self, id: JobId, now: Timestamp) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.store.cancel(id, now)
+    }
+
+    fn retry(&self, id: JobId, now: Timestamp) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.store.retry(id, now)
+    }
+
+    fn get(
+        &self,
+        id: JobId,
+        now: Timestamp,
+    ) -> BoxFuture<'_, Result<Option<JobRecord>, StoreError>> {
+        self.store.get(id, now)
+    }
+
+    fn list(
+        &self,
+        filter: ListFilter,
+        now: Timestamp,
+    ) -> BoxFuture<'_, Result<Vec<JobRecord>, StoreError>> {
+        self.store.list(filter, now)
+    }
+
+    fn counts(&self, now: Timestamp) -> BoxFuture<'_, Result<Vec<(JobState, u64)>, StoreError>> {
+        self.store.counts(now)
+    }
+
+    fn next_due(
+        &self,
+        queues: Vec<String>,
+        names: Vec<String>,
+    ) -> BoxFuture<'_, Result<Option<Timestamp>, StoreError>> {
+        self.store.next_due(queues, names)
+    }
+
+    fn wakeups(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        self.store.wakeups()
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,0 +1,1417 @@
+//! The shared store: PostgreSQL through `tokio-postgres`, for several processes or machines
+//! working one queue. Same [`Store`] contract, same state machine, same test suite as the
+//! embedded [`SqliteStore`](crate::jobs::SqliteStore).
+//!
+//! # How it shares safely
+//! - Every [`Store`] method is one transaction (`READ COMMITTED`) on a pooled connection
+//!   (`deadpool-postgres`). Rows a transaction changes are locked first (`FOR UPDATE`), so a
+//!   finish, a reclaim and a cancel of the same job are serialized.
+//! - A claim scans due jobs with `FOR UPDATE SKIP LOCKED`: runners in other processes never
+//!   wait on each other's candidates and never claim the same job twice.
+//! - A resource key is counted under a transaction-scoped advisory lock on the key
+//!   (`pg_try_advisory_xact_lock`), so two claims in different processes cannot both see a
+//!   free place and overrun the capacity. A claim that finds the key locked leaves its job for
+//!   the next look (never blocks, never deadlocks).
+//! - A deadlock or serialization failure rolls the transaction back; it is retried (up to
+//!   [`CONFLICT_RETRIES`] times) before [`StoreError::Conflict`] is returned.
+//! - Durability is the server's: a commit returns after the WAL flush. The store refuses to
+//!   open on a server with `fsync` or `synchronous_commit` off ([`StoreError::Settings`]).
+//!   Concurrent commits share WAL flushes (PostgreSQL's own group commit).
+//!
+//! # Wake-ups
+//! A transaction that makes a job claimable (an enqueue, a retry, a collector whose children
+//! are done, …) sends `NOTIFY` on the store's channel, delivered at commit. Each store keeps
+//! one listening connection (reconnecting with backoff) and turns notifications into
+//! [`Store::wakeups`], so a runner in another process starts the job at once instead of at
+//! its next poll.
+//!
+//! # Layout
+//! One table, `otp_jobs` (plus `otp_jobs_meta` for the schema version), in the schema given by
+//! [`PostgresOptions::schema`] or the connection's default. Times are the callers' UTC
+//! milliseconds, as everywhere in this crate: the store never reads the server's clock, so the
+//! machines sharing a queue should keep their clocks in sync (NTP).
+
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{AsyncMessage, NoTls, Row, Socket};
+
+use crate::jobs::store::{
+    check_group, child_outcome, initial_state, lost_run_error, put_back_state, shown_state,
+    ClaimRequest, ClaimedJob, Enqueued, Finish, GroupIds, GroupPolicy, Lease, NewGroup, Store,
+};
+use crate::jobs::{
+    AttemptError, ChildOutcome, JobId, JobRecord, JobState, ListFilter, NewJob, Resource,
+    RetryBackoff, StoreError, Timestamp,
+};
+
+/// How often an operation that hit a deadlock or serialization failure is run again before
+/// [`StoreError::Conflict`] is returned.
+pub const CONFLICT_RETRIES: u32 = 5;
+
+/// How to connect a [`PostgresStore`].
+///
+/// ```no_run
+/// use ractor_otp::jobs::{Jobs, PostgresStore};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = PostgresStore::options()
+///     .schema("billing_jobs")
+///     .max_connections(16)
+///     .connect("postgres://jobs@db.internal/app")
+///     .await?;
+/// let jobs = Jobs::new(store);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct PostgresOptions {
+    schema: Option<String>,
+    max_connections: usize,
+    wait_timeout: Duration,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        PostgresOptions {
+            schema: None,
+            max_connections: 10,
+            wait_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl PostgresOptions {
+    /// Keep the queue's tables in this schema (created if missing): one database can hold
+    /// several independent queues. A lowercase SQL identifier (`[a-z_][a-z0-9_]*`, at most
+    /// 40 characters). Default: the connection's `search_path`, usually `public`.
+    pub fn schema(mut self, schema: impl Into<String>) -> Self {
+        self.schema = Some(schema.into());
+        self
+    }
+
+    /// At most this many pooled connections (default 10), plus one that listens for
+    /// wake-ups. Operations beyond it wait for a free connection.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = n.max(1);
+        self
+    }
+
+    /// How long an operation waits for a pooled connection before failing (default 30 s).
+    pub fn wait_timeout(mut self, timeout: Duration) -> Self {
+        self.wait_timeout = timeout;
+        self
+    }
+
+    /// Connects without TLS (a local server or a private network), creates the tables if
+    /// they are missing, and checks the server's durability settings.
+    pub async fn connect(self, url: &str) -> Result<PostgresStore, StoreError> {
+        self.connect_with_tls(url, NoTls).await
+    }
+
+    /// Connects through `tls` (e.g. `postgres-native-tls` or `tokio-postgres-rustls`'s
+    /// connector), creates the tables if they are missing, and checks the server's
+    /// durability settings.
+    pub async fn connect_with_tls<T>(self, url: &str, tls: T) -> Result<PostgresStore, StoreError>
+    where
+        T: MakeTlsConnect<Socket> + Clone + Sync + Send + 'static,
+        T::Stream: Sync + Send,
+        T::TlsConnect: Sync + Send,
+        <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
+    {
+        let mut config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| StoreError::Invalid(format!("not a PostgreSQL connection string: {e}")))?;
+        let channel = match &self.schema {
+            Some(schema) => {
+                check_identifier(schema)?;
+                let options = match config.get_options() {
+                    Some(given) => format!("{given} -c search_path={schema}"),
+                    None => format!("-c search_path={schema}"),
+                };
+                config.options(options);
+                format!("otp_jobs.{schema}")
+            }
+            None => "otp_jobs".to_owned(),
+        };
+        let manager = Manager::from_config(
+            config.clone(),
+            tls.clone(),
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(self.max_connections)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(self.wait_timeout))
+            .build()
+            .map_err(|e| StoreError::Invalid(format!("cannot build the connection pool: {e}")))?;
+        let (wake, _) = watch::channel(0u64);
+        let store = PostgresStore {
+            inner: std::sync::Arc::new(Inner {
+                pool,
+                key_prefix: self.schema.clone().unwrap_or_default(),
+                channel: channel.clone(),
+                wake: wake.clone(),
+                listener: std::sync::Mutex::new(None),
+            }),
+        };
+        store.prepare(self.schema.as_deref()).await?;
+        let listener = tokio::spawn(listen(config, tls, channel, wake));
+        if let Ok(mut slot) = store.inner.listener.lock() {
+            *slot = Some(listener);
+        }
+        Ok(store)
+    }
+}
+
+fn check_identifier(name: &str) -> Result<(), StoreError> {
+    let mut chars = name.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_');
+    let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if first_ok && rest_ok && name.len() <= 40 {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid(format!(
+            "schema `{name}` is not a lowercase SQL identifier ([a-z_][a-z0-9_]*, at most 40 characters)"
+        )))
+    }
+}
+
+/// The PostgreSQL store. Cheap to clone: clones share the connection pool and the listener.
+///
+/// Connect with [`PostgresStore::connect`] or [`PostgresStore::options`]; hand it to
+/// [`Jobs::new`](crate::jobs::Jobs::new) in every process that shares the queue.
+#[derive(Clone)]
+pub struct PostgresStore {
+    inner: std::sync::Arc<Inner>,
+}
+
+struct Inner {
+    pool: Pool,
+    /// Prefixed to resource keys in advisory locks, so queues in other schemas do not
+    /// contend.
+    key_prefix: String,
+    channel: String,
+    wake: watch::Sender<u64>,
+    listener: std::sync::Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Ok(mut slot) = self.listener.lock() {
+            if let Some(listener) = slot.take() {
+                listener.abort();
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let status = self.inner.pool.status();
+        f.debug_struct("PostgresStore")
+            .field("channel", &self.inner.channel)
+            .field("connections", &status.size)
+            .field("max_connections", &status.max_size)
+            .finish()
+    }
+}
+
+impl PostgresStore {
+    /// Connects to `url` (e.g. `postgres://user:password@host:5432/db`) with the default
+    /// options: no TLS, 10 connections, the connection's default schema.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        PostgresOptions::default().connect(url).await
+    }
+
+    /// Options for [`PostgresOptions::connect`].
+    pub fn options() -> PostgresOptions {
+        PostgresOptions::default()
+    }
+
+    /// Creates the tables (once, under an advisory lock, so processes starting together do
+    /// not race) and checks the server's durability settings.
+    async fn prepare(&self, schema: Option<&str>) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        for setting in ["fsync", "synchronous_commit"] {
+            let row = client.query_one(&format!("SHOW {setting}"), &[]).await?;
+            let value: String = row.try_get(0)?;
+            if value == "off" {
+                return Err(StoreError::Settings(format!(
+                    "the server runs with {setting}=off: an acknowledged job could be lost in a crash; turn it on"
+                )));
+            }
+        }
+        let tx = client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
+            .await?;
+        if let Some(schema) = schema {
+            tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+                .await?;
+        }
+        tx.batch_execute("CREATE TABLE IF NOT EXISTS otp_jobs_meta (version BIGINT NOT NULL)")
+            .await?;
+        let version: Option<i64> = tx
+            .query_opt("SELECT MAX(version) FROM otp_jobs_meta", &[])
+            .await?
+            .and_then(|row| row.try_get(0).ok().flatten());
+        match version {
+            Some(v) if v > SCHEMA_VERSION => {
+                return Err(StoreError::Settings(format!(
+                    "the store's schema is version {v}, newer than this library's {SCHEMA_VERSION}; upgrade ractor-otp"
+                )));
+            }
+            Some(_) => {}
+            None => {
+                tx.batch_execute(SCHEMA).await?;
+                tx.execute(
+                    "INSERT INTO otp_jobs_meta (version) VALUES ($1)",
+                    &[&SCHEMA_VERSION],
+                )
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.inner.pool.get().await.map_err(|e| match e {
+            PoolError::Backend(e) => {
+                let e = StoreError::from(e);
+                StoreError::Database(format!("cannot connect to PostgreSQL: {e}"))
+            }
+            PoolError::Closed => StoreError::Closed,
+            other => StoreError::Database(format!("no PostgreSQL connection: {other}")),
+        })
+    }
+}
+
+/// Runs `$body` (which uses `$tx: &mut Tx`) in a transaction, committing on `Ok`, and runs
+/// it again after a deadlock or serialization failure.
+macro_rules! transaction {
+    ($store:expr, |$tx:ident| $body:expr) => {{
+        let store: &PostgresStore = $store;
+        let mut conflicts = 0;
+        loop {
+            let mut client = store.client().await?;
+            let outcome = async {
+                #[allow(unused_mut)] // read-only operations take `&tx`
+                let mut $tx = Tx {
+                    tx: client.transaction().await?,
+                    wake: false,
+                    key_prefix: &store.inner.key_prefix,
+                };
+                // Rolled back here on an error, before the connection goes back to the pool
+                // (not left to the transaction's drop, which only queues the rollback).
+                let value: Result<_, StoreError> = async { Ok($body) }.await;
+                match value {
+                    Ok(value) => {
+                        $tx.commit(&store.inner.channel).await?;
+                        Ok(value)
+                    }
+                    Err(e) => {
+                        let _ = $tx.tx.rollback().await;
+                        Err(e)
+                    }
+                }
+            }
+            .await;
+            match outcome {
+                Err(StoreError::Conflict(e)) if conflicts < CONFLICT_RETRIES => {
+                    conflicts += 1;
+                    tracing::debug!(error = %e, conflicts, "job store transaction conflicted; running it again");
+                }
+                outcome => break outcome,
+            }
+        }
+    }};
+}
+
+const SCHEMA_VERSION: i64 = 1;
+
+/// The advisory lock key (one `bigint`) taken while creating the tables.
+const SCHEMA_LOCK: i64 = 0x6f74_705f_6a6f_6273; // "otp_jobs"
+
+/// The advisory lock class (the first `int4` of the two-key form) of resource keys.
+const RESOURCE_LOCK_CLASS: i32 = 0x6f74_7072; // "otpr"
+
+const SCHEMA: &str = "
+    CREATE TABLE IF NOT EXISTS otp_jobs (
+        id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+        queue TEXT NOT NULL,
+        name TEXT NOT NULL,
+        version BIGINT NOT NULL,
+        payload TEXT NOT NULL,
+        state TEXT NOT NULL,
+        priority BIGINT NOT NULL,
+        run_at BIGINT NOT NULL,
+        attempt BIGINT NOT NULL DEFAULT 0,
+        max_attempts BIGINT NOT NULL,
+        backoff_base_ms BIGINT NOT NULL,
+        backoff_factor DOUBLE PRECISION NOT NULL,
+        backoff_max_ms BIGINT NOT NULL,
+        timeout_ms BIGINT,
+        resource_key TEXT,
+        resource_capacity BIGINT,
+        idem_key TEXT,
+        token BIGINT NOT NULL DEFAULT 0,
+        lease_owner TEXT,
+        lease_expires_at BIGINT,
+        parent_id BIGINT,
+        counted BOOLEAN NOT NULL DEFAULT FALSE,
+        pending_children BIGINT NOT NULL DEFAULT 0,
+        group_policy TEXT,
+        result TEXT,
+        error TEXT,
+        errors JSONB NOT NULL DEFAULT '[]',
+        inserted_at BIGINT NOT NULL,
+        finished_at BIGINT
+    );
+    CREATE UNIQUE INDEX IF NOT EXISTS otp_jobs_idem ON otp_jobs(idem_key)
+        WHERE idem_key IS NOT NULL;
+    CREATE INDEX IF NOT EXISTS otp_jobs_due ON otp_jobs(state, queue, name, priority DESC, run_at, id);
+    CREATE INDEX IF NOT EXISTS otp_jobs_lease ON otp_jobs(state, lease_expires_at);
+    CREATE INDEX IF NOT EXISTS otp_jobs_resource ON otp_jobs(resource_key, state)
+        WHERE resource_key IS NOT NULL;
+    CREATE INDEX IF NOT EXISTS otp_jobs_parent ON otp_jobs(parent_id)
+        WHERE parent_id IS NOT NULL;";
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        let Some(db) = e.as_db_error() else {
+            let cause = std::error::Error::source(&e)
+                .map(|s| format!(": {s}"))
+                .unwrap_or_default();
+            return StoreError::Database(format!("PostgreSQL: {e}{cause}"));
+        };
+        let message = format!(
+            "PostgreSQL {} {}: {}{}",
+            db.severity(),
+            db.code().code(),
+            db.message(),
+            db.detail().map(|d| format!(" ({d})")).unwrap_or_default()
+        );
+        let code = db.code();
+        if *code == SqlState::T_R_DEADLOCK_DETECTED || *code == SqlState::T_R_SERIALIZATION_FAILURE
+        {
+            StoreError::Conflict(message)
+        } else {
+            StoreError::Database(message)
+        }
+    }
+}
+
+/// Keeps a connection listening on the store's channel and bumps `wake` at every
+/// notification, and after every (re)connect (notifications may have been missed).
+async fn listen<T>(
+    config: tokio_postgres::Config,
+    tls: T,
+    channel: String,
+    wake: watch::Sender<u64>,
+) where
+    T: MakeTlsConnect<Socket> + Clone + Sync + Send + 'static,
+    T::Stream: Sync + Send,
+    T::TlsConnect: Sync + Send,
+    <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
+{
+    let bump = |wake: &watch::Sender<u64>| wake.send_modify(|n| *n = n.wrapping_add(1));
+    let listen_sql = format!("LISTEN \"{channel}\"");
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match config.connect(tls.clone()).await {
+            Ok((client, mut connection)) => {
+                let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+                let drive = async {
+                    while let Some(message) = messages.next().await {
+                        match message {
+                            Ok(AsyncMessage::Notification(_)) => bump(&wake),
+                            Ok(_) => {}
+                            Err(e) => return e.to_string(),
+                        }
+                    }
+                    "the server closed the connection".to_owned()
+                };
+                tokio::pin!(drive);
+                let listening = tokio::select! {
+                    listened = client.batch_execute(&listen_sql) => listened.map_err(|e| StoreError::from(e).to_string()),
+                    lost = &mut drive => Err(lost),
+                };
+                match listening {
+                    Ok(()) => {
+                        tracing::debug!(%channel, "job store listening for wake-ups");
+                        backoff = Duration::from_millis(100);
+                        bump(&wake);
+                        let lost = drive.await;
+                        tracing::warn!(%channel, error = %lost, "job store wake-up connection lost; reconnecting (runners poll meanwhile)");
+                    }
+                    Err(e) => {
+                        tracing::warn!(%channel, error = %e, "job store cannot listen for wake-ups; retrying (runners poll meanwhile)");
+                    }
+                }
+                drop(client);
+            }
+            Err(e) => {
+                tracing::warn!(%channel, error = %StoreError::from(e), "job store cannot open its wake-up connection; retrying (runners poll meanwhile)");
+            }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// One transaction and the queries the operations run in it.
+// ---------------------------------------------------------------------------------------------
+
+type Param<'a> = &'a (dyn ToSql + Sync);
+
+struct Tx<'c> {
+    tx: deadpool_postgres::Transaction<'c>,
+    /// Something became claimable: notify listeners at commit.
+    wake: bool,
+    key_prefix: &'c str,
+}
+
+impl Tx<'_> {
+    async fn query(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, StoreError> {
+        let statement = self.tx.prepare_cached(sql).await?;
+        Ok(self.tx.query(&statement, params).await?)
+    }
+
+    async fn query_opt(&self, sql: &str, params: &[Param<'_>]) -> Result<Option<Row>, StoreError> {
+        let statement = self.tx.prepare_cached(sql).await?;
+        Ok(self.tx.query_opt(&statement, params).await?)
+    }
+
+    async fn query_one(&self, sql: &str, params: &[Param<'_>]) -> Result<Row, StoreError> {
+        let statement = self.tx.prepare_cached(sql).await?;
+        Ok(self.tx.query_one(&statement, params).await?)
+    }
+
+    async fn execute(&self, sql: &str, params: &[Param<'_>]) -> Result<u64, StoreError> {
+        let statement = self.tx.prepare_cached(sql).await?;
+        Ok(self.tx.execute(&statement, params).await?)
+    }
+
+    async fn commit(self, channel: &str) -> Result<(), StoreError> {
+        if self.wake {
+            self.execute("SELECT pg_notify($1, '')", &[&channel])
+                .await?;
+        }
+        Ok(self.tx.commit().await?)
+    }
+}
+
+fn u32_of(value: i64, what: &str) -> Result<u32, StoreError> {
+    u32::try_from(value).map_err(|_| StoreError::Corrupt(format!("{what} is {value}")))
+}
+
+fn millis(value: Option<i64>) -> Option<Duration> {
+    value.map(|t| Duration::from_millis(t.max(0) as u64))
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+const FINAL_STATES: &str = "('completed','discarded','cancelled')";
+
+// ---------------------------------------------------------------------------------------------
+// The operations, one function per Store method (the same steps as the SQLite store's).
+// ---------------------------------------------------------------------------------------------
+
+async fn insert_job(
+    tx: &mut Tx<'_>,
+    job: &NewJob,
+    now: Timestamp,
+    parent: Option<JobId>,
+    waiting_for: Option<(u32, GroupPolicy)>,
+) -> Result<Enqueued, StoreError> {
+    let o = &job.options;
+    let run_at = o.not_before.map_or(now, |t| t.max(now));
+    let (state, pending, policy) = initial_state(run_at, now, waiting_for);
+    let row = tx
+        .query_opt(
+            "INSERT INTO otp_jobs (queue, name, version, payload, state, priority, run_at,
+                max_attempts, backoff_base_ms, backoff_factor, backoff_max_ms, timeout_ms,
+                resource_key, resource_capacity, idem_key, parent_id, pending_children,
+                group_policy, inserted_at)
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19)
+             ON CONFLICT (idem_key) WHERE idem_key IS NOT NULL DO NOTHING
+             RETURNING id",
+            &[
+                &o.queue,
+                &job.name,
+                &i64::from(job.version),
+                &job.payload,
+                &state.as_str(),
+                &i64::from(o.priority),
+                &run_at.as_millis(),
+                &i64::from(o.max_attempts),
+                &ms(o.backoff.base),
+                &o.backoff.factor,
+                &ms(o.backoff.max),
+                &o.timeout.map(ms),
+                &o.resource.as_ref().map(|r| r.key.as_str()),
+                &o.resource.as_ref().map(|r| i64::from(r.capacity)),
+                &o.idempotency_key,
+                &parent.map(|p| p.0),
+                &i64::from(pending),
+                &policy,
+                &now.as_millis(),
+            ],
+        )
+        .await?;
+    if let Some(row) = row {
+        tx.wake = true;
+        return Ok(Enqueued {
+            id: JobId(row.try_get(0)?),
+            duplicate: false,
+        });
+    }
+    // The key exists (committed, or committed while this insert waited for it).
+    let existing = tx
+        .query_one(
+            "SELECT id FROM otp_jobs WHERE idem_key = $1",
+            &[&o.idempotency_key],
+        )
+        .await?;
+    Ok(Enqueued {
+        id: JobId(existing.try_get(0)?),
+        duplicate: true,
+    })
+}
+
+async fn enqueue_tx(
+    tx: &mut Tx<'_>,
+    jobs: &[NewJob],
+    now: Timestamp,
+) -> Result<Vec<Enqueued>, StoreError> {
+    let mut out = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        out.push(insert_job(tx, job, now, None, None).await?);
+    }
+    Ok(out)
+}
+
+async fn enqueue_group_tx(
+    tx: &mut Tx<'_>,
+    group: &NewGroup,
+    now: Timestamp,
+) -> Result<GroupIds, StoreError> {
+    let n = check_group(group)?;
+    let collector = insert_job(tx, &group.collector, now, None, Some((n, group.policy))).await?;
+    if collector.duplicate {
+        let rows = tx
+            .query(
+                "SELECT id FROM otp_jobs WHERE parent_id = $1 ORDER BY id",
+                &[&collector.id.0],
+            )
+            .await?;
+        let children = rows
+            .iter()
+            .map(|r| r.try_get(0).map(JobId))
+            .collect::<Result<_, _>>()?;
+        return Ok(GroupIds {
+            collector: collector.id,
+            children,
+        });
+    }
+    let mut children = Vec::with_capacity(group.children.len());
+    for child in &group.children {
+        children.push(
+            insert_job(tx, child, now, Some(collector.id), None)
+                .await?
+                .id,
+        );
+    }
+    Ok(GroupIds {
+        collector: collector.id,
+        children,
+    })
+}
+
+const CLAIMED_COLUMNS: &str = "id, token, name, version, payload, queue, attempt, max_attempts,
+    timeout_ms, lease_expires_at, group_policy IS NOT NULL";
+
+async fn claim_tx(
+    tx: &mut Tx<'_>,
+    request: &ClaimRequest,
+    now: Timestamp,
+) -> Result<Vec<ClaimedJob>, StoreError> {
+    if request.limit == 0 || request.queues.is_empty() || request.names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let now_ms = now.as_millis();
+    // Resources at capacity are filtered here; places are re-checked under the key's lock
+    // below. Candidates another claim holds are skipped, not waited for.
+    let scan = i64::from(request.limit) * 4 + 32;
+    let candidates = tx
+        .query(
+            "SELECT id, state, attempt, max_attempts, resource_key, resource_capacity,
+                    lease_owner, lease_expires_at
+             FROM otp_jobs j
+             WHERE queue = ANY($1) AND name = ANY($2)
+               AND ((state IN ('scheduled','available','retryable') AND run_at <= $3)
+                    OR (state = 'executing' AND lease_expires_at <= $3))
+               AND (resource_key IS NULL OR resource_capacity > (
+                    SELECT COUNT(*) FROM otp_jobs e
+                    WHERE e.resource_key = j.resource_key AND e.state = 'executing'
+                      AND e.lease_expires_at > $3))
+             ORDER BY priority DESC, run_at, id
+             LIMIT $4
+             FOR UPDATE SKIP LOCKED",
+            &[&request.queues, &request.names, &now_ms, &scan],
+        )
+        .await?;
+    let lease_end = now.after(request.lease).as_millis();
+    let mut claimed = Vec::new();
+    for c in candidates {
+        if claimed.len() as u32 >= request.limit {
+            break;
+        }
+        let id: i64 = c.try_get(0)?;
+        let state: String = c.try_get(1)?;
+        let attempt: i64 = c.try_get(2)?;
+        let max_attempts: i64 = c.try_get(3)?;
+        let key: Option<String> = c.try_get(4)?;
+        let capacity: Option<i64> = c.try_get(5)?;
+        let lost_run = (state == "executing").then(|| {
+            lost_run_error(
+                c.try_get::<_, Option<String>>(6).ok().flatten().as_deref(),
+                c.try_get(7).ok().flatten(),
+            )
+        });
+        if let Some(error) = &lost_run {
+            // The lost run counts as an attempt; with none left, it goes to the dead letter
+            // state instead (no resource needed for that).
+            if attempt >= max_attempts {
+                push_error(tx, id, attempt, now, error).await?;
+                discard(tx, id, error, now).await?;
+                continue;
+            }
+        }
+        if let (Some(key), Some(capacity)) = (&key, capacity) {
+            // Serializes counting this key's holders with claims in other transactions; a
+            // key another claim is counting right now is left for the next look.
+            let lock_key = format!("{}/{key}", tx.key_prefix);
+            let locked: bool = tx
+                .query_one(
+                    "SELECT pg_try_advisory_xact_lock($1, hashtext($2))",
+                    &[&RESOURCE_LOCK_CLASS, &lock_key],
+                )
+                .await?
+                .try_get(0)?;
+            if !locked {
+                continue;
+            }
+            let holders: i64 = tx
+                .query_one(
+                    "SELECT COUNT(*) FROM otp_jobs WHERE resource_key = $1
+                     AND state = 'executing' AND lease_expires_at > $2 AND id != $3",
+                    &[key, &now_ms, &id],
+                )
+                .await?
+                .try_get(0)?;
+            if holders >= capacity {
+                // Left as it is: a lost run is recorded when the job is actually reclaimed.
+                continue;
+            }
+        }
+        // Still as selected? (A fail-fast discard above may have cancelled it meanwhile.)
+        let row = tx
+            .query_opt(
+                &format!(
+                    "UPDATE otp_jobs SET state = 'executing', attempt = attempt + 1,
+                        token = token + 1, lease_owner = $1, lease_expires_at = $2
+                     WHERE id = $3 AND state = $4 AND attempt = $5
+                     RETURNING {CLAIMED_COLUMNS}"
+                ),
+                &[&request.owner, &lease_end, &id, &state, &attempt],
+            )
+            .await?;
+        let Some(row) = row else {
+            continue;
+        };
+        if let Some(error) = &lost_run {
+            push_error(tx, id, attempt, now, error).await?;
+        }
+        let mut job = ClaimedJob {
+            id: JobId(row.try_get(0)?),
+            token: row.try_get(1)?,
+            name: row.try_get(2)?,
+            version: u32_of(row.try_get(3)?, "a version")?,
+            payload: row.try_get(4)?,
+            queue: row.try_get(5)?,
+            attempt: u32_of(row.try_get(6)?, "an attempt")?,
+            max_attempts: u32_of(row.try_get(7)?, "max_attempts")?,
+            timeout: millis(row.try_get(8)?),
+            lease_expires_at: Timestamp::from_millis(row.try_get(9)?),
+            children: Vec::new(),
+        };
+        if row.try_get::<_, bool>(10)? {
+            job.children = children_of(tx, id).await?;
+        }
+        claimed.push(job);
+    }
+    Ok(claimed)
+}
+
+async fn children_of(tx: &Tx<'_>, parent: i64) -> Result<Vec<ChildOutcome>, StoreError> {
+    let rows = tx
+        .query(
+            "SELECT id, name, state, result, error FROM otp_jobs WHERE parent_id = $1 ORDER BY id",
+            &[&parent],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let state: String = r.try_get(2)?;
+            Ok(child_outcome(
+                JobId(r.try_get(0)?),
+                r.try_get(1)?,
+                &state,
+                r.try_get(3)?,
+                r.try_get(4)?,
+            ))
+        })
+        .collect()
+}
+
+async fn push_error(
+    tx: &Tx<'_>,
+    id: i64,
+    attempt: i64,
+    now: Timestamp,
+    error: &str,
+) -> Result<(), StoreError> {
+    let entry = serde_json::to_string(&[AttemptError {
+        attempt: u32_of(attempt, "an attempt")?,
+        at: now,
+        error: error.to_owned(),
+    }])
+    .map_err(|e| StoreError::Corrupt(format!("errors of job#{id}: {e}")))?;
+    tx.execute(
+        "UPDATE otp_jobs SET errors = errors || ($1::text)::jsonb, error = $2 WHERE id = $3",
+        &[&entry, &error, &id],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Moves a job to `discarded` (dead letter) and tells its collector.
+async fn discard(tx: &mut Tx<'_>, id: i64, error: &str, now: Timestamp) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE otp_jobs SET state = 'discarded', error = $1, finished_at = $2,
+            lease_owner = NULL, lease_expires_at = NULL WHERE id = $3",
+        &[&error, &now.as_millis(), &id],
+    )
+    .await?;
+    child_done(tx, id, false, now).await
+}
+
+/// A job reached a final state: count it towards its collector, exactly once. The last child
+/// (or, fail-fast, the first failed one) makes the collector available.
+async fn child_done(tx: &mut Tx<'_>, id: i64, ok: bool, now: Timestamp) -> Result<(), StoreError> {
+    let row = tx
+        .query_opt(
+            "SELECT parent_id, counted FROM otp_jobs WHERE id = $1",
+            &[&id],
+        )
+        .await?;
+    let Some(row) = row else {
+        return Ok(());
+    };
+    let (Some(parent), false) = (
+        row.try_get::<_, Option<i64>>(0)?,
+        row.try_get::<_, bool>(1)?,
+    ) else {
+        return Ok(());
+    };
+    tx.execute("UPDATE otp_jobs SET counted = TRUE WHERE id = $1", &[&id])
+        .await?;
+    // Locked: children finishing in other transactions count one after the other.
+    let collector = tx
+        .query_opt(
+            "SELECT state, pending_children, group_policy FROM otp_jobs WHERE id = $1 FOR UPDATE",
+            &[&parent],
+        )
+        .await?;
+    let Some(collector) = collector else {
+        return Ok(());
+    };
+    let state: String = collector.try_get(0)?;
+    let pending: i64 = collector.try_get(1)?;
+    let policy: Option<String> = collector.try_get(2)?;
+    if state != "waiting" {
+        return Ok(());
+    }
+    let now_ms = now.as_millis();
+    if !ok && policy.as_deref() == Some("fail_fast") {
+        tx.execute(
+            "UPDATE otp_jobs SET state = 'available', run_at = $1, pending_children = 0 WHERE id = $2",
+            &[&now_ms, &parent],
+        )
+        .await?;
+        tx.wake = true;
+        return cancel_children(tx, parent, now).await;
+    }
+    let pending = (pending - 1).max(0);
+    let state = if pending == 0 { "available" } else { "waiting" };
+    tx.wake |= pending == 0;
+    tx.execute(
+        "UPDATE otp_jobs SET pending_children = $1, state = $2, run_at = $3 WHERE id = $4",
+        &[&pending, &state, &now_ms, &parent],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Cancels the unfinished descendants of `parent` (its children, theirs, …).
+async fn cancel_children(tx: &Tx<'_>, parent: i64, now: Timestamp) -> Result<(), StoreError> {
+    tx.execute(
+        &format!(
+            "WITH RECURSIVE doomed(id) AS (
+                SELECT id FROM otp_jobs WHERE parent_id = $1 AND state NOT IN {FINAL_STATES}
+                UNION
+                SELECT j.id FROM otp_jobs j JOIN doomed d ON j.parent_id = d.id
+                WHERE j.state NOT IN {FINAL_STATES})
+             UPDATE otp_jobs SET state = 'cancelled', finished_at = $2, lease_owner = NULL,
+                lease_expires_at = NULL, counted = TRUE
+             WHERE id IN (SELECT id FROM doomed)"
+        ),
+        &[&parent, &now.as_millis()],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The row behind a lease, locked, if the lease is still held.
+struct Held {
+    attempt: i64,
+    max_attempts: i64,
+    backoff: RetryBackoff,
+}
+
+async fn held(tx: &Tx<'_>, lease: Lease) -> Result<Held, StoreError> {
+    let row = tx
+        .query_opt(
+            "SELECT state, token, attempt, max_attempts, backoff_base_ms, backoff_factor,
+                    backoff_max_ms FROM otp_jobs WHERE id = $1 FOR UPDATE",
+            &[&lease.id.0],
+        )
+        .await?
+        .ok_or(StoreError::NotFound(lease.id))?;
+    let state: String = row.try_get(0)?;
+    let token: i64 = row.try_get(1)?;
+    if state != "executing" || token != lease.token {
+        return Err(StoreError::LeaseLost(lease.id));
+    }
+    Ok(Held {
+        attempt: row.try_get(2)?,
+        max_attempts: row.try_get(3)?,
+        backoff: RetryBackoff {
+            base: millis(row.try_get(4)?).unwrap_or_default(),
+            factor: row.try_get(5)?,
+            max: millis(row.try_get(6)?).unwrap_or_default(),
+        },
+    })
+}
+
+async fn finish_tx(
+    tx: &mut Tx<'_>,
+    lease: Lease,
+    finish: &Finish,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let job = held(tx, lease).await?;
+    let id = lease.id.0;
+    let now_ms = now.as_millis();
+    match finish {
+        Finish::Completed {
+            result,
+            follow_ups,
+            groups,
+        } => {
+            tx.execute(
+                "UPDATE otp_jobs SET state = 'completed', result = $1, finished_at = $2,
+                    lease_owner = NULL, lease_expires_at = NULL WHERE id = $3",
+                &[result, &now_ms, &id],
+            )
+            .await?;
+            child_done(tx, id, true, now).await?;
+            enqueue_tx(tx, follow_ups, now).await?;
+            for group in groups {
+                enqueue_group_tx(tx, group, now).await?;
+            }
+        }
+        Finish::Failed { error, retry } => {
+            push_error(tx, id, job.attempt, now, error).await?;
+            if *retry && job.attempt < job.max_attempts {
+                let failed = u32_of(job.attempt, "an attempt")?;
+                let run_at = now.after(job.backoff.delay_after(failed));
+                tx.execute(
+                    "UPDATE otp_jobs SET state = 'retryable', run_at = $1, lease_owner = NULL,
+                        lease_expires_at = NULL WHERE id = $2",
+                    &[&run_at.as_millis(), &id],
+                )
+                .await?;
+                tx.wake = true;
+            } else {
+                discard(tx, id, error, now).await?;
+            }
+        }
+        Finish::Snoozed { until } => put_back(tx, id, *until, now).await?,
+        Finish::Parked => {
+            tx.execute(
+                "UPDATE otp_jobs SET state = 'parked', lease_owner = NULL, lease_expires_at = NULL
+                 WHERE id = $1",
+                &[&id],
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Back to waiting for `until`, the attempt not counted.
+async fn put_back(
+    tx: &mut Tx<'_>,
+    id: i64,
+    until: Timestamp,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE otp_jobs SET state = $1, run_at = $2, attempt = GREATEST(attempt - 1, 0),
+            lease_owner = NULL, lease_expires_at = NULL WHERE id = $3",
+        &[
+            &put_back_state(until, now).as_str(),
+            &until.max(now).as_millis(),
+            &id,
+        ],
+    )
+    .await?;
+    tx.wake = true;
+    Ok(())
+}
+
+async fn heartbeat_tx(
+    tx: &Tx<'_>,
+    leases: &[Lease],
+    expires_at: Timestamp,
+) -> Result<Vec<JobId>, StoreError> {
+    let ids: Vec<i64> = leases.iter().map(|l| l.id.0).collect();
+    let tokens: Vec<i64> = leases.iter().map(|l| l.token).collect();
+    let rows = tx
+        .query(
+            "UPDATE otp_jobs j SET lease_expires_at = $1
+             FROM unnest($2::BIGINT[], $3::BIGINT[]) AS l(id, token)
+             WHERE j.id = l.id AND j.token = l.token AND j.state = 'executing'
+             RETURNING j.id, j.token",
+            &[&expires_at.as_millis(), &ids, &tokens],
+        )
+        .await?;
+    let kept = rows
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect::<Result<std::collections::HashSet<(i64, i64)>, StoreError>>()?;
+    Ok(leases
+        .iter()
+        .filter(|l| !kept.contains(&(l.id.0, l.token)))
+        .map(|l| l.id)
+        .collect())
+}
+
+async fn state_of(tx: &Tx<'_>, id: JobId) -> Result<JobState, StoreError> {
+    let row = tx
+        .query_opt(
+            "SELECT state FROM otp_jobs WHERE id = $1 FOR UPDATE",
+            &[&id.0],
+        )
+        .await?
+        .ok_or(StoreError::NotFound(id))?;
+    let state: String = row.try_get(0)?;
+    JobState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("{id} has state `{state}`")))
+}
+
+async fn complete_parked_tx(
+    tx: &mut Tx<'_>,
+    id: JobId,
+    result: &str,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let state = state_of(tx, id).await?;
+    if state != JobState::Parked {
+        return Err(StoreError::InvalidState {
+            id,
+            state,
+            action: "complete (only parked jobs are completed from outside)",
+        });
+    }
+    tx.execute(
+        "UPDATE otp_jobs SET state = 'completed', result = $1, finished_at = $2 WHERE id = $3",
+        &[&result, &now.as_millis(), &id.0],
+    )
+    .await?;
+    child_done(tx, id.0, true, now).await
+}
+
+async fn release_tx(tx: &mut Tx<'_>, id: JobId, now: Timestamp) -> Result<(), StoreError> {
+    let state = state_of(tx, id).await?;
+    if state != JobState::Parked {
+        return Err(StoreError::InvalidState {
+            id,
+            state,
+            action: "release (only parked jobs are released)",
+        });
+    }
+    tx.execute(
+        "UPDATE otp_jobs SET state = 'available', run_at = $1 WHERE id = $2",
+        &[&now.as_millis(), &id.0],
+    )
+    .await?;
+    tx.wake = true;
+    Ok(())
+}
+
+async fn cancel_tx(tx: &mut Tx<'_>, id: JobId, now: Timestamp) -> Result<(), StoreError> {
+    let state = state_of(tx, id).await?;
+    if state.is_final() {
+        return Err(StoreError::InvalidState {
+            id,
+            state,
+            action: "cancel",
+        });
+    }
+    tx.execute(
+        "UPDATE otp_jobs SET state = 'cancelled', finished_at = $1, lease_owner = NULL,
+            lease_expires_at = NULL WHERE id = $2",
+        &[&now.as_millis(), &id.0],
+    )
+    .await?;
+    cancel_children(tx, id.0, now).await?;
+    child_done(tx, id.0, false, now).await
+}
+
+async fn retry_tx(tx: &mut Tx<'_>, id: JobId, now: Timestamp) -> Result<(), StoreError> {
+    let state = state_of(tx, id).await?;
+    if !matches!(
+        state,
+        JobState::Retryable | JobState::Discarded | JobState::Cancelled
+    ) {
+        return Err(StoreError::InvalidState {
+            id,
+            state,
+            action: "retry (only retryable, discarded or cancelled jobs are retried)",
+        });
+    }
+    // A fan-in child already counted by a collector that still waits is uncounted again.
+    let row = tx
+        .query_one(
+            "SELECT parent_id, counted FROM otp_jobs WHERE id = $1",
+            &[&id.0],
+        )
+        .await?;
+    if let (Some(parent), true) = (
+        row.try_get::<_, Option<i64>>(0)?,
+        row.try_get::<_, bool>(1)?,
+    ) {
+        let waiting = tx
+            .execute(
+                "UPDATE otp_jobs SET pending_children = pending_children + 1
+                 WHERE id = $1 AND state = 'waiting'",
+                &[&parent],
+            )
+            .await?;
+        if waiting == 1 {
+            tx.execute(
+                "UPDATE otp_jobs SET counted = FALSE WHERE id = $1",
+                &[&id.0],
+            )
+            .await?;
+        }
+    }
+    tx.execute(
+        "UPDATE otp_jobs SET state = 'available', run_at = $1, finished_at = NULL,
+            max_attempts = GREATEST(max_attempts, attempt + 1) WHERE id = $2",
+        &[&now.as_millis(), &id.0],
+    )
+    .await?;
+    tx.wake = true;
+    Ok(())
+}
+
+const RECORD_COLUMNS: &str = "id, queue, name, version, payload, state, priority, run_at,
+    attempt, max_attempts, timeout_ms, resource_key, resource_capacity, idem_key, lease_owner,
+    lease_expires_at, parent_id, pending_children, result, errors::text, inserted_at,
+    finished_at";
+
+fn record(row: &Row, now: Timestamp) -> Result<JobRecord, StoreError> {
+    let id = JobId(row.try_get(0)?);
+    let state: String = row.try_get(5)?;
+    let run_at = Timestamp::from_millis(row.try_get(7)?);
+    let state = JobState::parse(&state)
+        .ok_or_else(|| StoreError::Corrupt(format!("{id} has state `{state}`")))?;
+    let errors: String = row.try_get(19)?;
+    let errors = serde_json::from_str(&errors)
+        .map_err(|e| StoreError::Corrupt(format!("errors of {id}: {e}")))?;
+    let key: Option<String> = row.try_get(11)?;
+    let capacity: Option<i64> = row.try_get(12)?;
+    let resource = match key.zip(capacity) {
+        Some((key, capacity)) => Some(Resource {
+            key,
+            capacity: u32_of(capacity, "a resource capacity")?,
+        }),
+        None => None,
+    };
+    let priority: i64 = row.try_get(6)?;
+    Ok(JobRecord {
+        id,
+        queue: row.try_get(1)?,
+        name: row.try_get(2)?,
+        version: u32_of(row.try_get(3)?, "a version")?,
+        payload: row.try_get(4)?,
+        state: shown_state(state, run_at, now),
+        priority: i32::try_from(priority)
+            .map_err(|_| StoreError::Corrupt(format!("{id} has priority {priority}")))?,
+        run_at,
+        attempt: u32_of(row.try_get(8)?, "an attempt")?,
+        max_attempts: u32_of(row.try_get(9)?, "max_attempts")?,
+        timeout: millis(row.try_get(10)?),
+        resource,
+        idempotency_key: row.try_get(13)?,
+        lease_owner: row.try_get(14)?,
+        lease_expires_at: row
+            .try_get::<_, Option<i64>>(15)?
+            .map(Timestamp::from_millis),
+        parent: row.try_get::<_, Option<i64>>(16)?.map(JobId),
+        pending_children: u32_of(row.try_get(17)?, "pending_children")?,
+        result: row.try_get(18)?,
+        errors,
+        inserted_at: Timestamp::from_millis(row.try_get(20)?),
+        finished_at: row
+            .try_get::<_, Option<i64>>(21)?
+            .map(Timestamp::from_millis),
+    })
+}
+
+async fn list_tx(
+    tx: &Tx<'_>,
+    filter: &ListFilter,
+    now: Timestamp,
+) -> Result<Vec<JobRecord>, StoreError> {
+    // Every filter is a parameter; an absent one is NULL and matches everything, so one
+    // prepared statement serves all filters.
+    let (state, due_split): (Option<&str>, i64) = match filter.state {
+        // A scheduled job that is due reads as available.
+        Some(JobState::Available) => (None, 1),
+        Some(JobState::Scheduled) => (None, 2),
+        Some(state) => (Some(state.as_str()), 0),
+        None => (None, 0),
+    };
+    let limit = i64::from(filter.limit.unwrap_or(100));
+    let rows = tx
+        .query(
+            &format!(
+                "SELECT {RECORD_COLUMNS} FROM otp_jobs
+                 WHERE ($1::TEXT IS NULL OR state = $1)
+                   AND ($2::BIGINT <> 1 OR state = 'available' OR (state = 'scheduled' AND run_at <= $3))
+                   AND ($2::BIGINT <> 2 OR (state = 'scheduled' AND run_at > $3))
+                   AND ($4::TEXT IS NULL OR name = $4)
+                   AND ($5::TEXT IS NULL OR queue = $5)
+                   AND ($6::BIGINT IS NULL OR id > $6)
+                 ORDER BY id LIMIT $7"
+            ),
+            &[
+                &state,
+                &due_split,
+                &now.as_millis(),
+                &filter.name,
+                &filter.queue,
+                &filter.after.map(|a| a.0),
+                &limit,
+            ],
+        )
+        .await?;
+    rows.iter().map(|r| record(r, now)).collect()
+}
+
+async fn get_tx(tx: &Tx<'_>, id: JobId, now: Timestamp) -> Result<Option<JobRecord>, StoreError> {
+    let row = tx
+        .query_opt(
+            &format!("SELECT {RECORD_COLUMNS} FROM otp_jobs WHERE id = $1"),
+            &[&id.0],
+        )
+        .await?;
+    row.map(|r| record(&r, now)).transpose()
+}
+
+async fn counts_tx(tx: &Tx<'_>, now: Timestamp) -> Result<Vec<(JobState, u64)>, StoreError> {
+    let rows = tx
+        .query(
+            "SELECT CASE WHEN state = 'scheduled' AND run_at <= $1 THEN 'available' ELSE state END AS s,
+                    COUNT(*) FROM otp_jobs GROUP BY s",
+            &[&now.as_millis()],
+        )
+        .await?;
+    let mut counts: Vec<(JobState, u64)> = JobState::ALL.iter().map(|s| (*s, 0)).collect();
+    for row in rows {
+        let state: String = row.try_get(0)?;
+        let n: i64 = row.try_get(1)?;
+        let state = JobState::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt(format!("a job has state `{state}`")))?;
+        if let Some(entry) = counts.iter_mut().find(|(s, _)| *s == state) {
+            entry.1 = n.max(0) as u64;
+        }
+    }
+    Ok(counts)
+}
+
+async fn next_due_tx(
+    tx: &Tx<'_>,
+    queues: &[String],
+    names: &[String],
+) -> Result<Option<Timestamp>, StoreError> {
+    if queues.is_empty() || names.is_empty() {
+        return Ok(None);
+    }
+    let row = tx
+        .query_one(
+            "SELECT LEAST(
+                (SELECT MIN(run_at) FROM otp_jobs WHERE state IN ('scheduled','available','retryable')
+                    AND queue = ANY($1) AND name = ANY($2)),
+                (SELECT MIN(lease_expires_at) FROM otp_jobs WHERE state = 'executing'
+                    AND queue = ANY($1) AND name = ANY($2)))",
+            &[&queues, &names],
+        )
+        .await?;
+    Ok(row
+        .try_get::<_, Option<i64>>(0)?
+        .map(Timestamp::from_millis))
+}
+
+impl Store for PostgresStore {
+    fn enqueue(
+        &self,
+        jobs: Vec<NewJob>,
+        now: Timestamp,
+    ) -> BoxFuture<'_, Result<Vec<Enqueued>, StoreError>> {
+        async move { transaction!(self, |tx| enqueue_tx(&mut tx, &jobs, now).await?) }.boxed()
+    }
+
+    fn enqueue_group(
+        &self,
+        group: NewGroup,
+        now: Timestamp,
+    ) -> BoxFuture<'_, Result<GroupIds, StoreError>> {
+        async move { transaction!(self, |tx| enqueue_group_tx(&mut tx, &group, now).await?) }
+            .boxed()
+    }
+
+    fn claim(
+        &self,
+        request: ClaimRequest,
+        now: Timestamp,
+    ) -> BoxFuture<'_, Result<Vec<ClaimedJob>, StoreError>> {
+        async move { transaction!(self, |tx| claim_tx(&mut tx, &request, now).await?) }.boxed()
+    }
+
+    fn heartbeat(
+        &self,
+        leases: Vec<Lease>,
+        expires_at: Timestamp,
+        _now: Timestamp,
+    ) -> BoxFuture<'_, Result<Vec<JobId>, StoreError>> {
+        async move { transaction!(self, |tx| heartbeat_tx(&tx, &leases, expires_at).await?) }
+            .boxed()
+    }
+
+    fn finish(
+        &self,
+        lease: Lease,
+        finish: Finish,
+        now: Timestamp,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        async move { transaction!(self, |tx| finish_tx(&mut tx, lease, &finish, now).await?) }
+            .boxed()
+    }
+
+    fn give_back(&self, lease: Lease, now: Timestamp) -> BoxFuture<'_, Result<(), StoreError>> {
+        async move {
+            transaction!(self, |tx| {
+                held(&tx, lease).await?;
+                put_back(&mut tx, lease.id.0, now, now).await?
+            })
+        }
+        .boxed()
+    }
+
+    fn complete_parked(
+        &self,
+        id: JobId,
+        result: String,
+        now: Timestamp,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        async move {
+            transaction!(self, |tx| complete_parked_tx(&mut tx, id, &result, now)
+                .await?)
+        }
+        .boxed()
+    }
+
+    fn release(&self, id: JobId, now: Timestamp) -> BoxFuture<'_, Result<(), StoreError>> {
+        async move { transaction!(self, |tx| release_tx(&mut tx, id, now).await?) }.boxed()
+    }
+
+    fn cancel(&self, id: JobId, now: Timestamp) -> BoxFuture<'_, Result<(), StoreError>> {
+        async move { transaction!(self, |tx| cancel_tx(&mut tx, id, now).await?) }.boxed()
+    }
+
+    fn retry(&self, id: JobId, now: Timestamp) -> BoxFuture<'_, Result<(), StoreError>> {
+        async move { transaction!(self, |tx| retry_tx(&mut tx, id, now).await?) }.boxed()
+    }
+
+    fn get(
+        &self,
+        id: JobId,
+        now: Timestamp,
+    ) -> BoxFuture<'_, Result<Option<JobRecord>, StoreError>> {
+        async move { transaction!(self, |tx| get_tx(&tx, id, now).await?) }.boxed()
+    }
+
+    fn list(
+        &self,
+        filter: ListFilter,
+        now: Timestamp,
+    ) -> BoxFuture<'_, Result<Vec<JobRecord>, StoreError>> {
+        async move { transaction!(self, |tx| list_tx(&tx, &filter, now).await?) }.boxed()
+    }
+
+    fn counts(&self, now: Timestamp) -> BoxFuture<'_, Result<Vec<(JobState, u64)>, StoreError>> {
+        async move { transaction!(self, |tx| counts_tx(&tx, now).await?) }.boxed()
+    }
+
+    fn next_due(
+        &self,
+        queues: Vec<String>,
+        names: Vec<String>,
+    ) -> BoxFuture<'_, Result<Option<Timestamp>, StoreError>> {
+        async move { transaction!(self, |tx| next_due_tx(&tx, &queues, &names).await?) }.boxed()
+    }
+
+    fn wakeups(&self) -> Option<watch::Receiver<u64>> {
+        Some(self.inner.wake.subscribe())
+    }
+}

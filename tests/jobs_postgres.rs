@@ -1,0 +1,355 @@
+//! The store suite against `PostgresStore` on a real server, plus what only a shared store
+//! has: several stores (processes) on one queue, and wake-ups by `LISTEN/NOTIFY`.
+//!
+//! The server comes from `OTP_PG_URL` (`.ci/run` starts a throwaway cluster and sets it; by
+//! hand: `bash .ci/with-postgres cargo test --test jobs_postgres`). Without it these tests
+//! pass at once and say, once per run, that they were skipped and why; with
+//! `OTP_PG_REQUIRED=1` (CI) a missing server fails them instead. Every test works in a fresh
+//! schema, dropped afterwards.
+
+#![cfg(feature = "postgres")]
+
+mod store_suite;
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Once};
+use std::time::Duration;
+
+use ractor_otp::jobs::{
+    Finish, Job, JobContext, JobOptions, JobResult, Jobs, Lease, PostgresStore, Store, StoreError,
+};
+use serde::{Deserialize, Serialize};
+use store_suite::{add, claim_as, email, email_with, t, Guarded, EMAIL};
+
+store_suite!(postgres, async { pg_store().await });
+
+/// A real-time bound for a test against the server.
+const WAIT: Duration = Duration::from_secs(20);
+
+/// The server's URL, or `None` after saying (once per run, past the test harness's output
+/// capture) why the PostgreSQL tests are skipped.
+fn server_url() -> Option<String> {
+    static SAID: Once = Once::new();
+    match std::env::var("OTP_PG_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            if std::env::var("OTP_PG_REQUIRED").is_ok_and(|v| v == "1") {
+                panic!("OTP_PG_REQUIRED=1 but OTP_PG_URL is not set: no PostgreSQL server to test against");
+            }
+            SAID.call_once(|| {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "\nSKIPPED: the PostgreSQL store tests (tests/jobs_postgres.rs) did not run: \
+                     OTP_PG_URL is not set. Run them with a throwaway server: \
+                     `bash .ci/with-postgres cargo test --test jobs_postgres`, or set \
+                     OTP_PG_URL=postgres://user@host:port/db.\n"
+                );
+            });
+            None
+        }
+    }
+}
+
+/// Drops its schema (and everything in it) when dropped.
+struct DropSchema {
+    url: String,
+    schema: String,
+}
+
+impl Drop for DropSchema {
+    fn drop(&mut self) {
+        let url = self.url.clone();
+        // Bounded: a lock left behind fails the drop with a message instead of hanging.
+        let sql = format!(
+            "SET lock_timeout = '10s'; DROP SCHEMA IF EXISTS {} CASCADE",
+            self.schema
+        );
+        // A thread of its own: `drop` may run inside the test's runtime, which cannot block.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            runtime.block_on(async {
+                let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let driver = tokio::spawn(connection);
+                let done = client.batch_execute(&sql).await.map_err(|e| e.to_string());
+                drop(client);
+                let _ = driver.await;
+                done
+            })
+        })
+        .join();
+        if let Ok(Err(e)) = dropped {
+            eprintln!("could not drop test schema {}: {e}", self.schema);
+        }
+    }
+}
+
+/// A fresh schema name, unique in this run and across concurrent runs.
+fn fresh_schema() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "otp_test_{}_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed),
+        fastrand::u32(..)
+    )
+}
+
+async fn connect(url: &str, schema: &str) -> PostgresStore {
+    PostgresStore::options()
+        .schema(schema)
+        .max_connections(4)
+        .connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("connecting to OTP_PG_URL: {e}"))
+}
+
+/// A store in a fresh schema, dropped with it; `None` without a server.
+async fn pg_store() -> Option<Guarded<PostgresStore, DropSchema>> {
+    let url = server_url()?;
+    let schema = fresh_schema();
+    let store = connect(&url, &schema).await;
+    Some(Guarded {
+        store,
+        guard: DropSchema { url, schema },
+    })
+}
+
+/// Two stores on one fresh schema, as two processes would have: separate pools, separate
+/// listeners.
+async fn two_processes() -> Option<(PostgresStore, PostgresStore, DropSchema)> {
+    let url = server_url()?;
+    let schema = fresh_schema();
+    let a = connect(&url, &schema).await;
+    let b = connect(&url, &schema).await;
+    Some((a, b, DropSchema { url, schema }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Without a server.
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn bad_settings_are_rejected_before_connecting() {
+    let e = PostgresStore::connect("not a url at all")
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Invalid(_)), "{e}");
+    for schema in ["Upper", "1st", "drop table", "a-b", ""] {
+        let e = PostgresStore::options()
+            .schema(schema)
+            .connect("postgres://nobody@127.0.0.1:1/db")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, StoreError::Invalid(m) if m.contains("schema")),
+            "{schema:?}: {e}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn unreachable_server_is_a_clear_error() {
+    // Port 1 on loopback: nothing listens there.
+    let e = PostgresStore::options()
+        .wait_timeout(WAIT)
+        .connect("postgres://nobody@127.0.0.1:1/db")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, StoreError::Database(m) if m.contains("cannot connect")),
+        "{e}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Several processes on one queue.
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_claims_from_two_stores_never_share_a_job() {
+    let Some((a, b, _schema)) = two_processes().await else {
+        return;
+    };
+    let jobs: Vec<_> = (0..200).map(|i| email(&format!("to-{i}"))).collect();
+    let enqueued = a.enqueue(jobs, t(0)).await.unwrap();
+    let all: HashSet<_> = enqueued.iter().map(|e| e.id).collect();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut claimers = Vec::new();
+    for i in 0..8 {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let seen = seen.clone();
+        claimers.push(tokio::spawn(async move {
+            let owner = format!("claimer-{i}");
+            loop {
+                let got = claim_as(&store, &owner, &[EMAIL], 5, t(0)).await;
+                if got.is_empty() {
+                    return;
+                }
+                seen.lock().unwrap().extend(got.iter().map(|c| c.id));
+            }
+        }));
+    }
+    for claimer in claimers {
+        tokio::time::timeout(WAIT, claimer).await.unwrap().unwrap();
+    }
+    let seen = seen.lock().unwrap().clone();
+    let unique: HashSet<_> = seen.iter().copied().collect();
+    assert_eq!(seen.len(), unique.len(), "a job was claimed twice");
+    assert_eq!(unique, all, "every job was claimed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn resource_capacity_holds_across_stores() {
+    let Some((a, b, _schema)) = two_processes().await else {
+        return;
+    };
+    const CAPACITY: u32 = 2;
+    // More jobs than one claim scans, one job per claim: concurrent claims lock different
+    // candidates, so only the resource's own lock keeps them from overrunning it.
+    const N: usize = 200;
+    let jobs: Vec<_> = (0..N)
+        .map(|i| {
+            email_with(
+                &format!("to-{i}"),
+                JobOptions::new().resource("smtp", CAPACITY),
+            )
+        })
+        .collect();
+    a.enqueue(jobs, t(0)).await.unwrap();
+    // Counted up after a claim commits and down before the finish commits: never more than
+    // the store's holders, so never more than the capacity if the store keeps it.
+    let holding = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(AtomicUsize::new(0));
+    let mut claimers = Vec::new();
+    for i in 0..8 {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let (holding, peak, done) = (holding.clone(), peak.clone(), done.clone());
+        claimers.push(tokio::spawn(async move {
+            let owner = format!("claimer-{i}");
+            while done.load(Ordering::SeqCst) < N {
+                let got = claim_as(&store, &owner, &[EMAIL], 1, t(0)).await;
+                let now = holding.fetch_add(got.len(), Ordering::SeqCst) + got.len();
+                peak.fetch_max(now, Ordering::SeqCst);
+                tokio::task::yield_now().await;
+                for job in got {
+                    holding.fetch_sub(1, Ordering::SeqCst);
+                    let lease = Lease {
+                        id: job.id,
+                        token: job.token,
+                    };
+                    let finish = Finish::Completed {
+                        result: "null".into(),
+                        follow_ups: Vec::new(),
+                        groups: Vec::new(),
+                    };
+                    store.finish(lease, finish, t(0)).await.unwrap();
+                    done.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        }));
+    }
+    for claimer in claimers {
+        tokio::time::timeout(WAIT, claimer).await.unwrap().unwrap();
+    }
+    assert_eq!(done.load(Ordering::SeqCst), N);
+    let peak = peak.load(Ordering::SeqCst);
+    assert!(
+        (1..=CAPACITY as usize).contains(&peak),
+        "peak holders {peak}, capacity {CAPACITY}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_idempotent_enqueues_from_two_stores_make_one_job() {
+    let Some((a, b, _schema)) = two_processes().await else {
+        return;
+    };
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            let job = email_with("once", JobOptions::new().idempotency_key("invoice-7"));
+            store.enqueue(vec![job], t(0)).await.unwrap()[0]
+        }));
+    }
+    let mut ids = HashSet::new();
+    let mut fresh = 0;
+    for task in tasks {
+        let e = tokio::time::timeout(WAIT, task).await.unwrap().unwrap();
+        ids.insert(e.id);
+        fresh += usize::from(!e.duplicate);
+    }
+    assert_eq!(ids.len(), 1, "one job for one key");
+    assert_eq!(fresh, 1, "exactly one enqueue added it");
+}
+
+/// Waits for the next change of a store's wake-ups.
+async fn next_wakeup(rx: &mut tokio::sync::watch::Receiver<u64>) {
+    tokio::time::timeout(WAIT, rx.changed())
+        .await
+        .expect("no wake-up in time")
+        .expect("the store stopped reporting wake-ups");
+}
+
+#[tokio::test]
+async fn an_enqueue_in_one_store_wakes_the_other() {
+    let Some((a, b, _schema)) = two_processes().await else {
+        return;
+    };
+    let mut rx = b.wakeups().expect("a shared store reports wake-ups");
+    // The first wake-up says the listener is up (it is also sent after a reconnect).
+    if *rx.borrow_and_update() == 0 {
+        next_wakeup(&mut rx).await;
+    }
+    add(&a, email("hello"), t(0)).await;
+    next_wakeup(&mut rx).await;
+    assert!(
+        !rx.has_changed().unwrap(),
+        "one commit, one wake-up at most"
+    );
+}
+
+#[derive(Serialize, Deserialize)]
+struct Greet(String);
+
+impl Job for Greet {
+    const NAME: &'static str = "greet";
+    type Output = String;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runner_starts_a_job_another_process_enqueued_without_polling() {
+    let Some((a, b, _schema)) = two_processes().await else {
+        return;
+    };
+    let producer = Jobs::new(a);
+    let consumer = Jobs::new(b);
+    // It would poll only after an hour: a prompt start can only come from the notification.
+    let runner = consumer
+        .runner()
+        .handler(|job: Greet, _ctx: JobContext| async move {
+            JobResult::Ok(format!("hello, {}", job.0))
+        })
+        .poll_interval(Duration::from_secs(3600))
+        .spawn()
+        .await
+        .unwrap();
+    // A first job through the consumer's own handle: when it is done the runner is idle.
+    let first = consumer.enqueue(Greet("local".into())).await.unwrap().id;
+    let out = consumer.wait_for::<Greet>(first, WAIT).await.unwrap();
+    assert_eq!(out, "hello, local");
+
+    let remote = producer.enqueue(Greet("remote".into())).await.unwrap().id;
+    let out = consumer.wait_for::<Greet>(remote, WAIT).await.unwrap();
+    assert_eq!(out, "hello, remote");
+    let report = runner.shutdown(WAIT).await.unwrap();
+    assert_eq!(report.released, 0);
+}
