@@ -12,6 +12,12 @@
 //!   a WAL + `synchronous=FULL` file. The ratio says what the queue's logic costs over the
 //!   fsyncs it needs.
 //!
+//! * **`group-commit, 8 x 32 in flight`**: as above, but each producer keeps 32 enqueues in
+//!   flight (a producer serving many requests at once): bigger batches, fewer commits per job.
+//! * **`postgres, …`** (hand-timed pass only, when `OTP_PG_URL` is set, e.g. under
+//!   `bash .ci/with-postgres`): the same two producer shapes on `PostgresStore` (16
+//!   connections), where concurrent transactions share WAL flushes.
+//!
 //! An iteration ends when the `N`-th handler has run *and* its completion is committed (the
 //! handler counts; the counter's waiter then waits for the store to report `N` completed).
 //! After the criterion groups, a hand-timed pass prints jobs/s and the enqueue → start latency
@@ -24,7 +30,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use criterion::{criterion_group, Criterion, SamplingMode, Throughput};
-use ractor_otp::jobs::{Job, JobContext, JobResult, JobState, Jobs, SqliteOptions};
+use futures::StreamExt;
+use ractor_otp::jobs::{
+    Job, JobContext, JobResult, JobState, Jobs, JournalStats, PostgresStore, SqliteOptions,
+};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
@@ -73,38 +82,98 @@ fn fresh_path(tag: &str) -> std::path::PathBuf {
     dir.join("jobs.sqlite3")
 }
 
+#[derive(Clone, Copy, PartialEq)]
+enum Backend {
+    Sqlite,
+    /// The server at `OTP_PG_URL`, a fresh schema per run.
+    Postgres,
+}
+
 #[derive(Clone, Copy)]
 struct Setup {
     name: &'static str,
+    backend: Backend,
     max_batch: usize,
     producers: u64,
+    /// Enqueues each producer keeps in flight (1: each awaited before the next).
+    in_flight: usize,
     concurrency: u32,
 }
 
 const SINGLE: Setup = Setup {
     name: "single-commit",
+    backend: Backend::Sqlite,
     max_batch: 1,
     producers: 1,
+    in_flight: 1,
     concurrency: 16,
 };
 
 const GROUP: Setup = Setup {
     name: "group-commit, 8 producers",
+    backend: Backend::Sqlite,
     max_batch: 512,
     producers: 8,
+    in_flight: 1,
     concurrency: 64,
 };
 
-/// One run: `n` jobs enqueued and completed. Returns the elapsed time and the enqueue → start
-/// latencies (µs).
-async fn run_queue(setup: Setup, n: u64) -> (Duration, Vec<u64>) {
+const PG_GROUP: Setup = Setup {
+    name: "postgres, 8 producers",
+    backend: Backend::Postgres,
+    max_batch: 0,
+    producers: 8,
+    in_flight: 1,
+    concurrency: 64,
+};
+
+const PG_PIPELINED: Setup = Setup {
+    name: "postgres, 8 x 32 in flight",
+    backend: Backend::Postgres,
+    max_batch: 0,
+    producers: 8,
+    in_flight: 32,
+    concurrency: 64,
+};
+
+const PIPELINED: Setup = Setup {
+    name: "group-commit, 8 x 32 in flight",
+    backend: Backend::Sqlite,
+    max_batch: 512,
+    producers: 8,
+    in_flight: 32,
+    concurrency: 256,
+};
+
+/// One run: `n` jobs enqueued and completed. Returns the elapsed time, the enqueue → start
+/// latencies (µs) and the store's commits and operations.
+async fn run_queue(setup: Setup, n: u64) -> (Duration, Vec<u64>, Option<JournalStats>) {
     let path = fresh_path("queue");
-    let store = SqliteOptions::default()
-        .max_batch(setup.max_batch)
-        .open(&path)
-        .await
-        .expect("open store");
-    let jobs = Jobs::new(store);
+    let mut sqlite = None;
+    let mut schema = None;
+    let jobs = match setup.backend {
+        Backend::Sqlite => {
+            let store = SqliteOptions::default()
+                .max_batch(setup.max_batch)
+                .open(&path)
+                .await
+                .expect("open store");
+            sqlite = Some(store.clone());
+            Jobs::new(store)
+        }
+        Backend::Postgres => {
+            let url = std::env::var("OTP_PG_URL").expect("OTP_PG_URL");
+            let name = format!("otp_bench_{}_{}", std::process::id(), fastrand::u32(..));
+            let store = PostgresStore::options()
+                .schema(&name)
+                .max_connections(16)
+                .connect(&url)
+                .await
+                .expect("connect");
+            schema = Some((url, name));
+            Jobs::new(store)
+        }
+    };
     let started = Arc::new(AtomicU64::new(0));
     let all_started = Arc::new(Notify::new());
     let latencies = Arc::new(Mutex::new(Vec::with_capacity(n as usize)));
@@ -131,14 +200,17 @@ async fn run_queue(setup: Setup, n: u64) -> (Duration, Vec<u64>) {
     for p in 0..setup.producers {
         let jobs = jobs.clone();
         let share = n / setup.producers + u64::from(p < n % setup.producers);
+        let in_flight = setup.in_flight;
         producers.push(tokio::spawn(async move {
-            for _ in 0..share {
-                jobs.enqueue(Noop {
-                    enqueued_us: now_us(),
+            futures::stream::iter(0..share)
+                .for_each_concurrent(in_flight, |_| async {
+                    jobs.enqueue(Noop {
+                        enqueued_us: now_us(),
+                    })
+                    .await
+                    .expect("enqueue");
                 })
-                .await
-                .expect("enqueue");
-            }
+                .await;
         }));
     }
     for p in producers {
@@ -163,8 +235,24 @@ async fn run_queue(setup: Setup, n: u64) -> (Duration, Vec<u64>) {
         .expect("shutdown");
     drop(jobs);
     let _ = std::fs::remove_dir_all(path.parent().expect("dir"));
+    if let Some((url, name)) = schema {
+        drop_schema(&url, &name).await;
+    }
     let latencies = std::mem::take(&mut *latencies.lock().expect("latencies"));
-    (elapsed, latencies)
+    (elapsed, latencies, sqlite.map(|s| s.journal_stats()))
+}
+
+async fn drop_schema(url: &str, name: &str) {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    let driver = tokio::spawn(connection);
+    client
+        .batch_execute(&format!("DROP SCHEMA {name} CASCADE"))
+        .await
+        .expect("drop schema");
+    drop(client);
+    let _ = driver.await;
 }
 
 /// The anchor: one INSERT commit and one UPDATE commit per job, nothing else.
@@ -206,7 +294,7 @@ fn throughput(c: &mut Criterion) {
         .sampling_mode(SamplingMode::Flat)
         .measurement_time(Duration::from_secs(20))
         .throughput(Throughput::Elements(n));
-    for setup in [SINGLE, GROUP] {
+    for setup in [SINGLE, GROUP, PIPELINED] {
         group.bench_function(setup.name, |b| {
             b.iter_custom(|iters| (0..iters).map(|_| rt.block_on(run_queue(setup, n)).0).sum())
         });
@@ -238,8 +326,16 @@ fn report() {
         "{:<28} {:>10.0} {:>14} {:>14}",
         "raw rusqlite (anchor)", raw, "-", "-"
     );
-    for (setup, target) in [(SINGLE, 2_000.0), (GROUP, 20_000.0)] {
-        let (elapsed, mut lat) = rt.block_on(run_queue(setup, n));
+    let mut setups = vec![(SINGLE, 2_000.0), (GROUP, 20_000.0), (PIPELINED, 20_000.0)];
+    if std::env::var("OTP_PG_URL").is_ok() {
+        setups.extend([(PG_GROUP, 20_000.0), (PG_PIPELINED, 20_000.0)]);
+    } else {
+        println!(
+            "(PostgreSQL contenders skipped: OTP_PG_URL is not set; run under .ci/with-postgres)"
+        );
+    }
+    for (setup, target) in setups {
+        let (elapsed, mut lat, journal) = rt.block_on(run_queue(setup, n));
         lat.sort_unstable();
         let rate = n as f64 / elapsed.as_secs_f64();
         println!(
@@ -251,6 +347,15 @@ fn report() {
             rate / raw,
             if rate >= target { "met" } else { "MISSED" }
         );
+        if let Some(journal) = journal {
+            println!(
+                "{:<28} {:.2} commits/job, {:.2} operations/job, {:.1} operations/commit",
+                "",
+                journal.commits as f64 / n as f64,
+                journal.operations as f64 / n as f64,
+                journal.operations as f64 / journal.commits.max(1) as f64
+            );
+        }
     }
 }
 

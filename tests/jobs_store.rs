@@ -191,3 +191,65 @@ async fn max_batch_one_commits_every_operation() {
     assert_eq!(commits, operations, "one commit per operation");
     drop(store);
 }
+
+#[tokio::test]
+async fn version_one_file_is_upgraded_in_place() {
+    let dir = TempDir::new();
+    let store = SqliteStore::open(dir.db()).await.unwrap();
+    let kept = store.enqueue(vec![email("kept")], t(0)).await.unwrap()[0].id;
+    drop(store);
+    // Make it look like a file written by schema version 1: its full-table indexes.
+    {
+        let conn = rusqlite::Connection::open(dir.db()).unwrap();
+        conn.execute_batch(
+            "DROP INDEX otp_jobs_ready; DROP INDEX otp_jobs_next; DROP INDEX otp_jobs_leased;
+             CREATE INDEX otp_jobs_due ON otp_jobs(state, queue, name, priority DESC, run_at, id);
+             CREATE INDEX otp_jobs_lease ON otp_jobs(state, lease_expires_at);
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(dir.db()).await.unwrap();
+    assert_eq!(get(&store, kept, t(SEC)).await.state, JobState::Available);
+    assert_eq!(claim(&store, &[EMAIL], 5, t(SEC)).await.len(), 1);
+    drop(store);
+    let conn = rusqlite::Connection::open(dir.db()).unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 2);
+    let mut indexes: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'otp_jobs_%'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    indexes.sort();
+    assert_eq!(
+        indexes,
+        [
+            "otp_jobs_idem",
+            "otp_jobs_leased",
+            "otp_jobs_next",
+            "otp_jobs_parent",
+            "otp_jobs_ready",
+            "otp_jobs_resource"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn newer_schema_is_refused() {
+    let dir = TempDir::new();
+    drop(SqliteStore::open(dir.db()).await.unwrap());
+    rusqlite::Connection::open(dir.db())
+        .unwrap()
+        .execute_batch("PRAGMA user_version = 99")
+        .unwrap();
+    let e = SqliteStore::open(dir.db()).await.unwrap_err();
+    assert!(
+        matches!(&e, ractor_otp::jobs::StoreError::Settings(m) if m.contains("newer")),
+        "{e}"
+    );
+}

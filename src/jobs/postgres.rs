@@ -155,17 +155,19 @@ impl PostgresOptions {
             .build()
             .map_err(|e| StoreError::Invalid(format!("cannot build the connection pool: {e}")))?;
         let (wake, _) = watch::channel(0u64);
+        let (outgoing, outgoing_rx) = watch::channel(0u64);
         let store = PostgresStore {
             inner: std::sync::Arc::new(Inner {
                 pool,
                 key_prefix: self.schema.clone().unwrap_or_default(),
                 channel: channel.clone(),
                 wake: wake.clone(),
+                outgoing,
                 listener: std::sync::Mutex::new(None),
             }),
         };
         store.prepare(self.schema.as_deref()).await?;
-        let listener = tokio::spawn(listen(config, tls, channel, wake));
+        let listener = tokio::spawn(listen(config, tls, channel, wake, outgoing_rx));
         if let Ok(mut slot) = store.inner.listener.lock() {
             *slot = Some(listener);
         }
@@ -203,7 +205,11 @@ struct Inner {
     /// contend.
     key_prefix: String,
     channel: String,
+    /// Bumped by notifications from other processes (and this one's).
     wake: watch::Sender<u64>,
+    /// Bumped after a commit that made something claimable: the listener sends one `NOTIFY`
+    /// for any number of bumps since its last.
+    outgoing: watch::Sender<u64>,
     listener: std::sync::Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -286,6 +292,14 @@ impl PostgresStore {
         Ok(())
     }
 
+    /// Tells the other processes (through the listener's connection) that something became
+    /// claimable. Not sent from the transaction itself: a `NOTIFY` holds a database-wide lock
+    /// through its commit, which would make concurrent commits queue behind each other
+    /// instead of sharing WAL flushes.
+    fn notify_others(&self) {
+        self.inner.outgoing.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
         self.inner.pool.get().await.map_err(|e| match e {
             PoolError::Backend(e) => {
@@ -318,7 +332,9 @@ macro_rules! transaction {
                 let value: Result<_, StoreError> = async { Ok($body) }.await;
                 match value {
                     Ok(value) => {
-                        $tx.commit(&store.inner.channel).await?;
+                        if $tx.commit().await? {
+                            store.notify_others();
+                        }
                         Ok(value)
                     }
                     Err(e) => {
@@ -381,8 +397,12 @@ const SCHEMA: &str = "
     );
     CREATE UNIQUE INDEX IF NOT EXISTS otp_jobs_idem ON otp_jobs(idem_key)
         WHERE idem_key IS NOT NULL;
-    CREATE INDEX IF NOT EXISTS otp_jobs_due ON otp_jobs(state, queue, name, priority DESC, run_at, id);
-    CREATE INDEX IF NOT EXISTS otp_jobs_lease ON otp_jobs(state, lease_expires_at);
+    CREATE INDEX IF NOT EXISTS otp_jobs_ready ON otp_jobs(queue, priority DESC, run_at, id)
+        WHERE state IN ('scheduled','available','retryable');
+    CREATE INDEX IF NOT EXISTS otp_jobs_next ON otp_jobs(run_at)
+        WHERE state IN ('scheduled','available','retryable');
+    CREATE INDEX IF NOT EXISTS otp_jobs_leased ON otp_jobs(lease_expires_at)
+        WHERE state = 'executing';
     CREATE INDEX IF NOT EXISTS otp_jobs_resource ON otp_jobs(resource_key, state)
         WHERE resource_key IS NOT NULL;
     CREATE INDEX IF NOT EXISTS otp_jobs_parent ON otp_jobs(parent_id)
@@ -413,13 +433,15 @@ impl From<tokio_postgres::Error> for StoreError {
     }
 }
 
-/// Keeps a connection listening on the store's channel and bumps `wake` at every
-/// notification, and after every (re)connect (notifications may have been missed).
+/// Keeps a connection listening on the store's channel: bumps `wake` at every notification,
+/// and after every (re)connect (notifications may have been missed); sends a `NOTIFY` when
+/// `outgoing` changes (coalescing the bumps that came meanwhile).
 async fn listen<T>(
     config: tokio_postgres::Config,
     tls: T,
     channel: String,
     wake: watch::Sender<u64>,
+    mut outgoing: watch::Receiver<u64>,
 ) where
     T: MakeTlsConnect<Socket> + Clone + Sync + Send + 'static,
     T::Stream: Sync + Send,
@@ -453,7 +475,24 @@ async fn listen<T>(
                         tracing::debug!(%channel, "job store listening for wake-ups");
                         backoff = Duration::from_millis(100);
                         bump(&wake);
-                        let lost = drive.await;
+                        let notify = async {
+                            loop {
+                                if outgoing.changed().await.is_err() {
+                                    // The store is gone (its drop also stops this task).
+                                    std::future::pending::<()>().await;
+                                }
+                                if let Err(e) = client
+                                    .execute("SELECT pg_notify($1, '')", &[&channel])
+                                    .await
+                                {
+                                    return StoreError::from(e).to_string();
+                                }
+                            }
+                        };
+                        let lost = tokio::select! {
+                            lost = &mut drive => lost,
+                            lost = notify => lost,
+                        };
                         tracing::warn!(%channel, error = %lost, "job store wake-up connection lost; reconnecting (runners poll meanwhile)");
                     }
                     Err(e) => {
@@ -505,12 +544,10 @@ impl Tx<'_> {
         Ok(self.tx.execute(&statement, params).await?)
     }
 
-    async fn commit(self, channel: &str) -> Result<(), StoreError> {
-        if self.wake {
-            self.execute("SELECT pg_notify($1, '')", &[&channel])
-                .await?;
-        }
-        Ok(self.tx.commit().await?)
+    /// Commits; returns whether something became claimable.
+    async fn commit(self) -> Result<bool, StoreError> {
+        self.tx.commit().await?;
+        Ok(self.wake)
     }
 }
 
@@ -655,31 +692,51 @@ async fn claim_tx(
         return Ok(Vec::new());
     }
     let now_ms = now.as_millis();
-    // Resources at capacity are filtered here; places are re-checked under the key's lock
-    // below. Candidates another claim holds are skipped, not waited for.
+    // Two scans, each along its own partial index: due jobs (in claim order) and expired
+    // leases. Resources at capacity are filtered here; places are re-checked under the key's
+    // lock below. Candidates another claim holds are skipped, not waited for.
     let scan = i64::from(request.limit) * 4 + 32;
-    let candidates = tx
-        .query(
-            "SELECT id, state, attempt, max_attempts, resource_key, resource_capacity,
-                    lease_owner, lease_expires_at
-             FROM otp_jobs j
-             WHERE queue = ANY($1) AND name = ANY($2)
-               AND ((state IN ('scheduled','available','retryable') AND run_at <= $3)
-                    OR (state = 'executing' AND lease_expires_at <= $3))
-               AND (resource_key IS NULL OR resource_capacity > (
-                    SELECT COUNT(*) FROM otp_jobs e
-                    WHERE e.resource_key = j.resource_key AND e.state = 'executing'
-                      AND e.lease_expires_at > $3))
-             ORDER BY priority DESC, run_at, id
-             LIMIT $4
-             FOR UPDATE SKIP LOCKED",
-            &[&request.queues, &request.names, &now_ms, &scan],
-        )
-        .await?;
+    let mut candidates = Vec::new();
+    for due in [
+        "state IN ('scheduled','available','retryable') AND run_at <= $3",
+        "state = 'executing' AND lease_expires_at <= $3",
+    ] {
+        let rows = tx
+            .query(
+                &format!(
+                    "SELECT id, state, attempt, max_attempts, resource_key, resource_capacity,
+                            lease_owner, lease_expires_at, priority, run_at
+                     FROM otp_jobs j
+                     WHERE {due} AND queue = ANY($1) AND name = ANY($2)
+                       AND (resource_key IS NULL OR resource_capacity > (
+                            SELECT COUNT(*) FROM otp_jobs e
+                            WHERE e.resource_key = j.resource_key AND e.state = 'executing'
+                              AND e.lease_expires_at > $3))
+                     ORDER BY priority DESC, run_at, id
+                     LIMIT $4
+                     FOR UPDATE SKIP LOCKED"
+                ),
+                &[&request.queues, &request.names, &now_ms, &scan],
+            )
+            .await?;
+        for row in rows {
+            let order = (
+                std::cmp::Reverse(row.try_get::<_, i64>(8)?),
+                row.try_get::<_, i64>(9)?,
+                row.try_get::<_, i64>(0)?,
+            );
+            candidates.push((order, row));
+        }
+    }
+    candidates.sort_by_key(|(order, _)| *order);
     let lease_end = now.after(request.lease).as_millis();
-    let mut claimed = Vec::new();
-    for c in candidates {
-        if claimed.len() as u32 >= request.limit {
+    let mut rows = Vec::new();
+    // Due jobs that need no resource: claimed together by one statement at the end.
+    let mut plain = Vec::new();
+    let mut taken = 0u32;
+    let mut order = std::collections::HashMap::new();
+    for (rank, c) in candidates {
+        if taken >= request.limit {
             break;
         }
         let id: i64 = c.try_get(0)?;
@@ -688,6 +745,12 @@ async fn claim_tx(
         let max_attempts: i64 = c.try_get(3)?;
         let key: Option<String> = c.try_get(4)?;
         let capacity: Option<i64> = c.try_get(5)?;
+        order.insert(id, rank);
+        if state != "executing" && key.is_none() {
+            plain.push(id);
+            taken += 1;
+            continue;
+        }
         let lost_run = (state == "executing").then(|| {
             lost_run_error(
                 c.try_get::<_, Option<String>>(6).ok().flatten().as_deref(),
@@ -748,6 +811,27 @@ async fn claim_tx(
         if let Some(error) = &lost_run {
             push_error(tx, id, attempt, now, error).await?;
         }
+        taken += 1;
+        rows.push(row);
+    }
+    if !plain.is_empty() {
+        // Still due? (A fail-fast discard above may have cancelled some meanwhile.)
+        rows.extend(
+            tx.query(
+                &format!(
+                    "UPDATE otp_jobs SET state = 'executing', attempt = attempt + 1,
+                        token = token + 1, lease_owner = $1, lease_expires_at = $2
+                     WHERE id = ANY($3) AND state IN ('scheduled','available','retryable')
+                     RETURNING {CLAIMED_COLUMNS}"
+                ),
+                &[&request.owner, &lease_end, &plain],
+            )
+            .await?,
+        );
+    }
+    let mut claimed = Vec::with_capacity(rows.len());
+    for row in rows {
+        let id: i64 = row.try_get(0)?;
         let mut job = ClaimedJob {
             id: JobId(row.try_get(0)?),
             token: row.try_get(1)?,
@@ -766,6 +850,7 @@ async fn claim_tx(
         }
         claimed.push(job);
     }
+    claimed.sort_by_key(|job| order.get(&job.id.0).copied());
     Ok(claimed)
 }
 
