@@ -31,9 +31,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use criterion::{criterion_group, Criterion, SamplingMode, Throughput};
 use futures::StreamExt;
-use ractor_otp::jobs::{
-    Job, JobContext, JobResult, JobState, Jobs, JournalStats, PostgresStore, SqliteOptions,
-};
+use ractor_otp::jobs::{Job, JobContext, JobResult, JobState, Jobs, JournalStats, SqliteOptions};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
@@ -162,16 +160,9 @@ async fn run_queue(setup: Setup, n: u64) -> (Duration, Vec<u64>, Option<JournalS
             Jobs::new(store)
         }
         Backend::Postgres => {
-            let url = std::env::var("OTP_PG_URL").expect("OTP_PG_URL");
-            let name = format!("otp_bench_{}_{}", std::process::id(), fastrand::u32(..));
-            let store = PostgresStore::options()
-                .schema(&name)
-                .max_connections(16)
-                .connect(&url)
-                .await
-                .expect("connect");
-            schema = Some((url, name));
-            Jobs::new(store)
+            let (jobs, url_and_schema) = open_postgres().await;
+            schema = Some(url_and_schema);
+            jobs
         }
     };
     let started = Arc::new(AtomicU64::new(0));
@@ -242,6 +233,29 @@ async fn run_queue(setup: Setup, n: u64) -> (Duration, Vec<u64>, Option<JournalS
     (elapsed, latencies, sqlite.map(|s| s.journal_stats()))
 }
 
+/// A queue in a fresh schema on the server at `OTP_PG_URL`.
+#[cfg(feature = "postgres")]
+async fn open_postgres() -> (Jobs, (String, String)) {
+    let url = std::env::var("OTP_PG_URL").expect("OTP_PG_URL");
+    let name = format!("otp_bench_{}_{}", std::process::id(), fastrand::u32(..));
+    let store = ractor_otp::jobs::PostgresStore::options()
+        .schema(&name)
+        .max_connections(16)
+        .connect(&url)
+        .await
+        .expect("connect");
+    (Jobs::new(store), (url, name))
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn open_postgres() -> (Jobs, (String, String)) {
+    unreachable!("PostgreSQL contenders only run with the `postgres` feature")
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn drop_schema(_url: &str, _name: &str) {}
+
+#[cfg(feature = "postgres")]
 async fn drop_schema(url: &str, name: &str) {
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
         .await
@@ -327,11 +341,11 @@ fn report() {
         "raw rusqlite (anchor)", raw, "-", "-"
     );
     let mut setups = vec![(SINGLE, 2_000.0), (GROUP, 20_000.0), (PIPELINED, 20_000.0)];
-    if std::env::var("OTP_PG_URL").is_ok() {
+    if cfg!(feature = "postgres") && std::env::var("OTP_PG_URL").is_ok() {
         setups.extend([(PG_GROUP, 20_000.0), (PG_PIPELINED, 20_000.0)]);
     } else {
         println!(
-            "(PostgreSQL contenders skipped: OTP_PG_URL is not set; run under .ci/with-postgres)"
+            "(PostgreSQL contenders skipped: they need the `postgres` feature and OTP_PG_URL; run under .ci/with-postgres)"
         );
     }
     for (setup, target) in setups {
