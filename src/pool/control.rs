@@ -291,9 +291,20 @@ impl<W: Worker> PoolState<W> {
     /// Waits until the slots from `from` on have nothing in flight (and, from 0, the queue is
     /// empty).
     async fn wait_idle(&self, from: usize) {
+        /// Counts this caller among the waiters while it waits (workers only wake waiters).
+        struct Waiting<'a>(&'a std::sync::atomic::AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        self.shared.idle_waiters.fetch_add(1, Ordering::SeqCst);
+        let _waiting = Waiting(&self.shared.idle_waiters);
         loop {
             let mut progress = std::pin::pin!(self.shared.progress.notified());
             progress.as_mut().enable();
+            // Pairs with the fence in `task_finished`.
+            std::sync::atomic::fence(Ordering::SeqCst);
             if self.shared.is_idle(from) {
                 return;
             }

@@ -299,7 +299,13 @@ pub(crate) struct Counters {
 pub(crate) struct Shared<W: Worker> {
     pub(crate) slots: RwLock<Vec<Arc<Slot<W>>>>,
     pub(crate) routing: Arc<dyn Routing>,
-    pub(crate) queue: Mutex<TaskQueue<Envelope<W>>>,
+    queue: Mutex<TaskQueue<Envelope<W>>>,
+    /// The queue's length, stored under its lock at every change: workers finishing a task
+    /// look here before taking the lock (almost always to find it empty).
+    queued: AtomicUsize,
+    /// Callers of `wait_idle` (drains, shrinks) waiting now: workers skip the `progress`
+    /// wake-up when there are none.
+    pub(crate) idle_waiters: AtomicUsize,
     /// A queued task left the queue (room for a waiting submitter).
     pub(crate) space: Notify,
     /// A task finished (for drains and shrinks waiting for work to finish).
@@ -324,6 +330,26 @@ pub(crate) fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
 pub(crate) fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     lock.write()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Calls `f` with a view of every slot, built on the stack for pools of up to 32 workers (no
+/// allocation per routed task).
+fn with_views<W: Worker, R>(
+    slots: &[Arc<Slot<W>>],
+    limit: usize,
+    f: impl FnOnce(&[WorkerView]) -> R,
+) -> R {
+    const ON_STACK: usize = 32;
+    if slots.len() <= ON_STACK {
+        let mut views = [WorkerView::IDLE; ON_STACK];
+        for (view, slot) in views.iter_mut().zip(slots) {
+            *view = slot.view(limit);
+        }
+        f(&views[..slots.len()])
+    } else {
+        let views: Vec<WorkerView> = slots.iter().map(|s| s.view(limit)).collect();
+        f(&views)
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -352,6 +378,8 @@ impl<W: Worker> Shared<W> {
             slots: RwLock::new(slots),
             routing,
             queue: Mutex::new(TaskQueue::new(capacity, overflow)),
+            queued: AtomicUsize::new(0),
+            idle_waiters: AtomicUsize::new(0),
             space: Notify::new(),
             progress: Notify::new(),
             phase: AtomicU8::new(Phase::Running as u8),
@@ -388,6 +416,24 @@ impl<W: Worker> Shared<W> {
         lock(&self.queue).len()
     }
 
+    /// Changes the queue under its lock and publishes its new length.
+    fn with_queue<R>(&self, change: impl FnOnce(&mut TaskQueue<Envelope<W>>) -> R) -> R {
+        let mut q = lock(&self.queue);
+        let out = change(&mut q);
+        self.queued.store(q.len(), Ordering::SeqCst);
+        out
+    }
+
+    /// Tells `wait_idle` callers that a task finished, if any are waiting. Called after the
+    /// task's reservation is released; the fence pairs with the one in `wait_idle`, so either
+    /// the waiter sees the release or this sees the waiter.
+    pub(crate) fn task_finished(&self) {
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if self.idle_waiters.load(Ordering::SeqCst) > 0 {
+            self.progress.notify_waiters();
+        }
+    }
+
     /// Routes and sends a task, or queues it. `wait`: whether a full queue under
     /// [`Overflow::Wait`] may make the caller wait (false for `try_submit`).
     pub(crate) async fn dispatch(
@@ -413,9 +459,8 @@ impl<W: Worker> Shared<W> {
             let mut space = std::pin::pin!(self.space.notified());
             space.as_mut().enable();
             let pushed = {
-                let mut q = lock(&self.queue);
                 let priority = env.priority;
-                q.push(env, priority)
+                self.with_queue(|q| q.push(env, priority))
             };
             match pushed {
                 Push::Queued => {
@@ -452,8 +497,10 @@ impl<W: Worker> Shared<W> {
             // dispatch from its `Drop`).
             let picked = {
                 let slots = read(&self.slots);
-                let views: Vec<WorkerView> = slots.iter().map(|s| s.view(self.limit)).collect();
-                match self.routing.route(&views, env.key) {
+                let target = with_views(&slots, self.limit, |views| {
+                    self.routing.route(views, env.key)
+                });
+                match target {
                     Target::One(i) => slots.get(i).and_then(|s| s.incarnation()),
                     Target::Unavailable => return Err(env),
                 }
@@ -493,7 +540,7 @@ impl<W: Worker> Shared<W> {
             return;
         }
         let priority = env.priority;
-        let pushed = lock(&self.queue).push(env, priority);
+        let pushed = self.with_queue(|q| q.push(env, priority));
         match pushed {
             Push::Queued => self.kick(),
             Push::Displaced(old) => {
@@ -527,13 +574,16 @@ impl<W: Worker> Shared<W> {
     /// Moves queued tasks to `inc` while it can take them.
     pub(crate) fn pull(&self, inc: &Incarnation<W>) {
         loop {
-            if lock(&self.queue).is_empty() || !inc.alive() {
+            // Pairs with the fence in a finishing worker's pull: a submitter that queued a
+            // task while every worker was busy, or the worker that frees up, sees the other.
+            std::sync::atomic::fence(Ordering::SeqCst);
+            if self.queued.load(Ordering::SeqCst) == 0 || !inc.alive() {
                 return;
             }
             if !inc.try_reserve(self.limit) {
                 return;
             }
-            let next = lock(&self.queue).pop();
+            let next = self.with_queue(|q| q.pop());
             let Some(env) = next else {
                 inc.release();
                 continue; // re-check: a submitter may have queued after our look
@@ -545,8 +595,9 @@ impl<W: Worker> Shared<W> {
                 // The incarnation just died: queue the task again for another worker.
                 inc.release();
                 let priority = env.priority;
-                let mut q = lock(&self.queue);
-                if let Push::Full(env) | Push::Displaced(env) = q.push(env, priority) {
+                if let Push::Full(env) | Push::Displaced(env) =
+                    self.with_queue(|q| q.push(env, priority))
+                {
                     self.counters.dropped.fetch_add(1, Ordering::Relaxed);
                     env.fail(TaskError::Dropped);
                 }
@@ -557,7 +608,7 @@ impl<W: Worker> Shared<W> {
 
     /// Fails every queued task with `error` (the pool is stopping).
     pub(crate) fn fail_queued(&self, error: impl Fn() -> TaskError<W::Error>) {
-        let tasks = lock(&self.queue).drain_all();
+        let tasks = self.with_queue(|q| q.drain_all());
         for env in tasks {
             env.fail(error());
         }

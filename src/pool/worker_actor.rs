@@ -104,7 +104,7 @@ impl<W: Worker> Actor for WorkerActor<W> {
         let span = state.span.clone();
         let outcome = state.run(env).instrument(span).await;
         state.inc.release();
-        state.shared.progress.notify_waiters();
+        state.shared.task_finished();
         // A worker about to fail (it overran a timeout) or being removed takes no more tasks.
         if outcome.is_ok() && !state.slot.retiring.load(Ordering::Acquire) {
             state.shared.pull(&state.inc);
