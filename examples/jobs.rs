@@ -19,6 +19,10 @@
 //! * run it once more: everything is done, it only prints the summary. `--fresh` starts over
 //!   (deletes the database and the report). A run killed hard (`kill -9`) is fine too: its
 //!   jobs' 5 s leases expire and the next run takes them over.
+//!
+//! `--postgres postgres://user@host/db` keeps the queue in PostgreSQL instead (schema
+//! `jobs_example`): run the example in two terminals at once and both runners share the work.
+//! For a throwaway server: `bash .ci/with-postgres bash -c 'cargo run --example jobs -- --postgres "$OTP_PG_URL"'`.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -214,25 +218,74 @@ async fn summary(jobs: &Jobs, report: &Path) -> Result<(), Box<dyn std::error::E
     Ok(())
 }
 
+/// The queue in the schema `jobs_example` of the server at `url` (`--fresh` drops it first).
+#[cfg(feature = "postgres")]
+async fn open_postgres(
+    url: &str,
+    fresh: bool,
+    report: &Path,
+) -> Result<Jobs, Box<dyn std::error::Error>> {
+    if fresh {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+        let driver = tokio::spawn(connection);
+        client
+            .batch_execute("DROP SCHEMA IF EXISTS jobs_example CASCADE")
+            .await?;
+        drop(client);
+        let _ = driver.await;
+        let _ = std::fs::remove_file(report);
+        println!("--fresh: dropped the schema jobs_example and deleted the report");
+    }
+    let store = ractor_otp::jobs::PostgresStore::options()
+        .schema("jobs_example")
+        .connect(url)
+        .await?;
+    println!("job store: PostgreSQL, schema jobs_example");
+    Ok(Jobs::new(store))
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn open_postgres(
+    _url: &str,
+    _fresh: bool,
+    _report: &Path,
+) -> Result<Jobs, Box<dyn std::error::Error>> {
+    Err("this build has no PostgreSQL store: build with the `postgres` feature".into())
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let fresh = args.iter().any(|a| a == "--fresh");
-    let db = args.iter().find(|a| !a.starts_with("--"));
-    let db = PathBuf::from(db.map_or(DEFAULT_DB, String::as_str));
+    let postgres = args
+        .iter()
+        .position(|a| a == "--postgres")
+        .map(|i| args.get(i + 1).cloned().ok_or("--postgres needs a URL"))
+        .transpose()?;
+    let db = args
+        .iter()
+        .enumerate()
+        .find(|(i, a)| !a.starts_with("--") && (*i == 0 || args[i - 1] != "--postgres"))
+        .map(|(_, a)| a.as_str());
+    let db = PathBuf::from(db.unwrap_or(DEFAULT_DB));
     let report_path = db.with_file_name(format!("report-{MONTH}.txt"));
     if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
-    if fresh {
+    if fresh && postgres.is_none() {
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
         }
         let _ = std::fs::remove_file(&report_path);
         println!("--fresh: deleted the old database and report");
     }
-    let jobs = Jobs::new(SqliteStore::open(&db).await?);
-    println!("job store: {}", db.display());
+    let jobs = match &postgres {
+        Some(url) => open_postgres(url, fresh, &report_path).await?,
+        None => {
+            println!("job store: {}", db.display());
+            Jobs::new(SqliteStore::open(&db).await?)
+        }
+    };
 
     // Idempotent: a re-run finds the job enqueued by the first run instead of adding one.
     let key = format!("report-{MONTH}");
