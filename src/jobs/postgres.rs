@@ -312,18 +312,21 @@ impl PostgresStore {
     }
 }
 
-/// Runs `$body` (which uses `$tx: &mut Tx`) in a transaction, committing on `Ok`, and runs
-/// it again after a deadlock or serialization failure.
-macro_rules! transaction {
-    ($store:expr, |$tx:ident| $body:expr) => {{
+/// Runs `$body` (which uses `$tx: &mut Tx`) on a pooled connection and runs it again after a
+/// deadlock or serialization failure. `transaction`: inside `BEGIN … COMMIT`, committed on
+/// `Ok`, rolled back on `Err`. `autocommit`: each statement its own transaction, two round
+/// trips fewer: only for operations that are one writing statement, or only read.
+macro_rules! operation {
+    ($store:expr, $mode:ident, |$tx:ident| $body:expr) => {{
         let store: &PostgresStore = $store;
         let mut conflicts = 0;
         loop {
+            #[allow(unused_mut)] // only a transaction borrows the connection mutably
             let mut client = store.client().await?;
             let outcome = async {
                 #[allow(unused_mut)] // read-only operations take `&tx`
                 let mut $tx = Tx {
-                    tx: client.transaction().await?,
+                    conn: operation!(@conn $mode, client),
                     wake: false,
                     key_prefix: &store.inner.key_prefix,
                 };
@@ -338,7 +341,7 @@ macro_rules! transaction {
                         Ok(value)
                     }
                     Err(e) => {
-                        let _ = $tx.tx.rollback().await;
+                        $tx.rollback().await;
                         Err(e)
                     }
                 }
@@ -353,6 +356,12 @@ macro_rules! transaction {
             }
         }
     }};
+    (@conn transaction, $client:ident) => {
+        Conn::Tx($client.transaction().await?)
+    };
+    (@conn autocommit, $client:ident) => {
+        Conn::Auto(&$client)
+    };
 }
 
 const SCHEMA_VERSION: i64 = 1;
@@ -516,8 +525,16 @@ async fn listen<T>(
 
 type Param<'a> = &'a (dyn ToSql + Sync);
 
+/// Where an operation's statements go.
+enum Conn<'c> {
+    /// Inside a transaction.
+    Tx(deadpool_postgres::Transaction<'c>),
+    /// Straight on the connection: each statement is its own transaction.
+    Auto(&'c deadpool_postgres::ClientWrapper),
+}
+
 struct Tx<'c> {
-    tx: deadpool_postgres::Transaction<'c>,
+    conn: Conn<'c>,
     /// Something became claimable: notify listeners at commit.
     wake: bool,
     key_prefix: &'c str,
@@ -525,29 +542,45 @@ struct Tx<'c> {
 
 impl Tx<'_> {
     async fn query(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, StoreError> {
-        let statement = self.tx.prepare_cached(sql).await?;
-        Ok(self.tx.query(&statement, params).await?)
+        Ok(match &self.conn {
+            Conn::Tx(tx) => tx.query(&tx.prepare_cached(sql).await?, params).await?,
+            Conn::Auto(c) => c.query(&c.prepare_cached(sql).await?, params).await?,
+        })
     }
 
     async fn query_opt(&self, sql: &str, params: &[Param<'_>]) -> Result<Option<Row>, StoreError> {
-        let statement = self.tx.prepare_cached(sql).await?;
-        Ok(self.tx.query_opt(&statement, params).await?)
+        Ok(match &self.conn {
+            Conn::Tx(tx) => tx.query_opt(&tx.prepare_cached(sql).await?, params).await?,
+            Conn::Auto(c) => c.query_opt(&c.prepare_cached(sql).await?, params).await?,
+        })
     }
 
     async fn query_one(&self, sql: &str, params: &[Param<'_>]) -> Result<Row, StoreError> {
-        let statement = self.tx.prepare_cached(sql).await?;
-        Ok(self.tx.query_one(&statement, params).await?)
+        Ok(match &self.conn {
+            Conn::Tx(tx) => tx.query_one(&tx.prepare_cached(sql).await?, params).await?,
+            Conn::Auto(c) => c.query_one(&c.prepare_cached(sql).await?, params).await?,
+        })
     }
 
     async fn execute(&self, sql: &str, params: &[Param<'_>]) -> Result<u64, StoreError> {
-        let statement = self.tx.prepare_cached(sql).await?;
-        Ok(self.tx.execute(&statement, params).await?)
+        Ok(match &self.conn {
+            Conn::Tx(tx) => tx.execute(&tx.prepare_cached(sql).await?, params).await?,
+            Conn::Auto(c) => c.execute(&c.prepare_cached(sql).await?, params).await?,
+        })
     }
 
     /// Commits; returns whether something became claimable.
     async fn commit(self) -> Result<bool, StoreError> {
-        self.tx.commit().await?;
+        if let Conn::Tx(tx) = self.conn {
+            tx.commit().await?;
+        }
         Ok(self.wake)
+    }
+
+    async fn rollback(self) {
+        if let Conn::Tx(tx) = self.conn {
+            let _ = tx.rollback().await;
+        }
     }
 }
 
@@ -919,10 +952,19 @@ async fn child_done(tx: &mut Tx<'_>, id: i64, ok: bool, now: Timestamp) -> Resul
     let Some(row) = row else {
         return Ok(());
     };
-    let (Some(parent), false) = (
-        row.try_get::<_, Option<i64>>(0)?,
-        row.try_get::<_, bool>(1)?,
-    ) else {
+    count_child(tx, id, row.try_get(0)?, row.try_get(1)?, ok, now).await
+}
+
+/// [`child_done`] for a job whose `parent_id` and `counted` are known.
+async fn count_child(
+    tx: &mut Tx<'_>,
+    id: i64,
+    parent: Option<i64>,
+    counted: bool,
+    ok: bool,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let (Some(parent), false) = (parent, counted) else {
         return Ok(());
     };
     tx.execute("UPDATE otp_jobs SET counted = TRUE WHERE id = $1", &[&id])
@@ -1021,27 +1063,40 @@ async fn finish_tx(
     finish: &Finish,
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    let job = held(tx, lease).await?;
     let id = lease.id.0;
     let now_ms = now.as_millis();
-    match finish {
-        Finish::Completed {
-            result,
-            follow_ups,
-            groups,
-        } => {
-            tx.execute(
+    if let Finish::Completed {
+        result,
+        follow_ups,
+        groups,
+    } = finish
+    {
+        // The common end in one statement: fenced by the token, and telling the collector
+        // (if any) what it needs.
+        let row = tx
+            .query_opt(
                 "UPDATE otp_jobs SET state = 'completed', result = $1, finished_at = $2,
-                    lease_owner = NULL, lease_expires_at = NULL WHERE id = $3",
-                &[result, &now_ms, &id],
+                    lease_owner = NULL, lease_expires_at = NULL
+                 WHERE id = $3 AND token = $4 AND state = 'executing'
+                 RETURNING parent_id, counted",
+                &[result, &now_ms, &id, &lease.token],
             )
             .await?;
-            child_done(tx, id, true, now).await?;
-            enqueue_tx(tx, follow_ups, now).await?;
-            for group in groups {
-                enqueue_group_tx(tx, group, now).await?;
-            }
+        let Some(row) = row else {
+            // Not held: say why (no such job, or the lease was lost).
+            held(tx, lease).await?;
+            return Err(StoreError::LeaseLost(lease.id));
+        };
+        count_child(tx, id, row.try_get(0)?, row.try_get(1)?, true, now).await?;
+        enqueue_tx(tx, follow_ups, now).await?;
+        for group in groups {
+            enqueue_group_tx(tx, group, now).await?;
         }
+        return Ok(());
+    }
+    let job = held(tx, lease).await?;
+    match finish {
+        Finish::Completed { .. } => {}
         Finish::Failed { error, retry } => {
             push_error(tx, id, job.attempt, now, error).await?;
             if *retry && job.attempt < job.max_attempts {
@@ -1393,7 +1448,17 @@ impl Store for PostgresStore {
         jobs: Vec<NewJob>,
         now: Timestamp,
     ) -> BoxFuture<'_, Result<Vec<Enqueued>, StoreError>> {
-        async move { transaction!(self, |tx| enqueue_tx(&mut tx, &jobs, now).await?) }.boxed()
+        async move {
+            if jobs.len() == 1 {
+                // One INSERT (and, for a duplicate key, a read): atomic on its own.
+                operation!(self, autocommit, |tx| enqueue_tx(&mut tx, &jobs, now)
+                    .await?)
+            } else {
+                operation!(self, transaction, |tx| enqueue_tx(&mut tx, &jobs, now)
+                    .await?)
+            }
+        }
+        .boxed()
     }
 
     fn enqueue_group(
@@ -1401,8 +1466,13 @@ impl Store for PostgresStore {
         group: NewGroup,
         now: Timestamp,
     ) -> BoxFuture<'_, Result<GroupIds, StoreError>> {
-        async move { transaction!(self, |tx| enqueue_group_tx(&mut tx, &group, now).await?) }
-            .boxed()
+        async move {
+            operation!(self, transaction, |tx| enqueue_group_tx(
+                &mut tx, &group, now
+            )
+            .await?)
+        }
+        .boxed()
     }
 
     fn claim(
@@ -1410,7 +1480,11 @@ impl Store for PostgresStore {
         request: ClaimRequest,
         now: Timestamp,
     ) -> BoxFuture<'_, Result<Vec<ClaimedJob>, StoreError>> {
-        async move { transaction!(self, |tx| claim_tx(&mut tx, &request, now).await?) }.boxed()
+        async move {
+            operation!(self, transaction, |tx| claim_tx(&mut tx, &request, now)
+                .await?)
+        }
+        .boxed()
     }
 
     fn heartbeat(
@@ -1419,8 +1493,13 @@ impl Store for PostgresStore {
         expires_at: Timestamp,
         _now: Timestamp,
     ) -> BoxFuture<'_, Result<Vec<JobId>, StoreError>> {
-        async move { transaction!(self, |tx| heartbeat_tx(&tx, &leases, expires_at).await?) }
-            .boxed()
+        async move {
+            operation!(self, autocommit, |tx| heartbeat_tx(
+                &tx, &leases, expires_at
+            )
+            .await?)
+        }
+        .boxed()
     }
 
     fn finish(
@@ -1429,13 +1508,18 @@ impl Store for PostgresStore {
         finish: Finish,
         now: Timestamp,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
-        async move { transaction!(self, |tx| finish_tx(&mut tx, lease, &finish, now).await?) }
-            .boxed()
+        async move {
+            operation!(self, transaction, |tx| finish_tx(
+                &mut tx, lease, &finish, now
+            )
+            .await?)
+        }
+        .boxed()
     }
 
     fn give_back(&self, lease: Lease, now: Timestamp) -> BoxFuture<'_, Result<(), StoreError>> {
         async move {
-            transaction!(self, |tx| {
+            operation!(self, transaction, |tx| {
                 held(&tx, lease).await?;
                 put_back(&mut tx, lease.id.0, now, now).await?
             })
@@ -1450,22 +1534,26 @@ impl Store for PostgresStore {
         now: Timestamp,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
         async move {
-            transaction!(self, |tx| complete_parked_tx(&mut tx, id, &result, now)
-                .await?)
+            operation!(self, transaction, |tx| complete_parked_tx(
+                &mut tx, id, &result, now
+            )
+            .await?)
         }
         .boxed()
     }
 
     fn release(&self, id: JobId, now: Timestamp) -> BoxFuture<'_, Result<(), StoreError>> {
-        async move { transaction!(self, |tx| release_tx(&mut tx, id, now).await?) }.boxed()
+        async move { operation!(self, transaction, |tx| release_tx(&mut tx, id, now).await?) }
+            .boxed()
     }
 
     fn cancel(&self, id: JobId, now: Timestamp) -> BoxFuture<'_, Result<(), StoreError>> {
-        async move { transaction!(self, |tx| cancel_tx(&mut tx, id, now).await?) }.boxed()
+        async move { operation!(self, transaction, |tx| cancel_tx(&mut tx, id, now).await?) }
+            .boxed()
     }
 
     fn retry(&self, id: JobId, now: Timestamp) -> BoxFuture<'_, Result<(), StoreError>> {
-        async move { transaction!(self, |tx| retry_tx(&mut tx, id, now).await?) }.boxed()
+        async move { operation!(self, transaction, |tx| retry_tx(&mut tx, id, now).await?) }.boxed()
     }
 
     fn get(
@@ -1473,7 +1561,7 @@ impl Store for PostgresStore {
         id: JobId,
         now: Timestamp,
     ) -> BoxFuture<'_, Result<Option<JobRecord>, StoreError>> {
-        async move { transaction!(self, |tx| get_tx(&tx, id, now).await?) }.boxed()
+        async move { operation!(self, autocommit, |tx| get_tx(&tx, id, now).await?) }.boxed()
     }
 
     fn list(
@@ -1481,11 +1569,11 @@ impl Store for PostgresStore {
         filter: ListFilter,
         now: Timestamp,
     ) -> BoxFuture<'_, Result<Vec<JobRecord>, StoreError>> {
-        async move { transaction!(self, |tx| list_tx(&tx, &filter, now).await?) }.boxed()
+        async move { operation!(self, autocommit, |tx| list_tx(&tx, &filter, now).await?) }.boxed()
     }
 
     fn counts(&self, now: Timestamp) -> BoxFuture<'_, Result<Vec<(JobState, u64)>, StoreError>> {
-        async move { transaction!(self, |tx| counts_tx(&tx, now).await?) }.boxed()
+        async move { operation!(self, autocommit, |tx| counts_tx(&tx, now).await?) }.boxed()
     }
 
     fn next_due(
@@ -1493,7 +1581,11 @@ impl Store for PostgresStore {
         queues: Vec<String>,
         names: Vec<String>,
     ) -> BoxFuture<'_, Result<Option<Timestamp>, StoreError>> {
-        async move { transaction!(self, |tx| next_due_tx(&tx, &queues, &names).await?) }.boxed()
+        async move {
+            operation!(self, autocommit, |tx| next_due_tx(&tx, &queues, &names)
+                .await?)
+        }
+        .boxed()
     }
 
     fn wakeups(&self) -> Option<watch::Receiver<u64>> {
