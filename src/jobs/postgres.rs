@@ -784,12 +784,9 @@ async fn claim_tx(
             taken += 1;
             continue;
         }
-        let lost_run = (state == "executing").then(|| {
-            lost_run_error(
-                c.try_get::<_, Option<String>>(6).ok().flatten().as_deref(),
-                c.try_get(7).ok().flatten(),
-            )
-        });
+        let owner: Option<String> = c.try_get(6)?;
+        let expired_at: Option<i64> = c.try_get(7)?;
+        let lost_run = (state == "executing").then(|| lost_run_error(owner.as_deref(), expired_at));
         if let Some(error) = &lost_run {
             // The lost run counts as an attempt; with none left, it goes to the dead letter
             // state instead (no resource needed for that).
@@ -1064,40 +1061,36 @@ async fn finish_tx(
     now: Timestamp,
 ) -> Result<(), StoreError> {
     let id = lease.id.0;
-    let now_ms = now.as_millis();
-    if let Finish::Completed {
-        result,
-        follow_ups,
-        groups,
-    } = finish
-    {
-        // The common end in one statement: fenced by the token, and telling the collector
-        // (if any) what it needs.
-        let row = tx
-            .query_opt(
-                "UPDATE otp_jobs SET state = 'completed', result = $1, finished_at = $2,
-                    lease_owner = NULL, lease_expires_at = NULL
-                 WHERE id = $3 AND token = $4 AND state = 'executing'
-                 RETURNING parent_id, counted",
-                &[result, &now_ms, &id, &lease.token],
-            )
-            .await?;
-        let Some(row) = row else {
-            // Not held: say why (no such job, or the lease was lost).
-            held(tx, lease).await?;
-            return Err(StoreError::LeaseLost(lease.id));
-        };
-        count_child(tx, id, row.try_get(0)?, row.try_get(1)?, true, now).await?;
-        enqueue_tx(tx, follow_ups, now).await?;
-        for group in groups {
-            enqueue_group_tx(tx, group, now).await?;
-        }
-        return Ok(());
-    }
-    let job = held(tx, lease).await?;
     match finish {
-        Finish::Completed { .. } => {}
+        Finish::Completed {
+            result,
+            follow_ups,
+            groups,
+        } => {
+            // The common end in one statement: fenced by the token, and telling the
+            // collector (if any) what it needs.
+            let row = tx
+                .query_opt(
+                    "UPDATE otp_jobs SET state = 'completed', result = $1, finished_at = $2,
+                        lease_owner = NULL, lease_expires_at = NULL
+                     WHERE id = $3 AND token = $4 AND state = 'executing'
+                     RETURNING parent_id, counted",
+                    &[result, &now.as_millis(), &id, &lease.token],
+                )
+                .await?;
+            let Some(row) = row else {
+                // Not held: say why (no such job, or the lease was lost).
+                held(tx, lease).await?;
+                return Err(StoreError::LeaseLost(lease.id));
+            };
+            count_child(tx, id, row.try_get(0)?, row.try_get(1)?, true, now).await?;
+            enqueue_tx(tx, follow_ups, now).await?;
+            for group in groups {
+                enqueue_group_tx(tx, group, now).await?;
+            }
+        }
         Finish::Failed { error, retry } => {
+            let job = held(tx, lease).await?;
             push_error(tx, id, job.attempt, now, error).await?;
             if *retry && job.attempt < job.max_attempts {
                 let failed = u32_of(job.attempt, "an attempt")?;
@@ -1113,8 +1106,12 @@ async fn finish_tx(
                 discard(tx, id, error, now).await?;
             }
         }
-        Finish::Snoozed { until } => put_back(tx, id, *until, now).await?,
+        Finish::Snoozed { until } => {
+            held(tx, lease).await?;
+            put_back(tx, id, *until, now).await?;
+        }
         Finish::Parked => {
+            held(tx, lease).await?;
             tx.execute(
                 "UPDATE otp_jobs SET state = 'parked', lease_owner = NULL, lease_expires_at = NULL
                  WHERE id = $1",
