@@ -39,6 +39,10 @@
 //!   it) and at 1 000 (each task is routed at submit time into a worker's mailbox, where it can
 //!   wait behind a long task), `PowerOfTwo` at 1 000, and an anchor: 4 plain tokio tasks
 //!   pulling from one shared queue (the best a dynamic dispatch can do with these sleeps).
+//!   It also prints the bounds on paper: a rotation's makespan is fixed by where the long tasks
+//!   sit, and no scheduler can finish before max(total / 4, longest task); for random
+//!   placement their ratio, the best any scheduler could reach, is about 0.79x, above the 0.7x
+//!   target, which only an adversarial pattern (every 10th) leaves room for.
 //!
 //! Environment knobs for the hand-timed part: `POOL_BENCH_REPORTS` (comma-separated:
 //! `throughput`, `latency`, `skew`; default all), `POOL_BENCH_ROUNDS` (default 3),
@@ -1111,6 +1115,40 @@ fn skew_report(rt: &Runtime) {
         verdict(results[0].1 <= 0.7 * rr_tenth),
         results[0].1 / rr_tenth
     );
+    // What any scheduler could reach: none finishes before total/4 (or the longest task), and
+    // a rotation's makespan is fixed by the positions (worker w gets tasks w, w+4, ...).
+    let (mut bound, mut rotation) = (0.0, 0.0);
+    for seed in 0..SEEDS {
+        let (b, r) = skew_bounds(&skew_tasks(Pattern::Random(seed)));
+        bound += b / SEEDS as f64;
+        rotation += r / SEEDS as f64;
+    }
+    let (tenth_bound, tenth_rotation) = skew_bounds(&skew_tasks(Pattern::EveryTenth));
+    println!(
+        "on paper (ms): a rotation's makespan: random {rotation:.0}, every 10th \
+         {tenth_rotation:.0}; no scheduler can beat max(total/4, longest task): random \
+         {bound:.0}, every 10th {tenth_bound:.0}; so the best ratio any scheduler can reach \
+         is {:.2}x for random placement, {:.2}x for every 10th (measured sleeps run longer \
+         than nominal: the timer rounds up to its 1 ms tick); LeastBusy k=1 / shared-queue \
+         anchor: random {:.2}, every 10th {:.2}",
+        bound / rotation,
+        tenth_bound / tenth_rotation,
+        results[0].0 / results[configs.len() - 1].0,
+        results[0].1 / results[configs.len() - 1].1
+    );
+}
+
+/// `(max(total / workers, longest), a rotation's makespan)` for `tasks`, in ms.
+fn skew_bounds(tasks: &[Duration]) -> (f64, f64) {
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let total: Duration = tasks.iter().sum();
+    let longest = tasks.iter().max().copied().unwrap_or_default();
+    let mut per_worker = [Duration::ZERO; WORKERS];
+    for (i, &t) in tasks.iter().enumerate() {
+        per_worker[i % WORKERS] += t;
+    }
+    let rotation = per_worker.iter().max().copied().unwrap_or_default();
+    (ms(total / WORKERS as u32).max(ms(longest)), ms(rotation))
 }
 
 // ---------------------------------------------------------------------------------------------

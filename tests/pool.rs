@@ -127,6 +127,38 @@ async fn round_robin_is_an_exact_rotation() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn stats_give_each_worker_its_tasks_and_mean_time_in_the_handler() {
+    let pool = builder(2).routing(RoundRobin::new()).spawn().await.unwrap();
+    // Worker 0 gets the 10 ms and 30 ms tasks, worker 1 the 40 ms task and the failure.
+    for job in [
+        Job::Sleep(Duration::from_millis(10)),
+        Job::Sleep(Duration::from_millis(40)),
+        Job::Sleep(Duration::from_millis(30)),
+    ] {
+        run(&pool, job).await.unwrap();
+    }
+    assert!(matches!(
+        run(&pool, Job::Fail).await,
+        Err(TaskError::Failed(_))
+    ));
+    let stats = pool.stats();
+    let per_worker: Vec<_> = stats
+        .workers
+        .iter()
+        .map(|w| (w.index, w.completed, w.failed, w.mean_latency))
+        .collect();
+    assert_eq!(
+        per_worker,
+        vec![
+            (0, 2, 0, Duration::from_millis(20)),
+            (1, 1, 1, Duration::from_millis(20)),
+        ]
+    );
+    assert_eq!((stats.completed, stats.failed), (3, 1));
+    pool.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn least_busy_never_queues_behind_a_long_task() {
     let pool = builder(3).routing(LeastBusy::new()).spawn().await.unwrap();
     let gate = Arc::new(Notify::new());

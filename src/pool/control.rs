@@ -14,7 +14,7 @@ use std::time::Duration;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use tracing::Instrument;
 
-use super::shared::{write, Phase, Shared, Slot};
+use super::shared::{Phase, Shared, Slot};
 use super::worker_actor::{Factory, WorkerActor, WorkerArgs};
 use super::{PoolError, PoolRef, TaskError};
 use crate::supervisor::{
@@ -81,7 +81,7 @@ fn worker_spec<W: Worker>(
     shared: &Arc<Shared<W>>,
     factory: &Factory<W>,
     backoff: &Option<Backoff>,
-    slot: Arc<Slot<W>>,
+    slot: Arc<Slot>,
 ) -> ChildSpec {
     let (shared, factory) = (shared.clone(), factory.clone());
     let spec = ChildSpec::new(worker_id(slot.index), move |ctx: ChildContext| {
@@ -109,10 +109,15 @@ impl<W: Worker> Actor for PoolActor<W> {
         myself: ActorRef<PoolMsg<W>>,
         args: PoolArgs<W>,
     ) -> Result<PoolState<W>, ActorProcessingErr> {
-        let slots = super::shared::read(&args.shared.slots).clone();
-        let specs = slots
-            .into_iter()
-            .map(|slot| worker_spec(&args.shared, &args.factory, &args.backoff, slot));
+        let roster = args.shared.roster.load_full();
+        let specs = roster.iter().map(|seat| {
+            worker_spec(
+                &args.shared,
+                &args.factory,
+                &args.backoff,
+                seat.slot.clone(),
+            )
+        });
         let mut builder = Supervisor::builder()
             .label(format!("{}/workers", args.label))
             .intensity(args.intensity)
@@ -228,9 +233,12 @@ impl<W: Worker> PoolState<W> {
         let Some(resizer) = self.shared.resizer else {
             return;
         };
-        let in_flight: Vec<usize> = super::shared::read(&self.shared.slots)
+        let in_flight: Vec<usize> = self
+            .shared
+            .roster
+            .load()
             .iter()
-            .filter(|s| !s.retiring.load(Ordering::Acquire))
+            .filter(|s| !s.slot.retiring.load(Ordering::Acquire))
             .map(|s| s.in_flight())
             .collect();
         let delta = resizer.delta(&in_flight);
@@ -249,11 +257,11 @@ impl<W: Worker> PoolState<W> {
         let Some(health) = self.health else {
             return;
         };
-        for slot in super::shared::read(&self.shared.slots).iter() {
-            let Some(inc) = slot.incarnation().filter(|i| i.alive()) else {
+        for seat in self.shared.roster.load().iter() {
+            let Some(inc) = seat.inc.clone().filter(|i| i.alive()) else {
                 continue;
             };
-            let (shared, index) = (self.shared.clone(), slot.index);
+            let (shared, index) = (self.shared.clone(), seat.slot.index);
             tokio::spawn(async move {
                 let ping = inc
                     .actor
@@ -316,11 +324,11 @@ impl<W: Worker> PoolState<W> {
         if size == 0 {
             return Err(PoolError::ZeroSize);
         }
-        let current = super::shared::read(&self.shared.slots).len();
+        let current = self.shared.roster.load().len();
         if size > current {
             for index in current..size {
                 let slot = Arc::new(Slot::new(index, 1));
-                write(&self.shared.slots).push(slot.clone());
+                self.shared.add_slot(slot.clone());
                 let spec = worker_spec(&self.shared, &self.factory, &self.backoff, slot);
                 self.workers
                     .start_child(spec)
@@ -328,13 +336,16 @@ impl<W: Worker> PoolState<W> {
                     .map_err(PoolError::Workers)?;
             }
         } else if size < current {
-            let slots = super::shared::read(&self.shared.slots).clone();
-            for slot in &slots[size..] {
+            let slots: Vec<_> = self.shared.roster.load()[size..]
+                .iter()
+                .map(|s| s.slot.clone())
+                .collect();
+            for slot in &slots {
                 slot.retiring.store(true, Ordering::Release);
             }
             // Shrinking drains the removed workers: their accepted tasks finish first.
             self.wait_idle(size).await;
-            for slot in slots[size..].iter().rev() {
+            for slot in slots.iter().rev() {
                 let id = worker_id(slot.index);
                 self.workers
                     .terminate_child(id.as_str())
@@ -345,7 +356,7 @@ impl<W: Worker> PoolState<W> {
                     .await
                     .map_err(PoolError::Workers)?;
             }
-            write(&self.shared.slots).truncate(size);
+            self.shared.truncate_slots(size);
             self.shared.kick();
         }
         Ok(())

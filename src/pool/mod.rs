@@ -66,7 +66,7 @@ pub use self::strategy::{
 };
 
 use self::control::{Control, PoolActor, PoolArgs};
-use self::shared::{read, Envelope, Shared};
+use self::shared::{Envelope, Shared};
 use self::worker_actor::Factory;
 use crate::error::{StartError, SupervisorError};
 use crate::supervisor::{Backoff, ChildContext, ChildId, ChildKind, ChildSpec, ChildStart};
@@ -668,9 +668,9 @@ impl<W: Worker> PoolRef<W> {
         if self.shared.phase() != shared::Phase::Running {
             return Err(TaskError::Stopped);
         }
-        let slots = read(&self.shared.slots).clone();
+        let roster = self.shared.roster.load_full();
         let mut answers = Vec::new();
-        for inc in slots.iter().filter_map(|s| s.incarnation()) {
+        for inc in roster.iter().filter_map(|s| s.inc.clone()) {
             if !inc.alive() {
                 continue;
             }
@@ -710,19 +710,24 @@ impl<W: Worker> PoolRef<W> {
     /// A snapshot of the counters (read without a round trip).
     pub fn stats(&self) -> PoolStats {
         let c = &self.shared.counters;
-        let workers: Vec<WorkerStats> = read(&self.shared.slots)
+        let workers: Vec<WorkerStats> = self
+            .shared
+            .roster
+            .load()
             .iter()
-            .map(|s| {
-                let completed = s.completed.load(Ordering::Relaxed);
-                let failed = s.failed.load(Ordering::Relaxed);
-                let busy = s.busy_nanos.load(Ordering::Relaxed);
+            .map(|seat| {
+                let s = &seat.slot;
+                let completed = s.tally.completed.load(Ordering::Relaxed);
+                let failed = s.tally.failed.load(Ordering::Relaxed);
+                let busy = s.tally.busy_nanos.load(Ordering::Relaxed);
                 let finished = completed + failed;
                 WorkerStats {
                     index: s.index,
-                    live: s
-                        .incarnation()
+                    live: seat
+                        .inc
+                        .as_ref()
                         .is_some_and(|i| i.actor.get_status() < ractor::ActorStatus::Stopping),
-                    in_flight: s.in_flight(),
+                    in_flight: seat.in_flight(),
                     weight: s.weight.load(Ordering::Relaxed),
                     completed,
                     failed,

@@ -13,7 +13,9 @@
 //! [`Incarnation`] in its slot, so the tasks of a crashed one never count against the new one.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use arc_swap::ArcSwap;
 use std::time::Duration;
 
 use ractor::{ActorRef, MessagingErr};
@@ -42,8 +44,6 @@ pub(crate) struct Envelope<W: Worker> {
     tx: Option<oneshot::Sender<Answer<W>>>,
     /// A copy kept for a retry after a crash, while the task runs.
     redo: Option<W::Task>,
-    /// The incarnation running it.
-    on: Option<Arc<Incarnation<W>>>,
     answered: bool,
     pub(crate) deadline: Option<Instant>,
     pub(crate) priority: Priority,
@@ -66,7 +66,6 @@ impl<W: Worker> Envelope<W> {
             task: Some(task),
             tx,
             redo: None,
-            on: None,
             answered: false,
             deadline,
             priority,
@@ -77,7 +76,7 @@ impl<W: Worker> Envelope<W> {
     }
 
     /// A worker starts the task: hands it over, keeping a copy if a crash may retry it.
-    pub(crate) fn start(&mut self, on: &Arc<Incarnation<W>>) -> Option<W::Task> {
+    pub(crate) fn start(&mut self) -> Option<W::Task> {
         let task = self.task.take()?;
         if let Some(retry) = self
             .shared
@@ -87,7 +86,6 @@ impl<W: Worker> Envelope<W> {
         {
             self.redo = Some((retry.copy)(&task));
         }
-        self.on = Some(on.clone());
         Some(task)
     }
 
@@ -110,7 +108,6 @@ impl<W: Worker> Envelope<W> {
             task: Some(task),
             tx: self.tx.take(),
             redo: None,
-            on: None,
             answered: false,
             deadline: self.deadline,
             priority: self.priority,
@@ -139,10 +136,8 @@ impl<W: Worker> Drop for Envelope<W> {
             }
             return;
         }
-        // Started and unanswered: its worker died running it.
-        if let Some(on) = &self.on {
-            on.crashed.store(true, Ordering::Release);
-        }
+        // Started and unanswered: its worker died running it (and has marked its incarnation
+        // crashed, so the retry below goes elsewhere).
         if let (true, Some(copy)) = (running, self.redo.take()) {
             let env = self.again(copy, self.attempts_left.saturating_sub(1));
             shared.counters.retried.fetch_add(1, Ordering::Relaxed);
@@ -220,44 +215,77 @@ impl<W: Worker> Incarnation<W> {
 }
 
 /// A worker's place in the pool (stable across its restarts).
-pub(crate) struct Slot<W: Worker> {
+pub(crate) struct Slot {
     pub(crate) index: usize,
-    pub(crate) current: RwLock<Option<Arc<Incarnation<W>>>>,
     pub(crate) weight: AtomicU32,
     /// Being removed by a shrink: takes no new task.
     pub(crate) retiring: AtomicBool,
+    /// Bumped by the worker after every task; apart from the fields above, which submitters
+    /// read on every routed task.
+    pub(crate) tally: CacheAligned<Tally>,
+}
+
+/// What a slot's worker counts after each task.
+#[derive(Default)]
+pub(crate) struct Tally {
     pub(crate) completed: AtomicU64,
     pub(crate) failed: AtomicU64,
     pub(crate) busy_nanos: AtomicU64,
 }
 
-impl<W: Worker> Slot<W> {
+/// Keeps what it holds on cache lines of its own (128 bytes: a pair of lines, as adjacent-line
+/// prefetchers fetch them together), so that a counter one thread bumps on every task does
+/// not evict the fields next to it that other threads read on every task (false sharing).
+#[derive(Default)]
+#[repr(align(128))]
+pub(crate) struct CacheAligned<T>(pub(crate) T);
+
+impl<T> std::ops::Deref for CacheAligned<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl Slot {
     pub(crate) fn new(index: usize, weight: u32) -> Self {
         Slot {
             index,
-            current: RwLock::new(None),
             weight: AtomicU32::new(weight),
             retiring: AtomicBool::new(false),
-            completed: AtomicU64::new(0),
-            failed: AtomicU64::new(0),
-            busy_nanos: AtomicU64::new(0),
+            tally: CacheAligned::default(),
         }
     }
+}
 
-    pub(crate) fn incarnation(&self) -> Option<Arc<Incarnation<W>>> {
-        read(&self.current).clone()
+/// A slot and the incarnation running in it, as published in the pool's roster.
+pub(crate) struct Seat<W: Worker> {
+    pub(crate) slot: Arc<Slot>,
+    /// None until the slot's first incarnation has started.
+    pub(crate) inc: Option<Arc<Incarnation<W>>>,
+}
+
+impl<W: Worker> Clone for Seat<W> {
+    fn clone(&self) -> Self {
+        Seat {
+            slot: self.slot.clone(),
+            inc: self.inc.clone(),
+        }
     }
+}
 
+impl<W: Worker> Seat<W> {
     pub(crate) fn in_flight(&self) -> usize {
-        self.incarnation()
+        self.inc
+            .as_ref()
             .map_or(0, |i| i.in_flight.load(Ordering::Acquire))
     }
 
     fn view(&self, limit: usize) -> WorkerView {
-        let current = read(&self.current);
-        let (live, in_flight) = match current.as_ref() {
+        let (live, in_flight) = match &self.inc {
             Some(inc) => (
-                inc.alive() && !self.retiring.load(Ordering::Acquire),
+                inc.alive() && !self.slot.retiring.load(Ordering::Acquire),
                 inc.in_flight.load(Ordering::Acquire),
             ),
             None => (false, 0),
@@ -265,7 +293,7 @@ impl<W: Worker> Slot<W> {
         WorkerView {
             live,
             in_flight,
-            weight: self.weight.load(Ordering::Relaxed),
+            weight: self.slot.weight.load(Ordering::Relaxed),
             limit,
         }
     }
@@ -280,10 +308,13 @@ pub(crate) enum Phase {
     Stopped = 2,
 }
 
-/// Pool-wide counters.
+/// Pool-wide counters. Aligned like [`CacheAligned`] (through `submitted`), so they share no
+/// cache line with the fields of [`Shared`] that submitters read on every task, nor with the
+/// reference count of the `Arc` that holds it.
 #[derive(Default)]
 pub(crate) struct Counters {
-    pub(crate) submitted: AtomicU64,
+    /// Bumped by submitters; the others mostly by workers.
+    pub(crate) submitted: CacheAligned<AtomicU64>,
     pub(crate) completed: AtomicU64,
     pub(crate) failed: AtomicU64,
     pub(crate) crashed: AtomicU64,
@@ -297,7 +328,9 @@ pub(crate) struct Counters {
 }
 
 pub(crate) struct Shared<W: Worker> {
-    pub(crate) slots: RwLock<Vec<Arc<Slot<W>>>>,
+    /// The slots in index order with their running incarnations: replaced whole when a worker
+    /// (re)starts or the pool is resized, read with one lock-free load per routed task.
+    pub(crate) roster: ArcSwap<Vec<Seat<W>>>,
     pub(crate) routing: Arc<dyn Routing>,
     queue: Mutex<TaskQueue<Envelope<W>>>,
     /// The queue's length, stored under its lock at every change: workers finishing a task
@@ -322,20 +355,10 @@ pub(crate) struct Shared<W: Worker> {
     pub(crate) resizing: AtomicBool,
 }
 
-pub(crate) fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    lock.read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-pub(crate) fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 /// Calls `f` with a view of every slot, built on the stack for pools of up to 32 workers (no
 /// allocation per routed task).
 fn with_views<W: Worker, R>(
-    slots: &[Arc<Slot<W>>],
+    slots: &[Seat<W>],
     limit: usize,
     f: impl FnOnce(&[WorkerView]) -> R,
 ) -> R {
@@ -371,11 +394,14 @@ impl<W: Worker> Shared<W> {
         retry: Option<RetryPolicy<W>>,
         resizer: Option<super::Resizer>,
     ) -> Self {
-        let slots = (0..size)
-            .map(|i| Arc::new(Slot::new(i, weights.get(i).copied().unwrap_or(1))))
+        let roster: Vec<_> = (0..size)
+            .map(|i| Seat {
+                slot: Arc::new(Slot::new(i, weights.get(i).copied().unwrap_or(1))),
+                inc: None,
+            })
             .collect();
         Shared {
-            slots: RwLock::new(slots),
+            roster: ArcSwap::from_pointee(roster),
             routing,
             queue: Mutex::new(TaskQueue::new(capacity, overflow)),
             queued: AtomicUsize::new(0),
@@ -408,8 +434,37 @@ impl<W: Worker> Shared<W> {
         self.progress.notify_waiters();
     }
 
-    pub(crate) fn slot(&self, index: usize) -> Option<Arc<Slot<W>>> {
-        read(&self.slots).get(index).cloned()
+    pub(crate) fn slot(&self, index: usize) -> Option<Arc<Slot>> {
+        self.roster.load().get(index).map(|s| s.slot.clone())
+    }
+
+    /// Publishes `inc` as the incarnation running in `slot` (unless a shrink removed it).
+    pub(crate) fn seat(&self, slot: &Arc<Slot>, inc: Arc<Incarnation<W>>) {
+        self.roster.rcu(|roster| {
+            let mut roster = Vec::clone(roster);
+            if let Some(seat) = roster.iter_mut().find(|s| Arc::ptr_eq(&s.slot, slot)) {
+                seat.inc = Some(inc.clone());
+            }
+            roster
+        });
+    }
+
+    /// Adds a slot at the end (a grow).
+    pub(crate) fn add_slot(&self, slot: Arc<Slot>) {
+        self.roster.rcu(|roster| {
+            let mut roster = Vec::clone(roster);
+            roster.push(Seat {
+                slot: slot.clone(),
+                inc: None,
+            });
+            roster
+        });
+    }
+
+    /// Keeps the first `size` slots (a shrink, once the others have stopped).
+    pub(crate) fn truncate_slots(&self, size: usize) {
+        self.roster
+            .rcu(|roster| roster.iter().take(size).cloned().collect::<Vec<_>>());
     }
 
     pub(crate) fn queued(&self) -> usize {
@@ -491,22 +546,17 @@ impl<W: Worker> Shared<W> {
     fn try_send(&self, mut env: Envelope<W>) -> Result<(), Envelope<W>> {
         // Routing races with other submitters: a pick whose reservation fails is retried a
         // few times with fresh views before the task is queued.
-        let attempts = read(&self.slots).len() + 2;
-        for _ in 0..attempts {
-            // Pick under the read lock; send after releasing it (a dropped envelope re-enters
-            // dispatch from its `Drop`).
-            let picked = {
-                let slots = read(&self.slots);
-                let target = with_views(&slots, self.limit, |views| {
-                    self.routing.route(views, env.key)
-                });
-                match target {
-                    Target::One(i) => slots.get(i).and_then(|s| s.incarnation()),
-                    Target::Unavailable => return Err(env),
-                }
-            };
-            let Some(inc) = picked else {
-                continue;
+        let roster = self.roster.load();
+        for _ in 0..roster.len() + 2 {
+            let target = with_views(&roster, self.limit, |views| {
+                self.routing.route(views, env.key)
+            });
+            let inc = match target {
+                Target::One(i) => match roster.get(i).and_then(|s| s.inc.as_ref()) {
+                    Some(inc) => inc,
+                    None => continue,
+                },
+                Target::Unavailable => return Err(env),
             };
             if !inc.try_reserve(self.limit) {
                 continue;
@@ -556,16 +606,16 @@ impl<W: Worker> Shared<W> {
     }
 
     fn any_live(&self) -> bool {
-        read(&self.slots).iter().any(|s| s.view(self.limit).live)
+        self.roster.load().iter().any(|s| s.view(self.limit).live)
     }
 
     /// Hands queued tasks to every worker that can take one.
     pub(crate) fn kick(&self) {
-        let slots = read(&self.slots).clone();
-        for slot in &slots {
-            if let Some(inc) = slot.incarnation() {
-                if !slot.retiring.load(Ordering::Acquire) {
-                    self.pull(&inc);
+        let roster = self.roster.load_full();
+        for seat in roster.iter() {
+            if let Some(inc) = &seat.inc {
+                if !seat.slot.retiring.load(Ordering::Acquire) {
+                    self.pull(inc);
                 }
             }
         }
@@ -617,8 +667,8 @@ impl<W: Worker> Shared<W> {
 
     /// Whether nothing is queued or in flight (on the slots from `from` on, for shrinking).
     pub(crate) fn is_idle(&self, from: usize) -> bool {
-        let slots = read(&self.slots);
-        slots.iter().skip(from).all(|s| s.in_flight() == 0)
+        let roster = self.roster.load();
+        roster.iter().skip(from).all(|s| s.in_flight() == 0)
             && (from > 0 || lock(&self.queue).is_empty())
     }
 }

@@ -15,7 +15,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::shared::{write, Envelope, Incarnation, Shared, Slot, WorkerMsg};
+use super::shared::{Envelope, Incarnation, Shared, Slot, WorkerMsg};
 use super::TaskError;
 use crate::worker::{Worker, WorkerContext};
 
@@ -31,7 +31,7 @@ impl<W> WorkerActor<W> {
 
 pub(crate) struct WorkerArgs<W: Worker> {
     pub(crate) factory: Factory<W>,
-    pub(crate) slot: Arc<Slot<W>>,
+    pub(crate) slot: Arc<Slot>,
     pub(crate) shared: Arc<Shared<W>>,
     pub(crate) generation: u64,
 }
@@ -39,7 +39,7 @@ pub(crate) struct WorkerArgs<W: Worker> {
 pub(crate) struct WorkerState<W: Worker> {
     worker: W,
     inc: Arc<Incarnation<W>>,
-    slot: Arc<Slot<W>>,
+    slot: Arc<Slot>,
     shared: Arc<Shared<W>>,
     span: tracing::Span,
 }
@@ -64,7 +64,7 @@ impl<W: Worker> Actor for WorkerActor<W> {
             worker.on_restart(ctx).await?;
         }
         let inc = Arc::new(Incarnation::new(myself));
-        *write(&args.slot.current) = Some(inc.clone());
+        args.shared.seat(&args.slot, inc.clone());
         Ok(WorkerState {
             worker,
             inc,
@@ -101,8 +101,13 @@ impl<W: Worker> Actor for WorkerActor<W> {
                 return Ok(());
             }
         };
-        let span = state.span.clone();
-        let outcome = state.run(env).instrument(span).await;
+        let outcome = if state.span.is_disabled() {
+            state.run(env).await
+        } else {
+            // Boxed: the span's bookkeeping is paid for only while a subscriber records it.
+            let span = state.span.clone();
+            Box::pin(state.run(env).instrument(span)).await
+        };
         state.inc.release();
         state.shared.task_finished();
         // A worker about to fail (it overran a timeout) or being removed takes no more tasks.
@@ -121,16 +126,22 @@ impl<W: Worker> WorkerState<W> {
             env.fail(TaskError::TimedOut);
             return Ok(());
         }
-        let Some(task) = env.start(&self.inc) else {
+        let Some(task) = env.start() else {
             return Ok(()); // already started elsewhere: nothing to run
         };
-        // From here, if this incarnation dies (panic, kill), dropping `env` answers `Crashed`
-        // or, with a retry policy, sends a copy of the task to another worker.
+        // From here, if this incarnation dies (panic, kill), this future is dropped mid-task:
+        // `crash` (a local, so dropped before the argument `env`) marks the incarnation
+        // crashed, then dropping `env` answers `Crashed` or, with a retry policy, sends a copy
+        // of the task to another worker, which the mark keeps from coming back here.
+        let crash = CrashMark(&self.inc);
         let result = match env.deadline {
             None => self.worker.handle(task).await,
             Some(d) => {
-                match tokio::time::timeout_at(d + self.shared.grace, self.worker.handle(task)).await
-                {
+                // Boxed: the timer is only paid for by tasks with a deadline, and the future of
+                // every other task stays small (ractor moves it while polling).
+                let bounded =
+                    tokio::time::timeout_at(d + self.shared.grace, self.worker.handle(task));
+                match Box::pin(bounded).await {
                     Ok(result) => result,
                     Err(_) => {
                         env.fail(TaskError::TimedOut);
@@ -144,21 +155,36 @@ impl<W: Worker> WorkerState<W> {
             }
         };
         let busy = started.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64;
-        self.slot.busy_nanos.fetch_add(busy, Ordering::Relaxed);
+        self.slot
+            .tally
+            .busy_nanos
+            .fetch_add(busy, Ordering::Relaxed);
         let counters = &self.shared.counters;
         let answer = match result {
             Ok(output) => {
-                self.slot.completed.fetch_add(1, Ordering::Relaxed);
+                self.slot.tally.completed.fetch_add(1, Ordering::Relaxed);
                 counters.completed.fetch_add(1, Ordering::Relaxed);
                 Ok(output)
             }
             Err(error) => {
-                self.slot.failed.fetch_add(1, Ordering::Relaxed);
+                self.slot.tally.failed.fetch_add(1, Ordering::Relaxed);
                 counters.failed.fetch_add(1, Ordering::Relaxed);
                 Err(TaskError::Failed(error))
             }
         };
         env.answer(answer);
+        std::mem::forget(crash);
         Ok(())
+    }
+}
+
+/// Marks an incarnation crashed when dropped: held while a task runs, forgotten once it has
+/// been answered. Left to drop when the task's future dies mid-run (a panic, a kill) or the
+/// task overran its timeout (the incarnation fails next).
+struct CrashMark<'a, W: Worker>(&'a Incarnation<W>);
+
+impl<W: Worker> Drop for CrashMark<'_, W> {
+    fn drop(&mut self) {
+        self.0.crashed.store(true, Ordering::Release);
     }
 }
