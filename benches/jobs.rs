@@ -23,7 +23,8 @@
 //! After the criterion groups, a hand-timed pass prints jobs/s and the enqueue → start latency
 //! (p50/p99: from the moment `enqueue` is called to the handler's first line).
 //!
-//! `JOBS_BENCH_N` sets `N` (default 4 000).
+//! `JOBS_BENCH_N` sets `N` (default 4 000); `JOBS_BENCH_ONLY` keeps the hand-timed queue
+//! contenders whose name contains it (e.g. `x 32` for the pipelined one, to profile it).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -348,6 +349,8 @@ fn report() {
             "(PostgreSQL contenders skipped: they need the `postgres` feature and OTP_PG_URL; run under .ci/with-postgres)"
         );
     }
+    let only = std::env::var("JOBS_BENCH_ONLY").unwrap_or_default();
+    setups.retain(|(setup, _)| setup.name.contains(only.as_str()));
     for (setup, target) in setups {
         let (elapsed, mut lat, journal) = rt.block_on(run_queue(setup, n));
         lat.sort_unstable();

@@ -202,7 +202,7 @@ async fn version_one_file_is_upgraded_in_place() {
     {
         let conn = rusqlite::Connection::open(dir.db()).unwrap();
         conn.execute_batch(
-            "DROP INDEX otp_jobs_ready; DROP INDEX otp_jobs_next; DROP INDEX otp_jobs_leased;
+            "DROP INDEX otp_jobs_due_order; DROP INDEX otp_jobs_due_time; DROP INDEX otp_jobs_leased;
              CREATE INDEX otp_jobs_due ON otp_jobs(state, queue, name, priority DESC, run_at, id);
              CREATE INDEX otp_jobs_lease ON otp_jobs(state, lease_expires_at);
              PRAGMA user_version = 1;",
@@ -217,7 +217,7 @@ async fn version_one_file_is_upgraded_in_place() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
     let mut indexes: Vec<String> = conn
         .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'otp_jobs_%'")
         .unwrap()
@@ -229,13 +229,67 @@ async fn version_one_file_is_upgraded_in_place() {
     assert_eq!(
         indexes,
         [
+            "otp_jobs_due_order",
+            "otp_jobs_due_time",
             "otp_jobs_idem",
             "otp_jobs_leased",
-            "otp_jobs_next",
             "otp_jobs_parent",
-            "otp_jobs_ready",
             "otp_jobs_resource"
         ]
+    );
+}
+
+#[tokio::test]
+async fn version_two_file_gets_the_due_indexes_spelled_for_cheap_writes() {
+    let dir = TempDir::new();
+    let store = SqliteStore::open(dir.db()).await.unwrap();
+    let kept = store.enqueue(vec![email("kept")], t(0)).await.unwrap()[0].id;
+    drop(store);
+    // Version 2's due indexes had their condition spelled `state IN (…)`.
+    {
+        let conn = rusqlite::Connection::open(dir.db()).unwrap();
+        conn.execute_batch(
+            "DROP INDEX otp_jobs_due_order; DROP INDEX otp_jobs_due_time;
+             CREATE INDEX otp_jobs_ready ON otp_jobs(queue, priority DESC, run_at, id)
+                 WHERE state IN ('scheduled','available','retryable');
+             CREATE INDEX otp_jobs_next ON otp_jobs(run_at)
+                 WHERE state IN ('scheduled','available','retryable');
+             PRAGMA user_version = 2;",
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(dir.db()).await.unwrap();
+    assert_eq!(claim(&store, &[EMAIL], 5, t(SEC)).await[0].id, kept);
+    drop(store);
+    let conn = rusqlite::Connection::open(dir.db()).unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 3);
+    let conditions: Vec<(String, String)> = conn
+        .prepare(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'otp_jobs'
+             AND sql IS NOT NULL ORDER BY name",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(!conditions.iter().any(|(name, _)| name == "otp_jobs_ready"));
+    // No index condition makes a write build a temporary b-tree (an `IN` over three or more
+    // values does, on every row written): a change of state, as every claim and finish
+    // makes, runs without one.
+    let program: Vec<String> = conn
+        .prepare("EXPLAIN UPDATE otp_jobs SET state = 'executing' WHERE id = ?")
+        .unwrap()
+        .query_map([kept.0], |r| r.get(1))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(
+        !program.iter().any(|op| op == "OpenEphemeral"),
+        "a state change builds a temporary b-tree; index conditions: {conditions:?}"
     );
 }
 
