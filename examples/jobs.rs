@@ -41,22 +41,16 @@ const REGIONS: &str =
 /// These regions' sources time out on the first attempt.
 const FLAKY: [&str; 2] = ["lisbon", "oslo"];
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, Job)]
+#[job(name = "fetch_sources", output = usize)] // regions found
 struct FetchSources {
     month: String,
 }
-impl Job for FetchSources {
-    const NAME: &'static str = "fetch_sources";
-    type Output = usize; // regions found
-}
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, Job)]
+#[job(name = "summarize", output = RegionSummary)]
 struct Summarize {
     region: String,
-}
-impl Job for Summarize {
-    const NAME: &'static str = "summarize";
-    type Output = RegionSummary;
 }
 
 #[derive(Serialize, Deserialize)]
@@ -67,23 +61,17 @@ struct RegionSummary {
 }
 
 /// The fan-in collector.
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, Job)]
+#[job(name = "build_report", output = u64)] // total revenue, cents
 struct BuildReport {
     month: String,
 }
-impl Job for BuildReport {
-    const NAME: &'static str = "build_report";
-    type Output = u64; // total revenue, cents
-}
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, Job)]
+#[job(name = "publish", output = String)] // where the report was written
 struct Publish {
     month: String,
     text: String,
-}
-impl Job for Publish {
-    const NAME: &'static str = "publish";
-    type Output = String; // where the report was written
 }
 
 /// Deterministic "data" per region.

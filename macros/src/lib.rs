@@ -1,13 +1,15 @@
 //! Procedural macros for `ractor-otp`: [`macro@worker`] turns an impl block of async methods into
-//! a worker with a typed client, and [`supervisor!`] writes a supervision tree as the tree.
+//! a worker with a typed client, [`supervisor!`] writes a supervision tree as the tree, and
+//! [`derive@Job`] registers a serializable command as a durable job.
 //!
 //! This crate is re-exported by `ractor_otp` (`ractor_otp::worker`, `ractor_otp::supervisor!`,
-//! both in its prelude); depend on that instead. Generated code names `::ractor_otp` (or what
+//! both in its prelude, and `ractor_otp::jobs::Job`); depend on that instead. Generated code names `::ractor_otp` (or what
 //! your `Cargo.toml` renames it to), never a path you must import.
 
 use proc_macro::TokenStream;
 
 mod crate_path;
+mod job;
 mod naming;
 mod tree;
 mod worker;
@@ -213,4 +215,68 @@ pub fn worker(args: TokenStream, input: TokenStream) -> TokenStream {
 #[proc_macro]
 pub fn supervisor(input: TokenStream) -> TokenStream {
     tree::expand(input.into()).into()
+}
+
+/// Implements `ractor_otp::jobs::Job` for a serializable struct or enum: the stable name it
+/// is stored under, and optionally what it produces, its payload version and how older
+/// payloads are read.
+///
+/// ```
+/// use ractor_otp::jobs::Job;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize, Job)]
+/// #[job(name = "send_invoice", output = String)]
+/// struct SendInvoice {
+///     customer: u64,
+/// }
+///
+/// assert_eq!(SendInvoice::NAME, "send_invoice");
+/// assert_eq!(SendInvoice::VERSION, 1);
+/// ```
+///
+/// # Options of `#[job(...)]`
+///
+/// - `name = "..."` (required): what the store records with every job of this type and what a
+///   runner finds the handler by. Keep it when you rename the type: jobs already stored carry
+///   it.
+/// - `output = Type` (default `()`): what a successful run produces; stored with the job and
+///   handed to a fan-in collector.
+/// - `version = N` (default 1): the payload's schema version, stored with every job. Raise it
+///   when the payload's shape changes, and give `decode`.
+/// - `decode = path`: a `fn(u32, serde_json::Value) -> Result<Self, serde_json::Error>` that
+///   reads a payload written with the given version (by default the current shape is read
+///   whatever the version).
+/// - `crate = "path"`: where `ractor_otp` is, when neither its name nor a rename in
+///   `Cargo.toml` is visible.
+///
+/// ```
+/// # use ractor_otp::jobs::Job;
+/// # use serde::{Deserialize, Serialize};
+/// #[derive(Serialize, Deserialize, Job)]
+/// #[job(name = "resize", version = 2, decode = Resize::upgrade)]
+/// struct Resize {
+///     width: u32,
+///     height: u32,
+/// }
+///
+/// impl Resize {
+///     /// Version 1 stored a square's side.
+///     fn upgrade(version: u32, payload: serde_json::Value) -> Result<Self, serde_json::Error> {
+///         if version == 1 {
+///             let side: u32 = serde_json::from_value(payload["side"].clone())?;
+///             return Ok(Resize { width: side, height: side });
+///         }
+///         serde_json::from_value(payload)
+///     }
+/// }
+///
+/// let old = Resize::decode(1, serde_json::json!({ "side": 8 })).unwrap();
+/// assert_eq!((old.width, old.height), (8, 8));
+/// ```
+///
+/// The type may not be generic: every job stored under one name must decode the same way.
+#[proc_macro_derive(Job, attributes(job))]
+pub fn derive_job(input: TokenStream) -> TokenStream {
+    job::expand(input.into()).into()
 }

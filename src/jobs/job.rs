@@ -30,6 +30,9 @@ use crate::supervisor::Backoff;
 ///     type Output = String; // e.g. the provider's message id
 /// }
 /// ```
+///
+/// Or derive it: `#[derive(Job)]` with `#[job(name = "send_invoice", output = String)]` writes
+/// the same impl (and takes `version = N` and `decode = path`; see [`derive@crate::jobs::Job`]).
 pub trait Job: Serialize + DeserializeOwned + Send + 'static {
     /// The stable type name stored with every job of this type.
     const NAME: &'static str;
