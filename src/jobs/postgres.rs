@@ -129,18 +129,24 @@ impl PostgresOptions {
         let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| StoreError::Invalid(format!("not a PostgreSQL connection string: {e}")))?;
+        // Every statement is planned once per connection (its prepared statement is cached):
+        // a custom plan per execution made the planner probe the ends of the `run_at` and
+        // `lease_expires_at` indexes for each claim, and with a backlog those ends are full of
+        // dead row versions (a queue updates every row two or three times), so planning a
+        // claim took 20-40 ms. The statements are simple index scans; a generic plan suits.
+        let mut options = "-c plan_cache_mode=force_generic_plan".to_owned();
         let channel = match &self.schema {
             Some(schema) => {
                 check_identifier(schema)?;
-                let options = match config.get_options() {
-                    Some(given) => format!("{given} -c search_path={schema}"),
-                    None => format!("-c search_path={schema}"),
-                };
-                config.options(options);
+                options.push_str(&format!(" -c search_path={schema}"));
                 format!("otp_jobs.{schema}")
             }
             None => "otp_jobs".to_owned(),
         };
+        if let Some(given) = config.get_options() {
+            options = format!("{given} {options}");
+        }
+        config.options(options);
         let manager = Manager::from_config(
             config.clone(),
             tls.clone(),
@@ -725,41 +731,55 @@ async fn claim_tx(
         return Ok(Vec::new());
     }
     let now_ms = now.as_millis();
-    // Two scans, each along its own partial index: due jobs (in claim order) and expired
-    // leases. Resources at capacity are filtered here; places are re-checked under the key's
-    // lock below. Candidates another claim holds are skipped, not waited for.
+    // Scans along the partial indexes: the due jobs of each queue (one scan per queue:
+    // `queue = $1` lets the scan follow the index in claim order and stop at the limit, where
+    // `queue = ANY($1)` made PostgreSQL fetch and sort every due job of the queues on every
+    // claim), then the expired leases. Resources at capacity are filtered here; places are
+    // re-checked under the key's lock below. Candidates another claim holds are skipped, not
+    // waited for.
     let scan = i64::from(request.limit) * 4 + 32;
-    let mut candidates = Vec::new();
-    for due in [
+    let select = |due: &str, queue: &str| {
+        format!(
+            "SELECT id, state, attempt, max_attempts, resource_key, resource_capacity,
+                    lease_owner, lease_expires_at, priority, run_at
+             FROM otp_jobs j
+             WHERE {due} AND {queue} AND name = ANY($2)
+               AND (resource_key IS NULL OR resource_capacity > (
+                    SELECT COUNT(*) FROM otp_jobs e
+                    WHERE e.resource_key = j.resource_key AND e.state = 'executing'
+                      AND e.lease_expires_at > $3))
+             ORDER BY priority DESC, run_at, id
+             LIMIT $4
+             FOR UPDATE SKIP LOCKED"
+        )
+    };
+    let due = select(
         "state IN ('scheduled','available','retryable') AND run_at <= $3",
+        "queue = $1",
+    );
+    let expired = select(
         "state = 'executing' AND lease_expires_at <= $3",
-    ] {
-        let rows = tx
-            .query(
-                &format!(
-                    "SELECT id, state, attempt, max_attempts, resource_key, resource_capacity,
-                            lease_owner, lease_expires_at, priority, run_at
-                     FROM otp_jobs j
-                     WHERE {due} AND queue = ANY($1) AND name = ANY($2)
-                       AND (resource_key IS NULL OR resource_capacity > (
-                            SELECT COUNT(*) FROM otp_jobs e
-                            WHERE e.resource_key = j.resource_key AND e.state = 'executing'
-                              AND e.lease_expires_at > $3))
-                     ORDER BY priority DESC, run_at, id
-                     LIMIT $4
-                     FOR UPDATE SKIP LOCKED"
-                ),
-                &[&request.queues, &request.names, &now_ms, &scan],
-            )
-            .await?;
-        for row in rows {
-            let order = (
-                std::cmp::Reverse(row.try_get::<_, i64>(8)?),
-                row.try_get::<_, i64>(9)?,
-                row.try_get::<_, i64>(0)?,
-            );
-            candidates.push((order, row));
-        }
+        "queue = ANY($1)",
+    );
+    let mut found = Vec::new();
+    for queue in &request.queues {
+        found.extend(
+            tx.query(&due, &[queue, &request.names, &now_ms, &scan])
+                .await?,
+        );
+    }
+    found.extend(
+        tx.query(&expired, &[&request.queues, &request.names, &now_ms, &scan])
+            .await?,
+    );
+    let mut candidates = Vec::new();
+    for row in found {
+        let order = (
+            std::cmp::Reverse(row.try_get::<_, i64>(8)?),
+            row.try_get::<_, i64>(9)?,
+            row.try_get::<_, i64>(0)?,
+        );
+        candidates.push((order, row));
     }
     candidates.sort_by_key(|(order, _)| *order);
     let lease_end = now.after(request.lease).as_millis();

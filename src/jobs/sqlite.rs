@@ -534,38 +534,47 @@ fn claim_tx(
         return Ok(Vec::new());
     }
     let now_ms = now.as_millis();
-    // Two scans, each along its own partial index: due jobs (in claim order) and expired
-    // leases. Resources at capacity are filtered here; claims within this batch are
+    // Scans along the partial indexes: the due jobs of each queue (one scan per queue:
+    // `queue = ?` lets the scan follow the index in claim order and stop at the limit, where
+    // `queue IN (…)` over several queues sorts every due job of those queues first), then the
+    // expired leases. Resources at capacity are filtered here; claims within this batch are
     // re-checked below.
     let scan = i64::from(request.limit) * 4 + 32;
-    let filter = format!(
-        "queue IN ({q}) AND name IN ({n})
-           AND (resource_key IS NULL OR resource_capacity > (
-                SELECT COUNT(*) FROM otp_jobs e
-                WHERE e.resource_key = j.resource_key AND e.state = 'executing'
-                  AND e.lease_expires_at > ?))",
-        q = placeholders(request.queues.len()),
-        n = placeholders(request.names.len()),
-    );
-    let mut candidates = Vec::new();
-    for due in [
-        format!("{DUE} AND run_at <= ?"),
-        "state = 'executing' AND lease_expires_at <= ?".to_owned(),
-    ] {
-        let sql = format!(
+    let select = |due: &str, queues: usize| {
+        format!(
             "SELECT id, state, attempt, max_attempts, resource_key, resource_capacity,
                     lease_owner, lease_expires_at, priority, run_at
              FROM otp_jobs j
-             WHERE {due} AND {filter}
+             WHERE {due} AND queue IN ({q}) AND name IN ({n})
+               AND (resource_key IS NULL OR resource_capacity > (
+                    SELECT COUNT(*) FROM otp_jobs e
+                    WHERE e.resource_key = j.resource_key AND e.state = 'executing'
+                      AND e.lease_expires_at > ?))
              ORDER BY priority DESC, run_at, id
-             LIMIT ?"
-        );
+             LIMIT ?",
+            q = placeholders(queues),
+            n = placeholders(request.names.len()),
+        )
+    };
+    let due = select(&format!("{DUE} AND run_at <= ?"), 1);
+    let expired = select(
+        "state = 'executing' AND lease_expires_at <= ?",
+        request.queues.len(),
+    );
+    let mut scans: Vec<(&str, &[String])> = request
+        .queues
+        .iter()
+        .map(|q| (due.as_str(), std::slice::from_ref(q)))
+        .collect();
+    scans.push((expired.as_str(), &request.queues));
+    let mut candidates = Vec::new();
+    for (sql, queues) in scans {
         let mut args: Vec<Value> = vec![Value::Integer(now_ms)];
-        args.extend(request.queues.iter().cloned().map(Value::Text));
+        args.extend(queues.iter().cloned().map(Value::Text));
         args.extend(request.names.iter().cloned().map(Value::Text));
         args.push(Value::Integer(now_ms));
         args.push(Value::Integer(scan));
-        let mut stmt = conn.prepare_cached(&sql)?;
+        let mut stmt = conn.prepare_cached(sql)?;
         let rows = stmt.query_map(params_from_iter(args.iter()), |r| {
             let key: Option<String> = r.get(4)?;
             let capacity: Option<u32> = r.get(5)?;

@@ -39,6 +39,7 @@ macro_rules! store_suite {
                 idempotency_key_returns_the_existing_job,
                 claim_orders_by_priority_then_run_at_then_id,
                 claim_takes_only_requested_queues_and_names,
+                claim_over_several_queues_keeps_one_claim_order,
                 lease_fences_stale_runs_and_expiry_reclaims,
                 expired_lease_on_last_attempt_discards,
                 heartbeat_extends_leases_and_reports_lost_ones,
@@ -735,6 +736,29 @@ pub async fn claim_takes_only_requested_queues_and_names<S: Store>(store: S) {
         .unwrap();
     assert_eq!(ids(&got), vec![r_default]);
     assert!(claim(&store, &[EMAIL, REPORT], 10, now).await.is_empty());
+}
+
+pub async fn claim_over_several_queues_keeps_one_claim_order<S: Store>(store: S) {
+    // Each queue is scanned on its own; the claim merges them by priority, then time, then
+    // id, and takes no more than the limit in all.
+    let in_queue = |queue: &str, priority: i32| JobOptions::new().queue(queue).priority(priority);
+    let a_low = add(&store, email_with("a-low", in_queue("a", 0)), t(0)).await;
+    let b_high = add(&store, email_with("b-high", in_queue("b", 5)), t(SEC)).await;
+    let a_high = add(&store, email_with("a-high", in_queue("a", 5)), t(2 * SEC)).await;
+    let b_low = add(&store, email_with("b-low", in_queue("b", 0)), t(3 * SEC)).await;
+    let c = add(&store, email_with("c", in_queue("c", 9)), t(0)).await;
+    let now = t(10 * SEC);
+    let first = store
+        .claim(request("r", &["a", "b"], &[EMAIL], 3), now)
+        .await
+        .unwrap();
+    assert_eq!(ids(&first), vec![b_high, a_high, a_low]);
+    let rest = store
+        .claim(request("r", &["b", "a"], &[EMAIL], 10), now)
+        .await
+        .unwrap();
+    assert_eq!(ids(&rest), vec![b_low]);
+    assert_eq!(state(&store, c, now).await, JobState::Available);
 }
 
 pub async fn lease_fences_stale_runs_and_expiry_reclaims<S: Store>(store: S) {
