@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use ractor_otp::jobs::{JobOptions, JobState, ListFilter, SqliteStore, Store};
-use store_suite::{claim, email, email_with, get, t, Guarded, EMAIL, LEASE_MS, SEC};
+use ractor_otp::jobs::{JobId, JobOptions, JobState, ListFilter, SqliteStore, Store};
+use store_suite::{claim, email, email_with, get, ids, t, Guarded, EMAIL, LEASE_MS, SEC};
 
 store_suite!(sqlite_memory, async {
     Some(ractor_otp::jobs::SqliteStore::in_memory().unwrap())
@@ -192,32 +192,41 @@ async fn max_batch_one_commits_every_operation() {
     drop(store);
 }
 
-#[tokio::test]
-async fn version_one_file_is_upgraded_in_place() {
-    let dir = TempDir::new();
+/// A file holding one available job, rewritten by `older` (SQL that makes it look like an
+/// older schema's file), then opened by this release and the job claimed. Returns the job
+/// and a connection to the file, for the test to look at what opening it did.
+async fn open_older_file(dir: &TempDir, older: &str) -> (JobId, rusqlite::Connection) {
     let store = SqliteStore::open(dir.db()).await.unwrap();
     let kept = store.enqueue(vec![email("kept")], t(0)).await.unwrap()[0].id;
     drop(store);
-    // Make it look like a file written by schema version 1: its full-table indexes.
-    {
-        let conn = rusqlite::Connection::open(dir.db()).unwrap();
-        conn.execute_batch(
-            "DROP INDEX otp_jobs_due_order; DROP INDEX otp_jobs_due_time; DROP INDEX otp_jobs_leased;
-             CREATE INDEX otp_jobs_due ON otp_jobs(state, queue, name, priority DESC, run_at, id);
-             CREATE INDEX otp_jobs_lease ON otp_jobs(state, lease_expires_at);
-             PRAGMA user_version = 1;",
-        )
+    rusqlite::Connection::open(dir.db())
+        .unwrap()
+        .execute_batch(older)
         .unwrap();
-    }
     let store = SqliteStore::open(dir.db()).await.unwrap();
     assert_eq!(get(&store, kept, t(SEC)).await.state, JobState::Available);
-    assert_eq!(claim(&store, &[EMAIL], 5, t(SEC)).await.len(), 1);
+    assert_eq!(ids(&claim(&store, &[EMAIL], 5, t(SEC)).await), vec![kept]);
     drop(store);
     let conn = rusqlite::Connection::open(dir.db()).unwrap();
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(version, 3);
+    (kept, conn)
+}
+
+#[tokio::test]
+async fn version_one_file_is_upgraded_in_place() {
+    let dir = TempDir::new();
+    // A file written by schema version 1: its full-table indexes.
+    let (_, conn) = open_older_file(
+        &dir,
+        "DROP INDEX otp_jobs_due_order; DROP INDEX otp_jobs_due_time; DROP INDEX otp_jobs_leased;
+         CREATE INDEX otp_jobs_due ON otp_jobs(state, queue, name, priority DESC, run_at, id);
+         CREATE INDEX otp_jobs_lease ON otp_jobs(state, lease_expires_at);
+         PRAGMA user_version = 1;",
+    )
+    .await;
     let mut indexes: Vec<String> = conn
         .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'otp_jobs_%'")
         .unwrap()
@@ -242,30 +251,17 @@ async fn version_one_file_is_upgraded_in_place() {
 #[tokio::test]
 async fn version_two_file_gets_the_due_indexes_spelled_for_cheap_writes() {
     let dir = TempDir::new();
-    let store = SqliteStore::open(dir.db()).await.unwrap();
-    let kept = store.enqueue(vec![email("kept")], t(0)).await.unwrap()[0].id;
-    drop(store);
     // Version 2's due indexes had their condition spelled `state IN (…)`.
-    {
-        let conn = rusqlite::Connection::open(dir.db()).unwrap();
-        conn.execute_batch(
-            "DROP INDEX otp_jobs_due_order; DROP INDEX otp_jobs_due_time;
-             CREATE INDEX otp_jobs_ready ON otp_jobs(queue, priority DESC, run_at, id)
-                 WHERE state IN ('scheduled','available','retryable');
-             CREATE INDEX otp_jobs_next ON otp_jobs(run_at)
-                 WHERE state IN ('scheduled','available','retryable');
-             PRAGMA user_version = 2;",
-        )
-        .unwrap();
-    }
-    let store = SqliteStore::open(dir.db()).await.unwrap();
-    assert_eq!(claim(&store, &[EMAIL], 5, t(SEC)).await[0].id, kept);
-    drop(store);
-    let conn = rusqlite::Connection::open(dir.db()).unwrap();
-    let version: i64 = conn
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(version, 3);
+    let (kept, conn) = open_older_file(
+        &dir,
+        "DROP INDEX otp_jobs_due_order; DROP INDEX otp_jobs_due_time;
+         CREATE INDEX otp_jobs_ready ON otp_jobs(queue, priority DESC, run_at, id)
+             WHERE state IN ('scheduled','available','retryable');
+         CREATE INDEX otp_jobs_next ON otp_jobs(run_at)
+             WHERE state IN ('scheduled','available','retryable');
+         PRAGMA user_version = 2;",
+    )
+    .await;
     let conditions: Vec<(String, String)> = conn
         .prepare(
             "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'otp_jobs'
