@@ -14,10 +14,9 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-
-use arc_swap::ArcSwap;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use ractor::{ActorRef, MessagingErr};
 use tokio::sync::{oneshot, Notify};
 use tokio::time::Instant;
