@@ -22,3 +22,13 @@ pub(crate) fn crate_path(explicit: Option<&syn::Path>) -> TokenStream {
         Err(_) => quote!(::ractor_otp),
     }
 }
+
+/// Reads the value of a `crate = "path"` (or `crate = path`) option.
+pub(crate) fn parse_crate_option(meta: &syn::meta::ParseNestedMeta) -> syn::Result<syn::Path> {
+    let value = meta.value()?;
+    if value.peek(syn::LitStr) {
+        value.parse::<syn::LitStr>()?.parse()
+    } else {
+        value.parse()
+    }
+}

@@ -7,10 +7,11 @@
 
 use proc_macro2::TokenStream;
 use quote::quote;
+use syn::meta::ParseNestedMeta;
 use syn::spanned::Spanned;
 use syn::{DeriveInput, LitInt, LitStr, Path, Type};
 
-use crate::crate_path::crate_path;
+use crate::crate_path::{crate_path, parse_crate_option};
 
 /// What `#[job(...)]` says.
 #[derive(Default)]
@@ -32,71 +33,19 @@ impl Options {
         for attr in input.attrs.iter().filter(|a| a.path().is_ident("job")) {
             seen = true;
             attr.parse_nested_meta(|meta| {
-                let twice = |meta: &syn::meta::ParseNestedMeta| {
-                    let key = meta.path.get_ident().map(ToString::to_string);
-                    meta.error(format!(
-                        "`{}` is given twice in `#[job(...)]`",
-                        key.unwrap_or_default()
-                    ))
-                };
                 if meta.path.is_ident("name") {
-                    if options.name.is_some() {
-                        return Err(twice(&meta));
-                    }
-                    let name: LitStr = meta.value()?.parse().map_err(|e| {
-                        syn::Error::new(
-                            e.span(),
-                            "`name` takes a string literal: `name = \"send_invoice\"`",
-                        )
-                    })?;
-                    if name.value().trim().is_empty() {
-                        return Err(syn::Error::new(
-                            name.span(),
-                            "a job's name must not be empty: it is what the store records",
-                        ));
-                    }
-                    options.name = Some(name);
+                    once(&mut options.name, &meta, parse_name)
                 } else if meta.path.is_ident("version") {
-                    if options.version.is_some() {
-                        return Err(twice(&meta));
-                    }
-                    let version: LitInt = meta.value()?.parse().map_err(|e| {
-                        syn::Error::new(e.span(), "`version` takes an integer: `version = 2`")
-                    })?;
-                    match version.base10_parse::<u32>() {
-                        Ok(v) if v >= 1 => {}
-                        _ => {
-                            return Err(syn::Error::new(
-                                version.span(),
-                                "`version` is a payload schema version: an integer from 1 up",
-                            ))
-                        }
-                    }
-                    options.version = Some(version);
+                    once(&mut options.version, &meta, parse_version)
                 } else if meta.path.is_ident("output") {
-                    if options.output.is_some() {
-                        return Err(twice(&meta));
-                    }
-                    options.output = Some(meta.value()?.parse()?);
+                    once(&mut options.output, &meta, |meta| meta.value()?.parse())
                 } else if meta.path.is_ident("decode") {
-                    if options.decode.is_some() {
-                        return Err(twice(&meta));
-                    }
-                    options.decode = Some(meta.value()?.parse()?);
+                    once(&mut options.decode, &meta, |meta| meta.value()?.parse())
                 } else if meta.path.is_ident("crate") {
-                    if options.krate.is_some() {
-                        return Err(twice(&meta));
-                    }
-                    let value = meta.value()?;
-                    options.krate = Some(if value.peek(LitStr) {
-                        value.parse::<LitStr>()?.parse()?
-                    } else {
-                        value.parse()?
-                    });
+                    once(&mut options.krate, &meta, parse_crate_option)
                 } else {
-                    return Err(meta.error(format!("unknown `job` option: {KEYS}")));
+                    Err(meta.error(format!("unknown `job` option: {KEYS}")))
                 }
-                Ok(())
             })?;
         }
         if options.name.is_none() {
@@ -114,6 +63,53 @@ impl Options {
             ));
         }
         Ok(options)
+    }
+}
+
+/// Sets an option from its value, or says it was given twice.
+fn once<T>(
+    slot: &mut Option<T>,
+    meta: &ParseNestedMeta,
+    parse: impl FnOnce(&ParseNestedMeta) -> syn::Result<T>,
+) -> syn::Result<()> {
+    if slot.is_some() {
+        let key = meta.path.get_ident().map(ToString::to_string);
+        return Err(meta.error(format!(
+            "`{}` is given twice in `#[job(...)]`",
+            key.unwrap_or_default()
+        )));
+    }
+    *slot = Some(parse(meta)?);
+    Ok(())
+}
+
+fn parse_name(meta: &ParseNestedMeta) -> syn::Result<LitStr> {
+    let name: LitStr = meta.value()?.parse().map_err(|e| {
+        syn::Error::new(
+            e.span(),
+            "`name` takes a string literal: `name = \"send_invoice\"`",
+        )
+    })?;
+    if name.value().trim().is_empty() {
+        return Err(syn::Error::new(
+            name.span(),
+            "a job's name must not be empty: it is what the store records",
+        ));
+    }
+    Ok(name)
+}
+
+fn parse_version(meta: &ParseNestedMeta) -> syn::Result<LitInt> {
+    let version: LitInt = meta
+        .value()?
+        .parse()
+        .map_err(|e| syn::Error::new(e.span(), "`version` takes an integer: `version = 2`"))?;
+    match version.base10_parse::<u32>() {
+        Ok(v) if v >= 1 => Ok(version),
+        _ => Err(syn::Error::new(
+            version.span(),
+            "`version` is a payload schema version: an integer from 1 up",
+        )),
     }
 }
 

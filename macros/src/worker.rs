@@ -25,7 +25,7 @@ use syn::{
     ReturnType, Type,
 };
 
-use crate::crate_path::crate_path;
+use crate::crate_path::{crate_path, parse_crate_option};
 use crate::naming::camel_case;
 
 /// Options of `#[worker(...)]`.
@@ -42,12 +42,7 @@ impl Options {
         let mut options = Options::default();
         let parser = syn::meta::parser(|meta| {
             if meta.path.is_ident("crate") {
-                let value = meta.value()?;
-                options.krate = Some(if value.peek(syn::LitStr) {
-                    value.parse::<syn::LitStr>()?.parse()?
-                } else {
-                    value.parse()?
-                });
+                options.krate = Some(parse_crate_option(&meta)?);
                 Ok(())
             } else if meta.path.is_ident("pool_only") {
                 options.pool_only = true;
