@@ -32,15 +32,44 @@ pub enum SpecError {
         /// What is wrong.
         reason: String,
     },
-    /// A pool resizer whose settings cannot work.
-    #[error("invalid resizer: {0}")]
-    InvalidResizer(String),
-    /// A pool setting that cannot work.
-    #[error("invalid pool configuration: {0}")]
-    InvalidPool(String),
     /// `max_children` of a dynamic supervisor set to zero.
     #[error("max_children must be at least 1 (or unset for no limit)")]
     ZeroMaxChildren,
+}
+
+/// A pool setting that cannot work, refused when the pool is spawned (nothing was started).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum PoolConfigError {
+    /// `size(0)`.
+    #[error("size is 0; a pool needs at least one worker: set size(n) with n >= 1")]
+    ZeroSize,
+    /// `queue(0, ..)`.
+    #[error("queue capacity is 0; give the queue room for at least one task (or use Overflow::Reject to refuse tasks when every worker is busy)")]
+    ZeroQueueCapacity,
+    /// `worker_concurrency(0)`.
+    #[error("worker concurrency is 0, so no worker could take a task: set worker_concurrency(n) with n >= 1")]
+    ZeroConcurrency,
+    /// `task_timeout(0, ..)`: every task would time out before it starts.
+    #[error("task timeout is 0, which would time out every task; give a timeout above zero, or do not call task_timeout for no timeout")]
+    ZeroTaskTimeout,
+    /// `weights(..)` with not one weight per worker.
+    #[error("{given} weights given for a pool of {size} workers; give exactly one weight per worker, in worker order (0 = the worker gets no task)")]
+    WeightsLength {
+        /// How many weights were given.
+        given: usize,
+        /// The pool's size.
+        size: usize,
+    },
+    /// `restart_intensity(_, 0)`.
+    #[error("the restart intensity period is 0; give a window above zero (default 5 s)")]
+    ZeroRestartPeriod,
+    /// `health_check` with a zero interval or timeout.
+    #[error("health check interval and timeout must both be above zero")]
+    ZeroHealthCheck,
+    /// An autoscaler whose settings cannot work.
+    #[error("invalid autoscaler: {0}")]
+    InvalidResizer(String),
 }
 
 /// Why a supervisor could not be spawned.
@@ -49,6 +78,9 @@ pub enum StartError {
     /// Its flags or a child spec are invalid; nothing was started.
     #[error("invalid supervisor configuration: {0}")]
     InvalidSpec(#[from] SpecError),
+    /// A pool's settings are invalid; nothing was started.
+    #[error("invalid pool settings: {0}")]
+    InvalidPool(#[from] PoolConfigError),
     /// A child failed to start; the children started before it were stopped in reverse order.
     #[error("child `{id}` failed to start: {reason}")]
     ChildFailed {

@@ -716,7 +716,7 @@ async fn bad_pool_settings_are_typed_errors() {
         builder(1).health_check(Duration::ZERO, SEC),
         builder(1).autoscale(ractor_otp::pool::Resizer::new(3, 2)),
     ] {
-        assert!(matches!(b.spawn().await, Err(StartError::InvalidSpec(_))));
+        assert!(matches!(b.spawn().await, Err(StartError::InvalidPool(_))));
     }
 }
 

@@ -5,8 +5,19 @@
 //! to itself: when that supervisor gives up, the control actor fails with the same reason, so
 //! the pool escalates to its own parent like any supervisor. On stop it fails the queued tasks
 //! and stops the workers in order.
+//!
+//! However the control actor ends — stopped, drained, killed (directly or with a supervisor
+//! above it), panicked — the pool's shared state is closed: the actor's handler value owns an
+//! [`EndGuard`], which ractor drops when the actor's task ends, whatever ended it (a kill runs
+//! no `post_stop`). Closing answers every queued task `Stopped` and makes every later submit on
+//! any handle answer `Stopped` at once; tasks in the workers' mailboxes answer for themselves
+//! as the workers end (see `shared::Envelope`).
+//!
+//! A worker whose handler never yields (a CPU spin) cannot be stopped: it is found past its
+//! task's timeout plus the grace period (or by a failed health check), taken out of rotation,
+//! counted as stuck, and its supervisor starts a replacement in its slot without waiting for
+//! it (`Supervisor` abandons the old incarnation, which ends whenever it yields).
 
-use std::marker::PhantomData;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,9 +25,9 @@ use std::time::Duration;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use tracing::Instrument;
 
-use super::shared::{Phase, Shared, Slot};
+use super::shared::{Incarnation, Shared, Slot};
 use super::worker_actor::{Factory, WorkerActor, WorkerArgs};
-use super::{PoolError, PoolRef, TaskError};
+use super::{PoolError, PoolRef};
 use crate::supervisor::{
     Backoff, ChildContext, ChildSpec, Supervisor, SupervisorEvent, SupervisorRef,
 };
@@ -36,6 +47,9 @@ pub(crate) enum Control<W: Worker> {
     Autoscale,
     /// Ping every worker; publish the stats.
     HealthCheck,
+    /// A caller's task timed out: look for workers still running a task past its deadline
+    /// plus the grace period.
+    CheckOverruns,
 }
 
 /// Stuck-worker detection: every `interval`, each worker must answer a ping within `timeout`.
@@ -45,11 +59,26 @@ pub(crate) struct HealthCheck {
     pub(crate) timeout: Duration,
 }
 
-pub(crate) struct PoolActor<W>(PhantomData<fn() -> W>);
+/// The control actor. ractor keeps this value until the actor's task ends and drops it then,
+/// however the actor ended: its [`EndGuard`] is how the handles learn that the pool is gone.
+pub(crate) struct PoolActor<W: Worker> {
+    _end: EndGuard<W>,
+}
 
-impl<W> PoolActor<W> {
-    pub(crate) fn new() -> Self {
-        PoolActor(PhantomData)
+impl<W: Worker> PoolActor<W> {
+    pub(crate) fn new(shared: Arc<Shared<W>>) -> Self {
+        PoolActor {
+            _end: EndGuard(shared),
+        }
+    }
+}
+
+/// Closes the pool's shared state when dropped (see the module docs).
+struct EndGuard<W: Worker>(Arc<Shared<W>>);
+
+impl<W: Worker> Drop for EndGuard<W> {
+    fn drop(&mut self) {
+        self.0.close();
     }
 }
 
@@ -71,6 +100,20 @@ pub(crate) struct PoolState<W: Worker> {
     health: Option<HealthCheck>,
     label: String,
     span: tracing::Span,
+}
+
+/// Takes a stuck worker out of rotation, counts it, and has its supervisor start a
+/// replacement in its slot without waiting for it to end.
+fn replace_stuck<W: Worker>(
+    shared: &Shared<W>,
+    workers: &SupervisorRef,
+    inc: &Incarnation<W>,
+    reason: String,
+) {
+    inc.retire();
+    shared.counters.stuck.fetch_add(1, Ordering::Relaxed);
+    tracing::warn!(%reason, "replacing a stuck worker");
+    workers.abandon_child(inc.actor.get_id(), reason);
 }
 
 fn worker_id(index: usize) -> String {
@@ -155,8 +198,7 @@ impl<W: Worker> Actor for PoolActor<W> {
         _myself: ActorRef<PoolMsg<W>>,
         state: &mut PoolState<W>,
     ) -> Result<(), ActorProcessingErr> {
-        state.shared.set_phase(Phase::Stopped);
-        state.shared.fail_queued(|| TaskError::Stopped);
+        state.shared.close();
         state.workers.stop().await;
         Ok(())
     }
@@ -172,8 +214,7 @@ impl<W: Worker> Actor for PoolActor<W> {
                 if cell.get_id() == state.workers.get_cell().get_id() =>
             {
                 // The workers' supervisor gave up: the pool fails with its reason.
-                state.shared.set_phase(Phase::Stopped);
-                state.shared.fail_queued(|| TaskError::Stopped);
+                state.shared.close();
                 Err(reason)
             }
             SupervisionEvent::ActorTerminated(cell, ..)
@@ -212,7 +253,7 @@ impl<W: Worker> PoolState<W> {
                 let _ = reply.send(state.resize(size).await);
             }
             Control::Drain(timeout, reply) => {
-                state.shared.set_phase(Phase::Draining);
+                state.shared.start_draining();
                 let drained = tokio::time::timeout(timeout, state.wait_idle(0))
                     .await
                     .is_ok();
@@ -225,6 +266,19 @@ impl<W: Worker> PoolState<W> {
                 state.shared.resizing.store(false, Ordering::Release);
             }
             Control::HealthCheck => state.health_check(),
+            Control::CheckOverruns => state.check_overruns(),
+        }
+    }
+
+    /// Replaces every worker still running a task past its deadline plus the grace period:
+    /// its handler has not yielded since (one that yields fails itself at that moment).
+    fn check_overruns(&self) {
+        for (index, inc) in self.shared.overrunning(tokio::time::Instant::now()) {
+            let reason = format!(
+                "worker {index} is stuck: still running a task {:?} past its timeout without yielding (a CPU-bound handler? run such work in spawn_blocking)",
+                self.shared.grace
+            );
+            replace_stuck(&self.shared, &self.workers, &inc, reason);
         }
     }
 
@@ -261,7 +315,8 @@ impl<W: Worker> PoolState<W> {
             let Some(inc) = seat.inc.clone().filter(|i| i.alive()) else {
                 continue;
             };
-            let (shared, index) = (self.shared.clone(), seat.slot.index);
+            let (shared, workers, index) =
+                (self.shared.clone(), self.workers.clone(), seat.slot.index);
             tokio::spawn(async move {
                 let ping = inc
                     .actor
@@ -269,13 +324,11 @@ impl<W: Worker> PoolState<W> {
                 match ping.await {
                     Ok(ractor::rpc::CallResult::Success(())) => {}
                     Ok(ractor::rpc::CallResult::Timeout) if inc.alive() => {
-                        shared.counters.stuck.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(
-                            worker = index,
-                            timeout = ?health.timeout,
-                            "worker did not answer a health check: killing it (it will be restarted)"
+                        let reason = format!(
+                            "worker {index} did not answer a health check within {:?}",
+                            health.timeout
                         );
-                        inc.actor.kill();
+                        replace_stuck(&shared, &workers, &inc, reason);
                     }
                     _ => {} // it ended meanwhile
                 }

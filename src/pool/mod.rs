@@ -37,6 +37,44 @@
 //! * `control`: the control actor that owns the workers' supervisor (resize, drain, escalation);
 //! * this file: [`Pool`] builder, [`PoolRef`] handle, [`TaskError`], [`PoolStats`].
 //!
+//! # CPU-bound work
+//!
+//! A worker's `handle` runs on the async runtime, so it must yield (`.await`) regularly. A
+//! handler that computes for long without yielding blocks a runtime thread, and nothing can
+//! cancel it: its caller still gets [`TaskError::TimedOut`] at the task's timeout, and the pool
+//! replaces the worker once the task is past its timeout plus the grace period (or the worker
+//! fails a [health check](PoolBuilder::health_check)), but the thread stays blocked until the
+//! computation ends, and tasks already in that worker's mailbox (with
+//! [`worker_concurrency`](PoolBuilder::worker_concurrency) above 1) wait for it too. Run such
+//! work off the runtime instead, and await it:
+//!
+//! ```
+//! use ractor_otp::worker::Worker;
+//!
+//! struct Hasher;
+//! impl Worker for Hasher {
+//!     type Task = Vec<u8>;
+//!     type Output = u64;
+//!     type Error = String;
+//!     async fn handle(&mut self, data: Vec<u8>) -> Result<u64, String> {
+//!         // The computation runs on tokio's blocking pool; this worker awaits it.
+//!         tokio::task::spawn_blocking(move || data.iter().map(|&b| u64::from(b)).sum())
+//!             .await
+//!             .map_err(|e| e.to_string())
+//!     }
+//! }
+//! ```
+//!
+//! (or hand it to a dedicated thread pool such as rayon's, awaiting a oneshot channel).
+//!
+//! # Every task is answered
+//!
+//! Every accepted task gets exactly one answer, whatever ends: a worker that crashes answers
+//! `Crashed` for the task it was running and sends the tasks waiting in its mailbox to other
+//! workers; a pool that ends — stopped, drained, killed, panicked, or taken down with a
+//! supervisor above it — answers every queued task `Stopped`, and every handle answers
+//! `Stopped` at once from then on.
+//!
 //! A task crosses one mailbox: it is routed on the caller's side and sent to the worker. Worker
 //! crashes are handled by the supervision core: the pool's workers are the children of a
 //! one-for-one [`Supervisor`](crate::supervisor::Supervisor) with the pool's intensity and
@@ -68,6 +106,7 @@ pub use self::strategy::{
 use self::control::{Control, PoolActor, PoolArgs};
 use self::shared::{Envelope, Shared};
 use self::worker_actor::Factory;
+pub use crate::error::PoolConfigError;
 use crate::error::{StartError, SupervisorError};
 use crate::supervisor::{Backoff, ChildContext, ChildId, ChildKind, ChildSpec, ChildStart};
 use crate::worker::Worker;
@@ -196,7 +235,8 @@ pub struct PoolStats {
     pub retried: u64,
     /// Tasks that had not started when their worker ended, sent to another worker.
     pub redispatched: u64,
-    /// Workers killed for not answering a health check.
+    /// Workers found stuck and replaced: still running a task past its timeout plus the grace
+    /// period without yielding, or not answering a health check.
     pub stuck: u64,
     /// Worker restarts.
     pub restarts: u64,
@@ -309,7 +349,12 @@ impl<W: Worker> PoolBuilder<W> {
         self
     }
 
-    /// Initial weights for [`Weighted`] routing, by worker index (missing ones: 1).
+    /// Initial weights for [`Weighted`] routing: one per worker, in worker order (default: all
+    /// 1). A worker of weight 0 never takes a task, queued or not; if every weight is 0, tasks
+    /// wait in the queue until a weight changes ([`PoolRef::set_weight`]), or fail with
+    /// [`TaskError::NoWorker`] under [`fail_fast_without_workers`](Self::fail_fast_without_workers).
+    /// A list that is not one weight per worker is refused at spawn
+    /// ([`PoolConfigError::WeightsLength`]); workers added later by a resize get weight 1.
     pub fn weights(mut self, weights: impl IntoIterator<Item = u32>) -> Self {
         self.weights = weights.into_iter().collect();
         self
@@ -341,8 +386,13 @@ impl<W: Worker> PoolBuilder<W> {
         self
     }
 
-    /// Default task timeout (default none). A worker still running a task `grace` after its
-    /// timeout is restarted (default grace 1 s).
+    /// Default task timeout (default none; a zero timeout is refused at spawn). The caller
+    /// gets [`TaskError::TimedOut`] at the timeout; a worker still running the task `grace`
+    /// later is replaced (default grace 1 s): one whose handler yields fails at that moment and
+    /// is restarted; one whose handler never yields (a CPU spin, which tokio cannot cancel) is
+    /// taken out of rotation, counted in [`PoolStats::stuck`], and a new incarnation starts in
+    /// its slot without waiting for the old one to return. See the module docs on CPU-bound
+    /// work.
     pub fn task_timeout(mut self, timeout: Duration, grace: Duration) -> Self {
         self.timeout = Some(timeout);
         self.grace = grace;
@@ -392,24 +442,27 @@ impl<W: Worker> PoolBuilder<W> {
         self
     }
 
-    fn validate(&self) -> Result<(), StartError> {
-        use crate::error::SpecError;
-        let bad = |reason: &str| {
-            Err(StartError::InvalidSpec(SpecError::InvalidPool(
-                reason.into(),
-            )))
-        };
+    fn validate(&self) -> Result<(), PoolConfigError> {
         if self.size == 0 {
-            return bad("size must be at least 1");
+            return Err(PoolConfigError::ZeroSize);
         }
         if self.capacity == 0 {
-            return bad("queue capacity must be at least 1");
+            return Err(PoolConfigError::ZeroQueueCapacity);
         }
         if self.limit == 0 {
-            return bad("worker concurrency must be at least 1");
+            return Err(PoolConfigError::ZeroConcurrency);
+        }
+        if self.timeout.is_some_and(|t| t.is_zero()) {
+            return Err(PoolConfigError::ZeroTaskTimeout);
+        }
+        if !self.weights.is_empty() && self.weights.len() != self.size {
+            return Err(PoolConfigError::WeightsLength {
+                given: self.weights.len(),
+                size: self.size,
+            });
         }
         if self.period.is_zero() {
-            return Err(StartError::InvalidSpec(SpecError::ZeroPeriod));
+            return Err(PoolConfigError::ZeroRestartPeriod);
         }
         if let Some(r) = &self.resizer {
             r.validate()?;
@@ -418,7 +471,7 @@ impl<W: Worker> PoolBuilder<W> {
             .health
             .is_some_and(|h| h.interval.is_zero() || h.timeout.is_zero())
         {
-            return bad("health check interval and timeout must be greater than zero");
+            return Err(PoolConfigError::ZeroHealthCheck);
         }
         Ok(())
     }
@@ -476,9 +529,10 @@ impl<W: Worker> PoolBuilder<W> {
         self.validate()?;
         let args = self.args();
         let shared = args.shared.clone();
+        let actor = PoolActor::<W>::new(shared.clone());
         let spawned = match parent {
-            None => Actor::spawn(None, PoolActor::<W>::new(), args).await,
-            Some(p) => Actor::spawn_linked(None, PoolActor::<W>::new(), args, p).await,
+            None => Actor::spawn(None, actor, args).await,
+            Some(p) => Actor::spawn_linked(None, actor, args, p).await,
         };
         match spawned {
             Ok((control, _)) => Ok(PoolRef { shared, control }),
@@ -508,6 +562,11 @@ impl<W: Worker> crate::supervisor::IntoChildSpec for PoolBuilder<W> {
         PoolBuilder::into_child_spec(self, id)
     }
 }
+
+/// How long after a worker's own overrun timer (deadline + grace) the pool looks for workers
+/// that did not act on it: a yielding handler fails itself first, so only one that never
+/// yields is counted as stuck.
+const OVERRUN_SLACK: Duration = Duration::from_millis(10);
 
 /// A handle to a pool: cheap to clone; tasks go from here straight to a worker.
 pub struct PoolRef<W: Worker> {
@@ -588,6 +647,12 @@ impl<W: Worker> PoolRef<W> {
                         .counters
                         .timed_out
                         .fetch_add(1, Ordering::Relaxed);
+                    // A worker that does not yield never sees its own timer fire: have the
+                    // control actor look for it once the grace period is over.
+                    self.control
+                        .send_after(self.shared.grace + OVERRUN_SLACK, || {
+                            PoolMsg(Control::CheckOverruns)
+                        });
                     return Err(TaskError::TimedOut);
                 }
             },
@@ -704,6 +769,8 @@ impl<W: Worker> PoolRef<W> {
             .slot(index)
             .ok_or(PoolError::NoSuchWorker(index))?;
         slot.weight.store(weight, Ordering::Relaxed);
+        // Queued tasks may have been waiting for an eligible worker.
+        self.shared.kick();
         Ok(())
     }
 

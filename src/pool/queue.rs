@@ -115,6 +115,19 @@ impl<T> TaskQueue<T> {
         Some(task)
     }
 
+    /// The task [`pop`](Self::pop) would take next, left in place.
+    pub fn peek(&self) -> Option<&T> {
+        self.levels.iter().find_map(VecDeque::front)
+    }
+
+    /// Puts a task taken by [`pop`](Self::pop) back at the head of its priority, even if the
+    /// queue filled up meanwhile (it had a place a moment ago): a task handed back because
+    /// its worker died never loses its turn.
+    pub fn unpop(&mut self, task: T, priority: Priority) {
+        self.levels[priority.index()].push_front(task);
+        self.len += 1;
+    }
+
     /// Takes every queued task, highest priority first (for draining or failing them).
     pub fn drain_all(&mut self) -> Vec<T> {
         self.len = 0;
@@ -191,6 +204,21 @@ mod tests {
             "a low task never displaces a high one"
         );
         assert_eq!(h.push(3, High), Push::Displaced(1));
+    }
+
+    #[test]
+    fn peek_shows_the_next_pop_and_unpop_restores_its_turn() {
+        let mut q = TaskQueue::new(2, Overflow::Reject);
+        assert_eq!(q.peek(), None);
+        q.push(1, Low);
+        q.push(2, Normal);
+        assert_eq!(q.peek(), Some(&2));
+        let head = q.pop().unwrap();
+        q.push(3, Normal);
+        q.unpop(head, Normal);
+        assert_eq!(q.len(), 3, "back in, though the queue was full");
+        let order: Vec<_> = std::iter::from_fn(|| q.pop()).collect();
+        assert_eq!(order, vec![2, 3, 1]);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! every worker is busy; back off by `ceil(backoff_rate · size)` when `busy / size` is below
 //! `backoff_threshold`; always stay within `[lower, upper]`.
 
-use crate::error::SpecError;
+use crate::error::PoolConfigError;
 
 /// Akka `DefaultResizer` settings (same defaults).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -52,8 +52,8 @@ impl Resizer {
     }
 
     /// Checks the settings.
-    pub fn validate(&self) -> Result<(), SpecError> {
-        let bad = |reason: String| Err(SpecError::InvalidResizer(reason));
+    pub fn validate(&self) -> Result<(), PoolConfigError> {
+        let bad = |reason: String| Err(PoolConfigError::InvalidResizer(reason));
         if self.upper < self.lower || self.upper == 0 {
             return bad(format!(
                 "bounds must satisfy 1 <= upper and lower <= upper, got {}..={}",

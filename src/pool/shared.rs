@@ -101,6 +101,12 @@ impl<W: Worker> Envelope<W> {
         self.answer(Err(error));
     }
 
+    /// Drops a task its caller was refused (the caller returns the error itself): it must
+    /// not run, nor answer a second time.
+    fn refuse(mut self) {
+        self.answered = true;
+    }
+
     /// The same task again, for the same caller.
     fn again(&mut self, task: W::Task, attempts_left: u32) -> Envelope<W> {
         Envelope {
@@ -123,7 +129,8 @@ impl<W: Worker> Drop for Envelope<W> {
             return;
         }
         let shared = self.shared.clone();
-        let running = shared.phase() == Phase::Running;
+        // An accepted task still runs while the pool drains; only a stopped pool refuses it.
+        let running = shared.phase() != Phase::Stopped;
         if let Some(task) = self.task.take() {
             // Never started: safe to run elsewhere.
             if running {
@@ -179,8 +186,12 @@ impl<W: Worker> ractor::Message for WorkerMsg<W> {}
 pub(crate) struct Incarnation<W: Worker> {
     pub(crate) actor: ActorRef<WorkerMsg<W>>,
     pub(crate) in_flight: AtomicUsize,
-    /// Set when a task crashed it, before its actor is seen as stopped.
+    /// Set when a task crashed it, before its actor is seen as stopped, or when it was found
+    /// stuck: out of rotation from then on.
     pub(crate) crashed: AtomicBool,
+    /// While it runs a task with a deadline: when that task is past its deadline plus the
+    /// grace period (nanoseconds since the pool's epoch); 0 otherwise.
+    overrun_at: AtomicU64,
 }
 
 impl<W: Worker> Incarnation<W> {
@@ -204,7 +215,13 @@ impl<W: Worker> Incarnation<W> {
             actor,
             in_flight: AtomicUsize::new(0),
             crashed: AtomicBool::new(false),
+            overrun_at: AtomicU64::new(0),
         }
+    }
+
+    /// Takes it out of rotation for good (it crashed, died, or is stuck).
+    pub(crate) fn retire(&self) {
+        self.crashed.store(true, Ordering::Release);
     }
 
     pub(crate) fn alive(&self) -> bool {
@@ -352,6 +369,8 @@ pub(crate) struct Shared<W: Worker> {
     pub(crate) resizer: Option<super::Resizer>,
     /// An autoscaling check is under way (at most one at a time).
     pub(crate) resizing: AtomicBool,
+    /// The origin of the incarnations' overrun times.
+    epoch: Instant,
 }
 
 /// Calls `f` with a view of every slot, built on the stack for pools of up to 32 workers (no
@@ -416,6 +435,7 @@ impl<W: Worker> Shared<W> {
             retry,
             resizer,
             resizing: AtomicBool::new(false),
+            epoch: Instant::now(),
         }
     }
 
@@ -427,10 +447,75 @@ impl<W: Worker> Shared<W> {
         }
     }
 
-    pub(crate) fn set_phase(&self, phase: Phase) {
-        self.phase.store(phase as u8, Ordering::Release);
+    /// Stops taking new tasks (a drain); queued and running ones go on.
+    pub(crate) fn start_draining(&self) {
+        let _ = self.phase.compare_exchange(
+            Phase::Running as u8,
+            Phase::Draining as u8,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+        self.space.notify_waiters();
+    }
+
+    /// The pool has ended, or is ending: from now on every submit answers `Stopped` and no
+    /// task enters the queue, and every queued task is answered `Stopped` now. The phase
+    /// changes under the queue's lock, and every push checks it there, so no task can slip
+    /// into the queue after it has been emptied for the last time. Idempotent.
+    pub(crate) fn close(&self) {
+        let tasks = {
+            let mut q = lock(&self.queue);
+            self.phase.store(Phase::Stopped as u8, Ordering::Release);
+            let tasks = q.drain_all();
+            self.queued.store(0, Ordering::SeqCst);
+            tasks
+        };
+        for env in tasks {
+            env.fail(TaskError::Stopped);
+        }
         self.space.notify_waiters();
         self.progress.notify_waiters();
+    }
+
+    /// Queues `env`, unless the pool has stopped (then it comes back as `Err`).
+    fn enqueue(&self, env: Envelope<W>) -> Result<Push<Envelope<W>>, Envelope<W>> {
+        let mut q = lock(&self.queue);
+        if self.phase() == Phase::Stopped {
+            return Err(env);
+        }
+        let priority = env.priority;
+        let pushed = q.push(env, priority);
+        self.queued.store(q.len(), Ordering::SeqCst);
+        Ok(pushed)
+    }
+
+    /// Marks `inc` as running a task with this deadline (from the start of the task to its
+    /// end), so that a worker that overruns it without yielding can be found.
+    pub(crate) fn task_started(&self, inc: &Incarnation<W>, deadline: Instant) {
+        let at = (deadline + self.grace).saturating_duration_since(self.epoch);
+        let nanos = u64::try_from(at.as_nanos()).unwrap_or(u64::MAX).max(1);
+        inc.overrun_at.store(nanos, Ordering::Release);
+    }
+
+    /// The task with a deadline that `inc` was running has ended.
+    pub(crate) fn task_ended(&self, inc: &Incarnation<W>) {
+        inc.overrun_at.store(0, Ordering::Release);
+    }
+
+    /// The live incarnations still running a task at `now` that is past its deadline plus the
+    /// grace period: their handler has not yielded since (a yielding one fails itself then).
+    pub(crate) fn overrunning(&self, now: Instant) -> Vec<(usize, Arc<Incarnation<W>>)> {
+        let now =
+            u64::try_from(now.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX);
+        self.roster
+            .load()
+            .iter()
+            .filter_map(|seat| {
+                let inc = seat.inc.as_ref()?;
+                let at = inc.overrun_at.load(Ordering::Acquire);
+                (at != 0 && at <= now && inc.alive()).then(|| (seat.slot.index, inc.clone()))
+            })
+            .collect()
     }
 
     pub(crate) fn slot(&self, index: usize) -> Option<Arc<Slot>> {
@@ -470,14 +555,6 @@ impl<W: Worker> Shared<W> {
         lock(&self.queue).len()
     }
 
-    /// Changes the queue under its lock and publishes its new length.
-    fn with_queue<R>(&self, change: impl FnOnce(&mut TaskQueue<Envelope<W>>) -> R) -> R {
-        let mut q = lock(&self.queue);
-        let out = change(&mut q);
-        self.queued.store(q.len(), Ordering::SeqCst);
-        out
-    }
-
     /// Tells `wait_idle` callers that a task finished, if any are waiting. Called after the
     /// task's reservation is released; the fence pairs with the one in `wait_idle`, so either
     /// the waiter sees the release or this sees the waiter.
@@ -489,7 +566,8 @@ impl<W: Worker> Shared<W> {
     }
 
     /// Routes and sends a task, or queues it. `wait`: whether a full queue under
-    /// [`Overflow::Wait`] may make the caller wait (false for `try_submit`).
+    /// [`Overflow::Wait`] may make the caller wait (false for `try_submit`). On `Err` the task
+    /// was refused: it will not run, and the caller answers itself with the error.
     pub(crate) async fn dispatch(
         &self,
         mut env: Envelope<W>,
@@ -497,72 +575,84 @@ impl<W: Worker> Shared<W> {
     ) -> Result<(), TaskError<W::Error>> {
         loop {
             if self.phase() != Phase::Running {
-                self.counters.rejected.fetch_add(1, Ordering::Relaxed);
-                return Err(TaskError::Stopped);
+                return Err(self.refused(env, TaskError::Stopped));
             }
             env = match self.try_send(env) {
                 Ok(()) => return Ok(()),
                 Err(back) => back,
             };
             // No worker can take it now: queue it.
-            if self.fail_fast_without_workers && !self.any_live() {
-                self.counters.rejected.fetch_add(1, Ordering::Relaxed);
-                return Err(TaskError::NoWorker);
+            if self.fail_fast_without_workers && !self.any_eligible() {
+                return Err(self.refused(env, TaskError::NoWorker));
             }
             // Registered before the push, so no wake-up between the two is missed.
             let mut space = std::pin::pin!(self.space.notified());
             space.as_mut().enable();
-            let pushed = {
-                let priority = env.priority;
-                self.with_queue(|q| q.push(env, priority))
-            };
-            match pushed {
-                Push::Queued => {
+            match self.enqueue(env) {
+                Err(env) => return Err(self.refused(env, TaskError::Stopped)),
+                Ok(Push::Queued) => {
                     self.kick();
                     return Ok(());
                 }
-                Push::Displaced(old) => {
+                Ok(Push::Displaced(old)) => {
                     self.counters.dropped.fetch_add(1, Ordering::Relaxed);
                     old.fail(TaskError::Dropped);
                     self.kick();
                     return Ok(());
                 }
-                Push::Full(back) => {
+                Ok(Push::Full(back)) => {
                     let overflow = lock(&self.queue).overflow();
                     if overflow == Overflow::Wait && wait {
                         env = back;
                         space.await;
                         continue;
                     }
-                    self.counters.rejected.fetch_add(1, Ordering::Relaxed);
-                    return Err(TaskError::QueueFull);
+                    return Err(self.refused(back, TaskError::QueueFull));
                 }
             }
         }
     }
 
+    /// Counts a refused task and drops it without running or answering it.
+    fn refused(&self, env: Envelope<W>, error: TaskError<W::Error>) -> TaskError<W::Error> {
+        self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+        env.refuse();
+        error
+    }
+
+    /// Asks the routing for a worker that can take a task with `key` now and reserves a place
+    /// on it; returns its index in `roster`. Routing races with other submitters: a pick whose
+    /// reservation fails is retried a few times with fresh views.
+    fn reserve(&self, roster: &[Seat<W>], key: Option<u64>) -> Option<usize> {
+        for _ in 0..roster.len() + 2 {
+            let target = with_views(roster, self.limit, |views| self.routing.route(views, key));
+            let i = match target {
+                Target::One(i) => i,
+                Target::Unavailable => return None,
+            };
+            if roster
+                .get(i)
+                .and_then(|s| s.inc.as_ref())
+                .is_some_and(|inc| inc.try_reserve(self.limit))
+            {
+                return Some(i);
+            }
+        }
+        None
+    }
+
     /// Tries to hand `env` to a worker now; gives it back if none can take it.
     fn try_send(&self, mut env: Envelope<W>) -> Result<(), Envelope<W>> {
-        // Routing races with other submitters: a pick whose reservation fails is retried a
-        // few times with fresh views before the task is queued.
         let roster = self.roster.load();
-        for _ in 0..roster.len() + 2 {
-            let target = with_views(&roster, self.limit, |views| {
-                self.routing.route(views, env.key)
-            });
-            let inc = match target {
-                Target::One(i) => match roster.get(i).and_then(|s| s.inc.as_ref()) {
-                    Some(inc) => inc,
-                    None => continue,
-                },
-                Target::Unavailable => return Err(env),
+        while let Some(i) = self.reserve(&roster, env.key) {
+            let Some(inc) = roster[i].inc.as_ref() else {
+                return Err(env); // not reached: `reserve` only picks seats with an incarnation
             };
-            if !inc.try_reserve(self.limit) {
-                continue;
-            }
             match inc.actor.send_message(WorkerMsg::Run(env)) {
                 Ok(()) => return Ok(()),
                 Err(MessagingErr::SendErr(WorkerMsg::Run(back))) => {
+                    // Its mailbox is closed: it has ended. Never route there again.
+                    inc.retire();
                     inc.release();
                     env = back;
                 }
@@ -578,90 +668,88 @@ impl<W: Worker> Shared<W> {
     }
 
     /// Sends a task again after its worker ended (no waiting: called from a drop). A full
-    /// queue fails it with `Dropped`.
+    /// queue fails it with `Dropped`; a stopped pool with `Stopped`.
     pub(crate) fn redispatch(&self, env: Envelope<W>) {
         let env = match self.try_send(env) {
             Ok(()) => return,
             Err(env) => env,
         };
-        if self.phase() == Phase::Stopped {
-            env.fail(TaskError::Stopped);
-            return;
-        }
-        let priority = env.priority;
-        let pushed = self.with_queue(|q| q.push(env, priority));
-        match pushed {
-            Push::Queued => self.kick(),
-            Push::Displaced(old) => {
+        match self.enqueue(env) {
+            Err(env) => env.fail(TaskError::Stopped),
+            Ok(Push::Queued) => self.kick(),
+            Ok(Push::Displaced(old)) => {
                 self.counters.dropped.fetch_add(1, Ordering::Relaxed);
                 old.fail(TaskError::Dropped);
                 self.kick();
             }
-            Push::Full(env) => {
+            Ok(Push::Full(env)) => {
                 self.counters.dropped.fetch_add(1, Ordering::Relaxed);
                 env.fail(TaskError::Dropped);
             }
         }
     }
 
-    fn any_live(&self) -> bool {
-        self.roster.load().iter().any(|s| s.view(self.limit).live)
+    /// Whether some worker could ever be given a task: live and eligible for the routing
+    /// (a worker of weight 0 is not, under [`Weighted`](super::Weighted)).
+    fn any_eligible(&self) -> bool {
+        self.roster
+            .load()
+            .iter()
+            .any(|s| self.routing.eligible(&s.view(self.limit)))
     }
 
-    /// Hands queued tasks to every worker that can take one.
+    /// Hands queued tasks to workers, head first, each to the worker the routing picks for
+    /// it, until the queue is empty or its head has no worker that can take it now. So a
+    /// queued task goes only where the routing would send it (a worker of weight 0 never
+    /// takes one). Called by a submitter after queueing, by a worker after each task and when
+    /// it starts, and when a weight changes: the routing and the reservation happen under the
+    /// queue's lock, so of two callers racing (one freeing a worker, one queueing) the later
+    /// one sees what the earlier one did.
     pub(crate) fn kick(&self) {
-        let roster = self.roster.load_full();
-        for seat in roster.iter() {
-            if let Some(inc) = &seat.inc {
-                if !seat.slot.retiring.load(Ordering::Acquire) {
-                    self.pull(inc);
-                }
-            }
-        }
-    }
-
-    /// Moves queued tasks to `inc` while it can take them.
-    pub(crate) fn pull(&self, inc: &Incarnation<W>) {
         loop {
-            // Pairs with the fence in a finishing worker's pull: a submitter that queued a
-            // task while every worker was busy, or the worker that frees up, sees the other.
+            // Pairs with the fence in `task_finished`: a submitter that queued a task while
+            // every worker was busy, or the worker that frees up, sees the other.
             std::sync::atomic::fence(Ordering::SeqCst);
-            if self.queued.load(Ordering::SeqCst) == 0 || !inc.alive() {
+            if self.queued.load(Ordering::SeqCst) == 0 {
                 return;
             }
-            if !inc.try_reserve(self.limit) {
-                return;
-            }
-            let next = self.with_queue(|q| q.pop());
-            let Some(env) = next else {
-                inc.release();
-                continue; // re-check: a submitter may have queued after our look
+            let roster = self.roster.load();
+            let (env, i) = {
+                let mut q = lock(&self.queue);
+                let Some(key) = q.peek().map(|env| env.key) else {
+                    return;
+                };
+                let Some(i) = self.reserve(&roster, key) else {
+                    return;
+                };
+                let Some(env) = q.pop() else {
+                    return; // not reached: the head was there under the same lock
+                };
+                self.queued.store(q.len(), Ordering::SeqCst);
+                (env, i)
             };
             self.space.notify_one();
+            let Some(inc) = roster[i].inc.as_ref() else {
+                continue; // not reached: `reserve` only picks seats with an incarnation
+            };
             if let Err(MessagingErr::SendErr(WorkerMsg::Run(env))) =
                 inc.actor.send_message(WorkerMsg::Run(env))
             {
-                // The incarnation just died: queue the task again for another worker.
+                // It has just ended: the task goes back to the head of the queue, for
+                // another worker (or `Stopped`, if the pool is closing).
+                inc.retire();
                 inc.release();
-                let priority = env.priority;
-                if let Push::Full(env) | Push::Displaced(env) =
-                    self.with_queue(|q| q.push(env, priority))
-                {
-                    self.counters.dropped.fetch_add(1, Ordering::Relaxed);
-                    env.fail(TaskError::Dropped);
+                let mut q = lock(&self.queue);
+                if self.phase() == Phase::Stopped {
+                    drop(q);
+                    env.fail(TaskError::Stopped);
+                    return;
                 }
-                return;
+                let priority = env.priority;
+                q.unpop(env, priority);
+                self.queued.store(q.len(), Ordering::SeqCst);
             }
         }
-    }
-
-    /// Fails every queued task with `error` (the pool is stopping).
-    pub(crate) fn fail_queued(&self, error: impl Fn() -> TaskError<W::Error>) {
-        let tasks = self.with_queue(|q| q.drain_all());
-        for env in tasks {
-            env.fail(error());
-        }
-        self.space.notify_waiters();
     }
 
     /// Whether nothing is queued or in flight (on the slots from `from` on, for shrinking).

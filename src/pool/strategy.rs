@@ -78,7 +78,18 @@ pub enum Target {
 /// ```
 pub trait Routing: Send + Sync + 'static {
     /// Picks the target of one task; `key` is the task's routing key, if it has one.
+    ///
+    /// A pool asks this both for a new task and for the task at the head of its queue when a
+    /// worker frees up, so a queued task goes only where this would send it.
     fn route(&self, workers: &[WorkerView], key: Option<u64>) -> Target;
+
+    /// Whether `worker` may ever be picked, busy or not: by default whether it is live;
+    /// [`Weighted`] also needs a weight above zero. A pool set to
+    /// [`fail_fast_without_workers`](crate::pool::PoolBuilder::fail_fast_without_workers)
+    /// fails a task with `NoWorker` when no worker is eligible, instead of queueing it.
+    fn eligible(&self, worker: &WorkerView) -> bool {
+        worker.live
+    }
 }
 
 /// Scans `n` indices starting at `start` (wrapping) and returns the first `ok` one.
@@ -181,6 +192,10 @@ impl Weighted {
 }
 
 impl Routing for Weighted {
+    fn eligible(&self, worker: &WorkerView) -> bool {
+        worker.live && worker.weight > 0
+    }
+
     fn route(&self, workers: &[WorkerView], _key: Option<u64>) -> Target {
         let mut current = self
             .current
@@ -434,6 +449,16 @@ mod tests {
         let count = |w| got.iter().filter(|&&i| i == w).count();
         assert_eq!((count(0), count(1), count(2)), (100, 200, 100));
         assert_eq!(r.route(&weighted(&[0, 0]), None), Target::Unavailable);
+        assert!(!r.eligible(&weighted(&[0])[0]));
+        assert!(r.eligible(&weighted(&[1])[0]));
+        assert!(!r.eligible(&WorkerView {
+            live: false,
+            ..WorkerView::IDLE
+        }));
+        assert!(
+            RoundRobin::new().eligible(&weighted(&[0])[0]),
+            "weights are Weighted's"
+        );
     }
 
     #[test]

@@ -84,7 +84,7 @@ impl<W: Worker> Actor for WorkerActor<W> {
         state: &mut WorkerState<W>,
     ) -> Result<(), ActorProcessingErr> {
         // Tasks may have queued while no incarnation was running.
-        state.shared.pull(&state.inc);
+        state.shared.kick();
         Ok(())
     }
 
@@ -110,10 +110,9 @@ impl<W: Worker> Actor for WorkerActor<W> {
         };
         state.inc.release();
         state.shared.task_finished();
-        // A worker about to fail (it overran a timeout) or being removed takes no more tasks.
-        if outcome.is_ok() && !state.slot.retiring.load(Ordering::Acquire) {
-            state.shared.pull(&state.inc);
-        }
+        // The routing picks who takes the next queued task: never a worker about to fail (it
+        // overran a timeout and is marked crashed), being removed, or of weight 0.
+        state.shared.kick();
         outcome
     }
 }
@@ -141,7 +140,12 @@ impl<W: Worker> WorkerState<W> {
                 // every other task stays small (ractor moves it while polling).
                 let bounded =
                     tokio::time::timeout_at(d + self.shared.grace, self.worker.handle(task));
-                match Box::pin(bounded).await {
+                // A handler that never yields never lets the timer fire: the pool finds it by
+                // this mark instead (see `PoolState::check_overruns`).
+                self.shared.task_started(&self.inc, d);
+                let result = Box::pin(bounded).await;
+                self.shared.task_ended(&self.inc);
+                match result {
                     Ok(result) => result,
                     Err(_) => {
                         env.fail(TaskError::TimedOut);

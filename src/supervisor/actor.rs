@@ -59,6 +59,13 @@ pub(crate) enum Request {
         id: ChildId,
         token: u64,
     },
+    /// Give up on a child's incarnation that cannot be stopped (its task never yields, e.g. a
+    /// handler spinning on the CPU): unlink it, send it a kill it will act on when it next
+    /// yields, and handle it as an abnormal exit now, so its replacement starts at once.
+    Abandon {
+        actor: ractor::ActorId,
+        reason: String,
+    },
 }
 
 pub(crate) struct SupervisorActor;
@@ -523,6 +530,18 @@ impl SupervisorState {
             }
             Request::Subscribe(reply) => {
                 let _ = reply.send(self.subscribers.subscribe());
+            }
+            Request::Abandon { actor, reason } => {
+                let Some(i) = self.children.index_of_actor(actor) else {
+                    return Ok(()); // it ended meanwhile, or was replaced
+                };
+                if let Some(cell) = self.children.get(i).cell() {
+                    cell.unlink(myself.get_cell());
+                    cell.kill();
+                }
+                return self
+                    .child_exited(myself, i, ExitReason::abnormal(reason))
+                    .await;
             }
             Request::Restart { id, token } => {
                 let current = self

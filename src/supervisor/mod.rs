@@ -286,6 +286,15 @@ impl SupervisorRef {
         }
     }
 
+    /// Gives up on the running incarnation `actor` of a child that cannot be stopped (a task
+    /// that never yields): it is unlinked and killed without waiting, and handled as an
+    /// abnormal exit (restart, intensity) at once. Ignored if `actor` is no longer a child.
+    pub(crate) fn abandon_child(&self, actor: ractor::ActorId, reason: String) {
+        let _ = self
+            .actor
+            .cast(SupervisorMsg(Request::Abandon { actor, reason }));
+    }
+
     /// Adds a child at the end of the start order and starts it. `Ok(None)` if its start said
     /// `Ignore` (the spec is kept unless temporary).
     pub async fn start_child(&self, spec: ChildSpec) -> Result<Option<ActorCell>, SupervisorError> {
