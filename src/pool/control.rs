@@ -50,6 +50,9 @@ pub(crate) enum Control<W: Worker> {
     /// A caller's task timed out: look for workers still running a task past its deadline
     /// plus the grace period.
     CheckOverruns,
+    /// Panics in the handler: the unit tests' stand-in for a bug in the control actor.
+    #[cfg(test)]
+    Panic,
 }
 
 /// Stuck-worker detection: every `interval`, each worker must answer a ping within `timeout`.
@@ -267,6 +270,8 @@ impl<W: Worker> PoolState<W> {
             }
             Control::HealthCheck => state.health_check(),
             Control::CheckOverruns => state.check_overruns(),
+            #[cfg(test)]
+            Control::Panic => panic!("the control actor panicked"),
         }
     }
 
@@ -413,5 +418,58 @@ impl<W: Worker> PoolState<W> {
             self.shared.kick();
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::pool::{Pool, TaskError};
+
+    /// Waits for its gate, then answers.
+    struct Gated;
+
+    impl Worker for Gated {
+        type Task = Arc<tokio::sync::Notify>;
+        type Output = ();
+        type Error = String;
+
+        async fn handle(&mut self, gate: Arc<tokio::sync::Notify>) -> Result<(), String> {
+            gate.notified().await;
+            Ok(())
+        }
+    }
+
+    const WAIT: Duration = Duration::from_secs(30);
+
+    #[tokio::test(start_paused = true)]
+    async fn a_panic_of_the_control_actor_answers_every_task_and_closes_the_handles() {
+        let pool = Pool::builder(|_| Gated).size(1).spawn().await.unwrap();
+        let gate = Arc::new(tokio::sync::Notify::new());
+        let running = {
+            let (p, g) = (pool.clone(), gate.clone());
+            tokio::spawn(async move { p.submit(g).await })
+        };
+        let queued = {
+            let (p, g) = (pool.clone(), gate.clone());
+            tokio::spawn(async move { p.submit(g).await })
+        };
+        tokio::time::timeout(WAIT, async {
+            while pool.stats().queued < 1 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .unwrap();
+        pool.control.cast(PoolMsg(Control::Panic)).unwrap();
+        tokio::time::timeout(WAIT, pool.wait()).await.unwrap();
+        let queued = tokio::time::timeout(WAIT, queued).await.unwrap().unwrap();
+        assert_eq!(queued, Err(TaskError::Stopped));
+        let running = tokio::time::timeout(WAIT, running).await.unwrap().unwrap();
+        assert_eq!(running, Err(TaskError::Crashed));
+        let later = tokio::time::timeout(Duration::from_millis(1), pool.submit(gate)).await;
+        assert_eq!(later, Ok(Err(TaskError::Stopped)), "answered at once");
     }
 }
