@@ -813,6 +813,16 @@ impl Drop for Unspin {
     }
 }
 
+/// Sends worker 0 (round-robin's first pick) a task that spins without yielding; returns once
+/// it spins, with the caller's answer and the guard that ends the spin.
+async fn spin_worker_0(pool: &PoolRef<TestWorker>) -> (tokio::task::JoinHandle<Answer>, Unspin) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tx, mut spinning) = mpsc::unbounded_channel();
+    let spin = spawn_submit(pool, Job::Spin(tx, stop.clone()));
+    assert_eq!(bounded(spinning.recv()).await, Some(0));
+    (spin, Unspin(stop))
+}
+
 /// A spinning handler blocks a runtime thread, so these run on two threads in real time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_stuck_on_the_cpu_past_its_timeout_is_replaced() {
@@ -825,12 +835,7 @@ async fn a_worker_stuck_on_the_cpu_past_its_timeout_is_replaced() {
         .unwrap();
     started(&mut starts, 0, 1).await;
     started(&mut starts, 1, 1).await;
-    let stop = Arc::new(AtomicBool::new(false));
-    let _unspin = Unspin(stop.clone());
-    let (tx, mut spinning) = mpsc::unbounded_channel();
-    // Round-robin sends the first task to worker 0, which never yields again.
-    let spin = spawn_submit(&pool, Job::Spin(tx, stop.clone()));
-    assert_eq!(bounded(spinning.recv()).await, Some(0));
+    let (spin, unspin) = spin_worker_0(&pool).await;
     assert_eq!(bounded(spin).await.unwrap(), Err(TaskError::TimedOut));
     // Past timeout + grace, a new incarnation starts in its slot while the old one spins.
     started(&mut starts, 0, 2).await;
@@ -847,7 +852,7 @@ async fn a_worker_stuck_on_the_cpu_past_its_timeout_is_replaced() {
         let ran = bounded(pool.submit(Job::Echo)).await.unwrap();
         assert!(ran.worker == 1 || ran.generation == 2, "{ran:?}");
     }
-    stop.store(true, Ordering::Release);
+    drop(unspin);
     bounded(pool.stop()).await;
     assert_eq!(pool.stats().stuck, 1);
 }
@@ -862,17 +867,13 @@ async fn a_worker_stuck_on_the_cpu_is_found_by_the_health_check() {
         .await
         .unwrap();
     started(&mut starts, 0, 1).await;
-    let stop = Arc::new(AtomicBool::new(false));
-    let _unspin = Unspin(stop.clone());
-    let (tx, mut spinning) = mpsc::unbounded_channel();
-    let spin = spawn_submit(&pool, Job::Spin(tx, stop.clone()));
-    assert_eq!(bounded(spinning.recv()).await, Some(0));
+    let (spin, unspin) = spin_worker_0(&pool).await;
     started(&mut starts, 0, 2).await;
     assert_eq!(pool.stats().stuck, 1);
     let ran = bounded(pool.submit(Job::Echo)).await.unwrap();
     assert!(ran.worker == 1 || ran.generation == 2, "{ran:?}");
     // The spin ends: the abandoned incarnation answers its task and ends.
-    stop.store(true, Ordering::Release);
+    drop(unspin);
     assert_eq!(
         bounded(spin)
             .await
