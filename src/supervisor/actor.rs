@@ -12,6 +12,9 @@
 //!   API calls are served in between; each retry counts toward intensity.
 //! * **Give up**: stop every child in reverse order, exit abnormally with
 //!   [`IntensityExceeded`] so the parent's strategy handles it.
+//! * **Abandon** (crate-internal, used by pools): a child whose task never yields cannot be
+//!   stopped; it is unlinked, sent a kill it acts on whenever it yields, and handled as an
+//!   abnormal exit at once, so its replacement starts without waiting for it.
 //! * **Shutdown** (`post_stop`): every child stopped in reverse start order by its
 //!   [`Shutdown`](super::Shutdown) policy, before ractor tears the actor down.
 //!
