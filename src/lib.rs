@@ -107,18 +107,22 @@ pub use ractor_otp_macros::{supervisor, worker};
 
 /// The names most programs need: `use ractor_otp::prelude::*;`.
 pub mod prelude {
-    pub use crate::error::{IntensityExceeded, SpecError, StartError, SupervisorError};
+    pub use crate::error::{
+        IntensityExceeded, PoolConfigError, SpecError, StartError, SupervisorError,
+    };
     pub use crate::exit::{ExitClass, ExitReason};
     pub use crate::pool::{
-        LeastBusy, Overflow, Pool, PoolRef, Priority, RoundRobin, TaskError, TaskOptions, Weighted,
+        KeyHash, LeastBusy, Overflow, Pool, PoolRef, PoolStats, PowerOfTwo, Priority, RoundRobin,
+        TaskError, TaskOptions, Weighted,
     };
     pub use crate::supervisor::{
-        AutoShutdown, Backoff, ChildContext, ChildId, ChildKind, ChildSpec, ChildStart,
-        ChildStatus, ChildTemplate, DynamicSupervisor, DynamicSupervisorRef, Restart, Shutdown,
-        Strategy, Supervisor, SupervisorEvent, SupervisorRef,
+        AutoShutdown, Backoff, ChildContext, ChildId, ChildInfo, ChildKind, ChildSpec, ChildStart,
+        ChildStatus, ChildTemplate, DynamicSupervisor, DynamicSupervisorRef, EventStream, Restart,
+        Shutdown, Strategy, Supervisor, SupervisorEvent, SupervisorRef,
     };
     pub use crate::worker::{Call, Worker, WorkerContext, WorkerHandle};
     pub use crate::{supervisor, worker};
+    pub use ractor::ActorProcessingErr;
 }
 
 /// Support for the code the macros generate. Not part of the public API.
