@@ -653,24 +653,29 @@ async fn with_every_weight_zero_tasks_wait_for_a_weight_or_fail_fast() {
     pool.stop().await;
 }
 
-/// A custom routing that only ever picks worker 0.
-struct OnlyFirst;
+/// A custom routing that uses only the workers of weight 2 or more.
+struct HeavyOnly;
 
-impl Routing for OnlyFirst {
+impl Routing for HeavyOnly {
     fn route(&self, workers: &[WorkerView], _key: Option<u64>) -> Target {
-        match workers.first() {
-            Some(w) if w.can_take() => Target::One(0),
-            _ => Target::Unavailable,
-        }
+        workers
+            .iter()
+            .position(|w| self.eligible(w) && w.can_take())
+            .map_or(Target::Unavailable, Target::One)
+    }
+
+    fn eligible(&self, worker: &WorkerView) -> bool {
+        worker.live && worker.weight >= 2
     }
 }
 
 #[tokio::test(start_paused = true)]
-async fn queued_tasks_go_where_the_routing_sends_them_for_every_strategy() {
+async fn queued_tasks_go_only_to_eligible_workers_for_every_strategy() {
     let (census, _live, _) = census();
-    // A custom strategy's choice holds for queued tasks too.
+    // A custom strategy's eligibility holds for queued tasks too.
     let pool = builder(3, &census)
-        .routing(OnlyFirst)
+        .weights([2, 1, 1])
+        .routing(HeavyOnly)
         .spawn()
         .await
         .unwrap();

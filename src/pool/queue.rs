@@ -115,11 +115,6 @@ impl<T> TaskQueue<T> {
         Some(task)
     }
 
-    /// The task [`pop`](Self::pop) would take next, left in place.
-    pub fn peek(&self) -> Option<&T> {
-        self.levels.iter().find_map(VecDeque::front)
-    }
-
     /// Puts a task taken by [`pop`](Self::pop) back at the head of its priority, even if the
     /// queue filled up meanwhile (it had a place a moment ago): a task handed back because
     /// its worker died never loses its turn.
@@ -207,12 +202,10 @@ mod tests {
     }
 
     #[test]
-    fn peek_shows_the_next_pop_and_unpop_restores_its_turn() {
+    fn unpop_restores_a_popped_task_to_its_turn() {
         let mut q = TaskQueue::new(2, Overflow::Reject);
-        assert_eq!(q.peek(), None);
         q.push(1, Low);
         q.push(2, Normal);
-        assert_eq!(q.peek(), Some(&2));
         let head = q.pop().unwrap();
         q.push(3, Normal);
         q.unpop(head, Normal);

@@ -698,14 +698,23 @@ impl<W: Worker> Shared<W> {
             .any(|s| self.routing.eligible(&s.view(self.limit)))
     }
 
-    /// Hands queued tasks to workers, head first, each to the worker the routing picks for
-    /// it, until the queue is empty or its head has no worker that can take it now. So a
-    /// queued task goes only where the routing would send it (a worker of weight 0 never
-    /// takes one). Called by a submitter after queueing, by a worker after each task and when
-    /// it starts, and when a weight changes: the routing and the reservation happen under the
-    /// queue's lock, so of two callers racing (one freeing a worker, one queueing) the later
-    /// one sees what the earlier one did.
+    /// Hands queued tasks to every worker that may take one (see [`pull`](Self::pull)):
+    /// called by a submitter after queueing and when a weight changes.
     pub(crate) fn kick(&self) {
+        let roster = self.roster.load();
+        for seat in roster.iter() {
+            if let Some(inc) = &seat.inc {
+                self.pull(&seat.slot, inc);
+            }
+        }
+    }
+
+    /// Moves queued tasks, head first, to `inc` (running in `slot`) while it has room and the
+    /// routing holds it eligible ([`Routing::eligible`]: live, not being removed, and for
+    /// [`Weighted`](super::Weighted) a weight above zero), so a worker of weight 0 never
+    /// takes a queued task. Called by a worker after each task and when it starts: the
+    /// worker that frees up takes the next task itself (work-pulling), no other is woken.
+    pub(crate) fn pull(&self, slot: &Slot, inc: &Incarnation<W>) {
         loop {
             // Pairs with the fence in `task_finished`: a submitter that queued a task while
             // every worker was busy, or the worker that frees up, sees the other.
@@ -713,25 +722,26 @@ impl<W: Worker> Shared<W> {
             if self.queued.load(Ordering::SeqCst) == 0 {
                 return;
             }
-            let roster = self.roster.load();
-            let (env, i) = {
+            let view = WorkerView {
+                live: inc.alive() && !slot.retiring.load(Ordering::Acquire),
+                in_flight: 0,
+                weight: slot.weight.load(Ordering::Relaxed),
+                limit: self.limit,
+            };
+            if !self.routing.eligible(&view) || !inc.try_reserve(self.limit) {
+                return;
+            }
+            let next = {
                 let mut q = lock(&self.queue);
-                let Some(key) = q.peek().map(|env| env.key) else {
-                    return;
-                };
-                let Some(i) = self.reserve(&roster, key) else {
-                    return;
-                };
-                let Some(env) = q.pop() else {
-                    return; // not reached: the head was there under the same lock
-                };
+                let next = q.pop();
                 self.queued.store(q.len(), Ordering::SeqCst);
-                (env, i)
+                next
+            };
+            let Some(env) = next else {
+                inc.release();
+                continue; // re-check: a submitter may have queued after our look
             };
             self.space.notify_one();
-            let Some(inc) = roster[i].inc.as_ref() else {
-                continue; // not reached: `reserve` only picks seats with an incarnation
-            };
             if let Err(MessagingErr::SendErr(WorkerMsg::Run(env))) =
                 inc.actor.send_message(WorkerMsg::Run(env))
             {
@@ -748,6 +758,10 @@ impl<W: Worker> Shared<W> {
                 let priority = env.priority;
                 q.unpop(env, priority);
                 self.queued.store(q.len(), Ordering::SeqCst);
+                drop(q);
+                // Another worker may be free and idle: hand it the task.
+                self.kick();
+                return;
             }
         }
     }

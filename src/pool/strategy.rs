@@ -79,14 +79,17 @@ pub enum Target {
 pub trait Routing: Send + Sync + 'static {
     /// Picks the target of one task; `key` is the task's routing key, if it has one.
     ///
-    /// A pool asks this both for a new task and for the task at the head of its queue when a
-    /// worker frees up, so a queued task goes only where this would send it.
+    /// A pool asks this when a task arrives. A task that finds no worker waits in the pool's
+    /// queue and is taken by the next [eligible](Self::eligible) worker to have room
+    /// (work-pulling), so rotation and key affinity shape only the tasks placed directly.
     fn route(&self, workers: &[WorkerView], key: Option<u64>) -> Target;
 
-    /// Whether `worker` may ever be picked, busy or not: by default whether it is live;
-    /// [`Weighted`] also needs a weight above zero. A pool set to
+    /// Whether `worker` may ever be given a task, busy or not: by default whether it is live;
+    /// [`Weighted`] also needs a weight above zero. A pool gives queued tasks only to eligible
+    /// workers, and one set to
     /// [`fail_fast_without_workers`](crate::pool::PoolBuilder::fail_fast_without_workers)
     /// fails a task with `NoWorker` when no worker is eligible, instead of queueing it.
+    /// Override it with `route` when a strategy never picks some workers.
     fn eligible(&self, worker: &WorkerView) -> bool {
         worker.live
     }

@@ -84,7 +84,7 @@ impl<W: Worker> Actor for WorkerActor<W> {
         state: &mut WorkerState<W>,
     ) -> Result<(), ActorProcessingErr> {
         // Tasks may have queued while no incarnation was running.
-        state.shared.kick();
+        state.shared.pull(&state.slot, &state.inc);
         Ok(())
     }
 
@@ -110,9 +110,9 @@ impl<W: Worker> Actor for WorkerActor<W> {
         };
         state.inc.release();
         state.shared.task_finished();
-        // The routing picks who takes the next queued task: never a worker about to fail (it
-        // overran a timeout and is marked crashed), being removed, or of weight 0.
-        state.shared.kick();
+        // Takes the next queued task, unless it is about to fail (it overran a timeout and is
+        // marked crashed), being removed, or not eligible (weight 0).
+        state.shared.pull(&state.slot, &state.inc);
         outcome
     }
 }
