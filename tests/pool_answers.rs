@@ -91,6 +91,9 @@ impl Worker for TestWorker {
             Job::Fail => return Err(format!("worker {} failed the task", self.index)),
             Job::Spin(started, stop) => {
                 let _ = started.send(self.index);
+                // Let the task just woken run elsewhere first: tokio keeps a task woken from a
+                // thread in that thread's own slot, which a spinning thread never gets to.
+                tokio::task::yield_now().await;
                 while !stop.load(Ordering::Acquire) {
                     std::hint::spin_loop();
                 }
