@@ -7,7 +7,13 @@
 //! a task is sent. When no worker can take a task it waits in the bounded queue; a worker that
 //! finishes a task pulls the next one. Both sides re-check after they change anything (caller:
 //! push, then try to reserve; worker: release, then look at the queue), so no task is left in
-//! the queue while a worker sits idle.
+//! the queue while a worker sits idle. A queued task goes only to a worker the routing holds
+//! eligible (a worker of weight 0 never takes one).
+//!
+//! The pool's end is one step, [`Shared::close`]: under the queue's lock the phase becomes
+//! `Stopped` and the queue is emptied (its tasks answer `Stopped`); every push checks the phase
+//! under the same lock, so nothing enters the queue afterwards, and every submit answers
+//! `Stopped` at once.
 //!
 //! In-flight counts belong to an *incarnation*: a restarted worker registers a fresh
 //! [`Incarnation`] in its slot, so the tasks of a crashed one never count against the new one.
@@ -699,7 +705,8 @@ impl<W: Worker> Shared<W> {
     }
 
     /// Hands queued tasks to every worker that may take one (see [`pull`](Self::pull)):
-    /// called by a submitter after queueing and when a weight changes.
+    /// called after a task was queued (by a submitter or a re-dispatch) and when a weight
+    /// changes.
     pub(crate) fn kick(&self) {
         let roster = self.roster.load();
         for seat in roster.iter() {
