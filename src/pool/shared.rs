@@ -271,6 +271,23 @@ impl<T> std::ops::Deref for CacheAligned<T> {
 }
 
 impl Slot {
+    /// This slot as a routing strategy sees it, with `inc` running in it (if any).
+    fn view<W: Worker>(&self, inc: Option<&Incarnation<W>>, limit: usize) -> WorkerView {
+        let (live, in_flight) = match inc {
+            Some(inc) => (
+                inc.alive() && !self.retiring.load(Ordering::Acquire),
+                inc.in_flight.load(Ordering::Acquire),
+            ),
+            None => (false, 0),
+        };
+        WorkerView {
+            live,
+            in_flight,
+            weight: self.weight.load(Ordering::Relaxed),
+            limit,
+        }
+    }
+
     pub(crate) fn new(index: usize, weight: u32) -> Self {
         Slot {
             index,
@@ -305,19 +322,7 @@ impl<W: Worker> Seat<W> {
     }
 
     fn view(&self, limit: usize) -> WorkerView {
-        let (live, in_flight) = match &self.inc {
-            Some(inc) => (
-                inc.alive() && !self.slot.retiring.load(Ordering::Acquire),
-                inc.in_flight.load(Ordering::Acquire),
-            ),
-            None => (false, 0),
-        };
-        WorkerView {
-            live,
-            in_flight,
-            weight: self.slot.weight.load(Ordering::Relaxed),
-            limit,
-        }
+        self.slot.view(self.inc.as_deref(), limit)
     }
 }
 
@@ -469,13 +474,10 @@ impl<W: Worker> Shared<W> {
     /// changes under the queue's lock, and every push checks it there, so no task can slip
     /// into the queue after it has been emptied for the last time. Idempotent.
     pub(crate) fn close(&self) {
-        let tasks = {
-            let mut q = lock(&self.queue);
+        let tasks = self.with_queue(|q| {
             self.phase.store(Phase::Stopped as u8, Ordering::Release);
-            let tasks = q.drain_all();
-            self.queued.store(0, Ordering::SeqCst);
-            tasks
-        };
+            q.drain_all()
+        });
         for env in tasks {
             env.fail(TaskError::Stopped);
         }
@@ -485,14 +487,13 @@ impl<W: Worker> Shared<W> {
 
     /// Queues `env`, unless the pool has stopped (then it comes back as `Err`).
     fn enqueue(&self, env: Envelope<W>) -> Result<Push<Envelope<W>>, Envelope<W>> {
-        let mut q = lock(&self.queue);
-        if self.phase() == Phase::Stopped {
-            return Err(env);
-        }
-        let priority = env.priority;
-        let pushed = q.push(env, priority);
-        self.queued.store(q.len(), Ordering::SeqCst);
-        Ok(pushed)
+        self.with_queue(|q| {
+            if self.phase() == Phase::Stopped {
+                return Err(env);
+            }
+            let priority = env.priority;
+            Ok(q.push(env, priority))
+        })
     }
 
     /// Marks `inc` as running a task with this deadline (from the start of the task to its
@@ -561,6 +562,14 @@ impl<W: Worker> Shared<W> {
         lock(&self.queue).len()
     }
 
+    /// Changes the queue under its lock and publishes its new length.
+    fn with_queue<R>(&self, change: impl FnOnce(&mut TaskQueue<Envelope<W>>) -> R) -> R {
+        let mut q = lock(&self.queue);
+        let out = change(&mut q);
+        self.queued.store(q.len(), Ordering::SeqCst);
+        out
+    }
+
     /// Tells `wait_idle` callers that a task finished, if any are waiting. Called after the
     /// task's reservation is released; the fence pairs with the one in `wait_idle`, so either
     /// the waiter sees the release or this sees the waiter.
@@ -627,21 +636,18 @@ impl<W: Worker> Shared<W> {
     }
 
     /// Asks the routing for a worker that can take a task with `key` now and reserves a place
-    /// on it; returns its index in `roster`. Routing races with other submitters: a pick whose
+    /// on it. Routing races with other submitters: a pick whose
     /// reservation fails is retried a few times with fresh views.
-    fn reserve(&self, roster: &[Seat<W>], key: Option<u64>) -> Option<usize> {
+    fn reserve<'r>(&self, roster: &'r [Seat<W>], key: Option<u64>) -> Option<&'r Incarnation<W>> {
         for _ in 0..roster.len() + 2 {
             let target = with_views(roster, self.limit, |views| self.routing.route(views, key));
             let i = match target {
                 Target::One(i) => i,
                 Target::Unavailable => return None,
             };
-            if roster
-                .get(i)
-                .and_then(|s| s.inc.as_ref())
-                .is_some_and(|inc| inc.try_reserve(self.limit))
-            {
-                return Some(i);
+            let inc = roster.get(i).and_then(|s| s.inc.as_deref());
+            if let Some(inc) = inc.filter(|inc| inc.try_reserve(self.limit)) {
+                return Some(inc);
             }
         }
         None
@@ -650,10 +656,7 @@ impl<W: Worker> Shared<W> {
     /// Tries to hand `env` to a worker now; gives it back if none can take it.
     fn try_send(&self, mut env: Envelope<W>) -> Result<(), Envelope<W>> {
         let roster = self.roster.load();
-        while let Some(i) = self.reserve(&roster, env.key) {
-            let Some(inc) = roster[i].inc.as_ref() else {
-                return Err(env); // not reached: `reserve` only picks seats with an incarnation
-            };
+        while let Some(inc) = self.reserve(&roster, env.key) {
             match inc.actor.send_message(WorkerMsg::Run(env)) {
                 Ok(()) => return Ok(()),
                 Err(MessagingErr::SendErr(WorkerMsg::Run(back))) => {
@@ -729,21 +732,12 @@ impl<W: Worker> Shared<W> {
             if self.queued.load(Ordering::SeqCst) == 0 {
                 return;
             }
-            let view = WorkerView {
-                live: inc.alive() && !slot.retiring.load(Ordering::Acquire),
-                in_flight: 0,
-                weight: slot.weight.load(Ordering::Relaxed),
-                limit: self.limit,
-            };
-            if !self.routing.eligible(&view) || !inc.try_reserve(self.limit) {
+            if !self.routing.eligible(&slot.view(Some(inc), self.limit))
+                || !inc.try_reserve(self.limit)
+            {
                 return;
             }
-            let next = {
-                let mut q = lock(&self.queue);
-                let next = q.pop();
-                self.queued.store(q.len(), Ordering::SeqCst);
-                next
-            };
+            let next = self.with_queue(|q| q.pop());
             let Some(env) = next else {
                 inc.release();
                 continue; // re-check: a submitter may have queued after our look
@@ -756,18 +750,19 @@ impl<W: Worker> Shared<W> {
                 // another worker (or `Stopped`, if the pool is closing).
                 inc.retire();
                 inc.release();
-                let mut q = lock(&self.queue);
-                if self.phase() == Phase::Stopped {
-                    drop(q);
-                    env.fail(TaskError::Stopped);
-                    return;
+                let back = self.with_queue(|q| {
+                    if self.phase() == Phase::Stopped {
+                        return Err(env);
+                    }
+                    let priority = env.priority;
+                    q.unpop(env, priority);
+                    Ok(())
+                });
+                match back {
+                    Err(env) => env.fail(TaskError::Stopped),
+                    // Another worker may be free and idle: hand it the task.
+                    Ok(()) => self.kick(),
                 }
-                let priority = env.priority;
-                q.unpop(env, priority);
-                self.queued.store(q.len(), Ordering::SeqCst);
-                drop(q);
-                // Another worker may be free and idle: hand it the task.
-                self.kick();
                 return;
             }
         }
