@@ -1018,7 +1018,7 @@ async fn kill_a_session(root: &SupervisorRef, shared: &Shared, rng: &mut fastran
     let sup = sessions(root).await;
     let cells: Vec<ActorCell> = match sup {
         Some(sup) => match sup.which_children().await {
-            Ok(children) => children.into_iter().filter_map(|c| c.cell).collect(),
+            Ok(children) => children.iter().filter_map(|c| c.cell().cloned()).collect(),
             Err(_) => Vec::new(),
         },
         None => Vec::new(),
@@ -1316,11 +1316,10 @@ async fn print_tree(root: &SupervisorRef, shared: &Shared, indent: &str) {
                         for (j, k) in kids.iter().enumerate() {
                             let last = j + 1 == kids.len();
                             let user = k
-                                .cell
-                                .as_ref()
+                                .cell()
                                 .and_then(|c| lock(&shared.users).get(&c.get_id()).copied())
                                 .map_or("?".to_string(), |u| format!("user-{u}"));
-                            let status = if k.cell.is_some() {
+                            let status = if k.cell().is_some() {
                                 "running"
                             } else {
                                 "restarting"

@@ -1,9 +1,14 @@
-//! The ordered child table of a static supervisor.
+//! The child table: every child a supervisor holds, static or dynamic, in start order.
 //!
-//! Children are kept in start order (ractor keeps its own children in a hash map, which has no
-//! order). Each slot holds the spec, the state of its current incarnation, the incarnation's
-//! generation and its backoff position. Events are matched to slots by the actor id of the live
-//! incarnation, so an event from an older incarnation finds no slot and is ignored.
+//! One table serves both kinds of supervisor, as OTP's one `#child{}` record does. A slot holds
+//! the child's spec (a dynamic child's spec is its supervisor's template with the child's own
+//! arguments bound), the state of its current incarnation, the incarnation's generation and
+//! its backoff position. Slots are keyed by a number that grows with every child added, so key
+//! order is start order; an index by id serves the API, an index by actor id serves exits (an
+//! event from an older incarnation finds no slot and is ignored). Every operation is
+//! logarithmic or constant, so a dynamic supervisor with 100 000 children stays fast.
+
+use std::collections::{BTreeMap, HashMap};
 
 use ractor::{ActorCell, ActorId};
 use tokio::time::Instant;
@@ -11,6 +16,9 @@ use tokio::time::Instant;
 use super::backoff::BackoffState;
 use super::spec::{ChildId, ChildKind, ChildSpec, Restart};
 use super::strategy::PlanChild;
+
+/// A child's place in the table; key order is start order.
+pub(crate) type Key = u64;
 
 /// The state of a child's current incarnation.
 #[derive(Debug, Clone)]
@@ -23,24 +31,19 @@ pub(crate) enum SlotState {
     NotRunning,
 }
 
+/// One child: its spec and the state of its current incarnation.
 #[derive(Debug)]
 pub(crate) struct Slot {
     pub(crate) spec: ChildSpec,
-    pub(crate) state: SlotState,
+    state: SlotState,
     pub(crate) generation: u64,
     pub(crate) started_at: Option<Instant>,
     pub(crate) backoff: BackoffState,
 }
 
 impl Slot {
-    pub(crate) fn new(spec: ChildSpec) -> Self {
-        Slot {
-            spec,
-            state: SlotState::NotRunning,
-            generation: 0,
-            started_at: None,
-            backoff: BackoffState::default(),
-        }
+    pub(crate) fn state(&self) -> &SlotState {
+        &self.state
     }
 
     pub(crate) fn cell(&self) -> Option<&ActorCell> {
@@ -50,7 +53,7 @@ impl Slot {
         }
     }
 
-    pub(crate) fn plan_view(&self) -> PlanChild {
+    fn plan_view(&self) -> PlanChild {
         PlanChild {
             running: self.cell().is_some(),
             restart: self.spec.restart,
@@ -58,64 +61,119 @@ impl Slot {
     }
 }
 
-/// Children in start order.
+/// Children in start order, indexed by id and by live actor.
 #[derive(Debug, Default)]
 pub(crate) struct Children {
-    slots: Vec<Slot>,
+    slots: BTreeMap<Key, Slot>,
+    by_id: HashMap<ChildId, Key>,
+    by_actor: HashMap<ActorId, Key>,
+    last_key: Key,
 }
 
 impl Children {
-    pub(crate) fn push(&mut self, spec: ChildSpec) -> usize {
-        self.slots.push(Slot::new(spec));
-        self.slots.len() - 1
+    /// The key the next [`push`](Self::push) will use (a dynamic child's id is made from it).
+    pub(crate) fn next_key(&self) -> Key {
+        self.last_key + 1
+    }
+
+    /// Adds a child, not running, at the end of the start order.
+    pub(crate) fn push(&mut self, spec: ChildSpec) -> Key {
+        self.last_key += 1;
+        let key = self.last_key;
+        self.by_id.insert(spec.id.clone(), key);
+        let slot = Slot {
+            spec,
+            state: SlotState::NotRunning,
+            generation: 0,
+            started_at: None,
+            backoff: BackoffState::default(),
+        };
+        self.slots.insert(key, slot);
+        key
     }
 
     pub(crate) fn len(&self) -> usize {
         self.slots.len()
     }
 
-    pub(crate) fn get(&self, i: usize) -> &Slot {
-        &self.slots[i]
+    pub(crate) fn get(&self, key: Key) -> Option<&Slot> {
+        self.slots.get(&key)
     }
 
-    pub(crate) fn get_mut(&mut self, i: usize) -> &mut Slot {
-        &mut self.slots[i]
+    pub(crate) fn get_mut(&mut self, key: Key) -> Option<&mut Slot> {
+        self.slots.get_mut(&key)
     }
 
-    pub(crate) fn remove(&mut self, i: usize) -> Slot {
-        self.slots.remove(i)
+    /// Sets a child's state, keeping the actor index true; returns the previous state.
+    pub(crate) fn set_state(&mut self, key: Key, state: SlotState) -> Option<SlotState> {
+        let slot = self.slots.get_mut(&key)?;
+        if let SlotState::Running(cell) = &slot.state {
+            self.by_actor.remove(&cell.get_id());
+        }
+        if let SlotState::Running(cell) = &state {
+            self.by_actor.insert(cell.get_id(), key);
+        }
+        Some(std::mem::replace(&mut slot.state, state))
     }
 
-    pub(crate) fn index_of(&self, id: &ChildId) -> Option<usize> {
-        self.slots.iter().position(|s| &s.spec.id == id)
+    pub(crate) fn remove(&mut self, key: Key) -> Option<Slot> {
+        let slot = self.slots.remove(&key)?;
+        self.by_id.remove(&slot.spec.id);
+        if let SlotState::Running(cell) = &slot.state {
+            self.by_actor.remove(&cell.get_id());
+        }
+        Some(slot)
     }
 
-    pub(crate) fn index_of_actor(&self, actor: ActorId) -> Option<usize> {
+    pub(crate) fn key_of(&self, id: &ChildId) -> Option<Key> {
+        self.by_id.get(id).copied()
+    }
+
+    /// The child whose live incarnation is `actor`.
+    pub(crate) fn key_of_actor(&self, actor: ActorId) -> Option<Key> {
+        self.by_actor.get(&actor).copied()
+    }
+
+    /// Every key, in start order.
+    pub(crate) fn keys(&self) -> Vec<Key> {
+        self.slots.keys().copied().collect()
+    }
+
+    /// Every child as the restart planner sees it, in start order, with the keys in that order.
+    pub(crate) fn plan_view(&self) -> (Vec<Key>, Vec<PlanChild>) {
+        self.slots.iter().map(|(&k, s)| (k, s.plan_view())).unzip()
+    }
+
+    /// Takes every running child out of the table (for a parallel shutdown).
+    pub(crate) fn take_running(&mut self) -> Vec<(Key, ActorCell)> {
+        self.by_actor.clear();
         self.slots
-            .iter()
-            .position(|s| s.cell().is_some_and(|c| c.get_id() == actor))
-    }
-
-    pub(crate) fn plan_view(&self) -> Vec<PlanChild> {
-        self.slots.iter().map(Slot::plan_view).collect()
+            .iter_mut()
+            .filter_map(
+                |(&k, s)| match std::mem::replace(&mut s.state, SlotState::NotRunning) {
+                    SlotState::Running(cell) => Some((k, cell)),
+                    _ => None,
+                },
+            )
+            .collect()
     }
 
     /// Whether any significant child is running or waiting for a restart.
     pub(crate) fn any_significant_alive(&self) -> bool {
         self.slots
-            .iter()
+            .values()
             .any(|s| s.spec.significant && !matches!(s.state, SlotState::NotRunning))
     }
 
-    pub(crate) fn counts(&self) -> ChildCounts {
+    /// OTP's `count_children`. A dynamic supervisor holds one spec (its template) and counts its
+    /// children by kind; a static one counts its specs by kind.
+    pub(crate) fn counts(&self, dynamic: bool) -> ChildCounts {
         let mut c = ChildCounts {
-            specs: self.slots.len(),
+            specs: if dynamic { 1 } else { self.slots.len() },
+            active: self.by_actor.len(),
             ..ChildCounts::default()
         };
-        for s in &self.slots {
-            if s.cell().is_some() {
-                c.active += 1;
-            }
+        for s in self.slots.values() {
             match s.spec.kind {
                 ChildKind::Supervisor => c.supervisors += 1,
                 ChildKind::Worker => c.workers += 1,
@@ -126,7 +184,7 @@ impl Children {
 
     pub(crate) fn infos(&self) -> Vec<ChildInfo> {
         self.slots
-            .iter()
+            .values()
             .map(|s| ChildInfo {
                 id: s.spec.id.clone(),
                 status: match &s.state {
@@ -179,10 +237,12 @@ impl PartialEq for ChildStatus {
     }
 }
 
-/// One child as `which_children` reports it.
+/// One child as `which_children` reports it, for static and dynamic supervisors alike.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ChildInfo {
-    /// The child's id.
+    /// The child's id (a dynamic child's is `#1`, `#2`, ... in start order, stable across its
+    /// restarts).
     pub id: ChildId,
     /// Its state.
     pub status: ChildStatus,
@@ -194,15 +254,22 @@ pub struct ChildInfo {
     pub generation: u64,
 }
 
-/// The counts `count_children` reports (OTP's `count_children`).
+impl ChildInfo {
+    /// The live incarnation's cell, if the child is running.
+    pub fn cell(&self) -> Option<&ActorCell> {
+        self.status.cell()
+    }
+}
+
+/// The counts `count_children` reports: OTP's `count_children`, the same four numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ChildCounts {
-    /// Child specs held.
+    /// Child specs held (a dynamic supervisor holds one: its template).
     pub specs: usize,
     /// Children with a live incarnation.
     pub active: usize,
-    /// Specs of kind supervisor, running or not.
+    /// Children of kind supervisor, running or not.
     pub supervisors: usize,
-    /// Specs of kind worker, running or not.
+    /// Children of kind worker, running or not.
     pub workers: usize,
 }

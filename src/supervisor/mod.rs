@@ -17,6 +17,7 @@
 mod actor;
 mod backoff;
 mod children;
+mod core;
 mod dynamic;
 mod event;
 mod intensity;
@@ -33,19 +34,19 @@ pub use self::actor::SupervisorMsg;
 pub use self::backoff::{Backoff, BackoffState};
 pub use self::children::{ChildCounts, ChildInfo, ChildStatus};
 pub use self::dynamic::{
-    ChildTemplate, DynamicChildInfo, DynamicCounts, DynamicSupervisor, DynamicSupervisorBuilder,
-    DynamicSupervisorMsg, DynamicSupervisorRef,
+    DynamicSupervisor, DynamicSupervisorBuilder, DynamicSupervisorMsg, DynamicSupervisorRef,
 };
 pub use self::event::{EventStream, StopCause, StopOutcome, SupervisorEvent};
 pub use self::intensity::{IntensityDecision, RestartIntensity};
 pub use self::spec::{
     validate_children, AutoShutdown, ChildContext, ChildId, ChildKind, ChildSpec, ChildStart,
-    IntoChildSpec, Restart, Shutdown, StartResult, Strategy, SupervisorFlags,
+    ChildTemplate, IntoChildSpec, Restart, Shutdown, StartResult, Strategy, SupervisorFlags,
     DEFAULT_WORKER_SHUTDOWN,
 };
 pub use self::strategy::{exit_action, restart_plan, ExitAction, PlanChild, RestartPlan};
 
-use self::actor::{Request, SupervisorActor, SupervisorArgs};
+use self::actor::{SupervisorActor, SupervisorArgs};
+use self::core::{ChildRef, Request};
 use self::event::Subscribers;
 use crate::error::{StartError, SupervisorError};
 
@@ -96,41 +97,38 @@ impl Supervisor {
 /// ([`into_child_spec`](Self::into_child_spec)) spawns a fresh supervisor at every restart.
 #[derive(Debug, Clone, Default)]
 pub struct SupervisorBuilder {
-    flags: SupervisorFlags,
+    settings: Settings,
     specs: Vec<ChildSpec>,
-    label: Option<String>,
-    registered_name: Option<String>,
-    subscribers: Subscribers,
 }
 
 impl SupervisorBuilder {
     /// Sets the restart strategy (default one-for-one).
     pub fn strategy(mut self, strategy: Strategy) -> Self {
-        self.flags.strategy = strategy;
+        self.settings.flags.strategy = strategy;
         self
     }
 
     /// At most `intensity` restarts within [`period`](Self::period) (default 1).
     pub fn intensity(mut self, intensity: u32) -> Self {
-        self.flags.intensity = intensity;
+        self.settings.flags.intensity = intensity;
         self
     }
 
     /// The sliding window of the intensity limit (default 5 s; must not be zero).
     pub fn period(mut self, period: Duration) -> Self {
-        self.flags.period = period;
+        self.settings.flags.period = period;
         self
     }
 
     /// Sets the auto-shutdown rule for significant children (default never).
     pub fn auto_shutdown(mut self, auto_shutdown: AutoShutdown) -> Self {
-        self.flags.auto_shutdown = auto_shutdown;
+        self.settings.flags.auto_shutdown = auto_shutdown;
         self
     }
 
     /// Sets all flags at once.
     pub fn flags(mut self, flags: SupervisorFlags) -> Self {
-        self.flags = flags;
+        self.settings.flags = flags;
         self
     }
 
@@ -149,25 +147,25 @@ impl SupervisorBuilder {
     /// A human name for logs, tracing spans and errors (default: the child id when nested,
     /// else `"supervisor"`). Not a registry name.
     pub fn label(mut self, label: impl Into<String>) -> Self {
-        self.label = Some(label.into());
+        self.settings.label = Some(label.into());
         self
     }
 
     /// Registers the supervisor actor under a ractor registry name (global; off by default).
     pub fn registered_name(mut self, name: impl Into<String>) -> Self {
-        self.registered_name = Some(name.into());
+        self.settings.registered_name = Some(name.into());
         self
     }
 
     /// Subscribes to the supervisor's events from its first child start on. When the builder
     /// is used as a child spec, the stream receives the events of every incarnation.
     pub fn subscribe(&mut self) -> EventStream {
-        self.subscribers.subscribe()
+        self.settings.subscribers.subscribe()
     }
 
     /// Checks flags and child specs without spawning anything.
     pub fn validate(&self) -> Result<(), crate::error::SpecError> {
-        validate_children(&self.specs, &self.flags)
+        validate_children(&self.specs, &self.settings.flags)
     }
 
     /// Spawns the supervisor (unlinked) and starts its children in order. Returns once every
@@ -186,38 +184,30 @@ impl SupervisorBuilder {
     /// Turns this supervisor into a child spec (kind `Supervisor`, shutdown `Infinity`), so
     /// trees nest to any depth. Each start spawns a fresh supervisor from this builder.
     pub fn into_child_spec(self, id: impl Into<ChildId>) -> ChildSpec {
-        ChildSpec::new(id, move |ctx: ChildContext| {
-            let mut builder = self.clone();
-            if builder.label.is_none() {
-                builder.label = Some(ctx.id().to_string());
-            }
-            if let Some(name) = ctx.name() {
-                builder.registered_name = Some(name.to_string());
-            }
-            async move {
-                let sup = builder.spawn_linked(ctx.supervisor().clone()).await?;
-                Ok(ChildStart::Started(sup.get_cell()))
-            }
-        })
-        .kind(ChildKind::Supervisor)
+        nested_spec(
+            id,
+            self,
+            |b| &mut b.settings,
+            |b, parent| async move { Ok(b.spawn_linked(parent).await?.get_cell()) },
+        )
     }
 
     async fn spawn_inner(self, parent: Option<ActorCell>) -> Result<SupervisorRef, StartError> {
         self.validate()?;
+        let Settings {
+            flags,
+            label,
+            registered_name,
+            subscribers,
+        } = self.settings;
         let args = SupervisorArgs {
-            flags: self.flags,
+            flags,
             specs: self.specs,
-            label: self.label.unwrap_or_else(|| "supervisor".to_string()),
-            subscribers: self.subscribers,
+            label: label.unwrap_or_else(|| "supervisor".to_string()),
+            subscribers,
         };
-        let spawned = match parent {
-            None => Actor::spawn(self.registered_name, SupervisorActor, args).await,
-            Some(p) => Actor::spawn_linked(self.registered_name, SupervisorActor, args, p).await,
-        };
-        match spawned {
-            Ok((actor, _join)) => Ok(SupervisorRef { actor }),
-            Err(err) => Err(start_error(err)),
-        }
+        let actor = spawn_actor(SupervisorActor, args, registered_name, parent).await?;
+        Ok(SupervisorRef { actor })
     }
 }
 
@@ -225,6 +215,59 @@ impl IntoChildSpec for SupervisorBuilder {
     fn into_child_spec(self, id: ChildId) -> ChildSpec {
         SupervisorBuilder::into_child_spec(self, id)
     }
+}
+
+/// What both supervisor builders configure alike.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Settings {
+    pub(crate) flags: SupervisorFlags,
+    pub(crate) label: Option<String>,
+    pub(crate) registered_name: Option<String>,
+    pub(crate) subscribers: Subscribers,
+}
+
+/// A child spec of kind `Supervisor` that spawns a fresh supervisor from `builder` at every
+/// start, labelled by the child's id unless the builder has a label, and registered under the
+/// spec's name if it has one.
+pub(crate) fn nested_spec<B, F, Fut>(
+    id: impl Into<ChildId>,
+    builder: B,
+    settings: fn(&mut B) -> &mut Settings,
+    spawn: F,
+) -> ChildSpec
+where
+    B: Clone + Send + Sync + 'static,
+    F: Fn(B, ActorCell) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<ActorCell, StartError>> + Send + 'static,
+{
+    ChildSpec::new(id, move |ctx: ChildContext| {
+        let mut builder = builder.clone();
+        let s = settings(&mut builder);
+        if s.label.is_none() {
+            s.label = Some(ctx.id().to_string());
+        }
+        if let Some(name) = ctx.name() {
+            s.registered_name = Some(name.to_string());
+        }
+        let started = spawn(builder, ctx.supervisor().clone());
+        async move { Ok(ChildStart::Started(started.await?)) }
+    })
+    .kind(ChildKind::Supervisor)
+}
+
+/// Spawns one of our actors (a supervisor or a pool), linked to `parent` if given, and turns
+/// ractor's spawn error back into our typed [`StartError`].
+pub(crate) async fn spawn_actor<A: Actor>(
+    actor: A,
+    args: A::Arguments,
+    name: Option<String>,
+    parent: Option<ActorCell>,
+) -> Result<ActorRef<A::Msg>, StartError> {
+    let spawned = match parent {
+        None => Actor::spawn(name, actor, args).await,
+        Some(p) => Actor::spawn_linked(name, actor, args, p).await,
+    };
+    spawned.map(|(actor, _join)| actor).map_err(start_error)
 }
 
 /// Stops an actor of ours (a supervisor or a pool) and waits until it has ended.
@@ -276,14 +319,7 @@ impl SupervisorRef {
         &self,
         make: impl FnOnce(ractor::RpcReplyPort<T>) -> Request,
     ) -> Result<T, SupervisorError> {
-        match self
-            .actor
-            .call(|reply| SupervisorMsg(make(reply)), None)
-            .await
-        {
-            Ok(ractor::rpc::CallResult::Success(value)) => Ok(value),
-            _ => Err(SupervisorError::SupervisorStopped),
-        }
+        self::core::call(&self.actor, |reply| SupervisorMsg(make(reply))).await
     }
 
     /// Gives up on the running incarnation `actor` of a child that cannot be stopped (a task
@@ -305,7 +341,8 @@ impl SupervisorRef {
     /// Idempotent; cancels a pending restart; never triggers a restart or auto-shutdown.
     pub async fn terminate_child(&self, id: impl Into<ChildId>) -> Result<(), SupervisorError> {
         let id = id.into();
-        self.request(|r| Request::TerminateChild(id, r)).await?
+        self.request(|r| Request::TerminateChild(ChildRef::Id(id), r))
+            .await?
     }
 
     /// Starts a child that is not running from its kept spec (not counted toward intensity).

@@ -2,7 +2,8 @@
 //!
 //! A [`ChildSpec`] says how to start a child and what to do when it ends; [`SupervisorFlags`]
 //! say how the supervisor reacts to ends (strategy, restart intensity, auto-shutdown). Both
-//! follow OTP's `supervisor` child spec and `sup_flags`, with the same defaults.
+//! follow OTP's `supervisor` child spec and `sup_flags`, with the same defaults. A
+//! [`ChildTemplate`] is the spec of a dynamic supervisor's children, short of their arguments.
 
 use std::fmt;
 use std::future::Future;
@@ -452,6 +453,135 @@ pub fn validate_children(specs: &[ChildSpec], flags: &SupervisorFlags) -> Result
         }
     }
     Ok(())
+}
+
+type TemplateFn<Args> =
+    Arc<dyn Fn(ChildContext, Args) -> BoxFuture<'static, StartResult> + Send + Sync>;
+
+/// How every child of a [`DynamicSupervisor`](super::DynamicSupervisor) is started (with its own arguments) and what to
+/// do when one ends.
+///
+/// ```
+/// use ractor::{Actor, ActorProcessingErr, ActorRef};
+/// use ractor_otp::prelude::*;
+///
+/// #[derive(Clone)]
+/// struct Session;
+/// impl Actor for Session {
+///     type Msg = ();
+///     type State = u64;
+///     type Arguments = u64; // a per-child argument: the session id
+///     async fn pre_start(&self, _: ActorRef<()>, id: u64) -> Result<u64, ActorProcessingErr> {
+///         Ok(id)
+///     }
+/// }
+///
+/// let template = ChildTemplate::from_actor(Session).restart(Restart::Transient);
+/// # let _ = template;
+/// ```
+pub struct ChildTemplate<Args> {
+    start: TemplateFn<Args>,
+    /// Everything but the start function: each child's spec is a copy with its id and its
+    /// arguments bound.
+    settings: ChildSpec,
+}
+
+impl<Args> Clone for ChildTemplate<Args> {
+    fn clone(&self) -> Self {
+        ChildTemplate {
+            start: self.start.clone(),
+            settings: self.settings.clone(),
+        }
+    }
+}
+
+impl<Args> fmt::Debug for ChildTemplate<Args> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChildTemplate")
+            .field("restart", &self.settings.restart)
+            .field("shutdown", &self.settings.shutdown_policy())
+            .field("kind", &self.settings.kind)
+            .field("significant", &self.settings.significant)
+            .field("backoff", &self.settings.backoff)
+            .finish()
+    }
+}
+
+impl<Args: Clone + Send + Sync + 'static> ChildTemplate<Args> {
+    /// Children started by an async function of the context and the child's arguments.
+    pub fn new<F, Fut>(start: F) -> Self
+    where
+        F: Fn(ChildContext, Args) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = StartResult> + Send + 'static,
+    {
+        ChildTemplate {
+            start: Arc::new(move |ctx, args| start(ctx, args).boxed()),
+            settings: ChildSpec::new("template", |_| async { Ok(ChildStart::Ignore) }),
+        }
+    }
+
+    /// Sets the restart type of every child (default permanent).
+    pub fn restart(mut self, restart: Restart) -> Self {
+        self.settings.restart = restart;
+        self
+    }
+
+    /// Sets how children are stopped (default 5 s for workers, `Infinity` for supervisors).
+    pub fn shutdown(mut self, shutdown: Shutdown) -> Self {
+        self.settings.shutdown = Some(shutdown);
+        self
+    }
+
+    /// Marks the children as workers or supervisors (default workers).
+    pub fn kind(mut self, kind: ChildKind) -> Self {
+        self.settings.kind = kind;
+        self
+    }
+
+    /// Delays each child's restarts by a backoff policy.
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.settings.backoff = Some(backoff);
+        self
+    }
+
+    /// Marks every child as significant for the supervisor's
+    /// [`auto_shutdown`](super::DynamicSupervisorBuilder::auto_shutdown) (default false). Significant
+    /// children must not be `Permanent`.
+    pub fn significant(mut self, significant: bool) -> Self {
+        self.settings.significant = significant;
+        self
+    }
+
+    /// Checks the template against the supervisor's auto-shutdown setting; errors name the
+    /// child `template`.
+    pub(crate) fn validate(&self, auto_shutdown: AutoShutdown) -> Result<(), SpecError> {
+        self.settings.validate(auto_shutdown)
+    }
+
+    /// The spec of one child: the template's settings, this id, these arguments.
+    pub(crate) fn spec_for(&self, id: ChildId, args: Args) -> ChildSpec {
+        let start = self.start.clone();
+        let mut spec = self.settings.clone();
+        spec.id = id;
+        spec.start = Arc::new(move |ctx| start(ctx, args.clone()));
+        spec
+    }
+}
+
+impl<A> ChildTemplate<A>
+where
+    A: Clone + Send + Sync + 'static,
+{
+    /// Children that run `actor`, each with the arguments given to `start_child`.
+    pub fn from_actor<T>(actor: T) -> ChildTemplate<T::Arguments>
+    where
+        T: Actor<Arguments = A> + Clone,
+    {
+        ChildTemplate::new(move |ctx: ChildContext, args: A| {
+            let actor = actor.clone();
+            async move { ctx.spawn_linked(actor, args).await }
+        })
+    }
 }
 
 #[cfg(test)]
