@@ -56,21 +56,31 @@ impl Slot {
     fn plan_view(&self) -> PlanChild {
         PlanChild {
             running: self.cell().is_some(),
-            restart: self.spec.restart,
+            restart: self.spec.policy.restart,
         }
     }
 }
 
-/// Children in start order, indexed by id and by live actor.
+/// Children in start order, indexed by live actor and (static children) by id.
 #[derive(Debug, Default)]
 pub(crate) struct Children {
     slots: BTreeMap<Key, Slot>,
-    by_id: HashMap<ChildId, Key>,
+    /// `None` for a dynamic supervisor, whose children are never looked up by id and whose
+    /// ids are unique by construction.
+    by_id: Option<HashMap<ChildId, Key>>,
     by_actor: HashMap<ActorId, Key>,
     last_key: Key,
 }
 
 impl Children {
+    /// An empty table; `by_id` says whether children are looked up by id (static ones are).
+    pub(crate) fn new(by_id: bool) -> Children {
+        Children {
+            by_id: by_id.then(HashMap::new),
+            ..Children::default()
+        }
+    }
+
     /// The key the next [`push`](Self::push) will use (a dynamic child's id is made from it).
     pub(crate) fn next_key(&self) -> Key {
         self.last_key + 1
@@ -80,7 +90,9 @@ impl Children {
     pub(crate) fn push(&mut self, spec: ChildSpec) -> Key {
         self.last_key += 1;
         let key = self.last_key;
-        self.by_id.insert(spec.id.clone(), key);
+        if let Some(by_id) = &mut self.by_id {
+            by_id.insert(spec.id.clone(), key);
+        }
         let slot = Slot {
             spec,
             state: SlotState::NotRunning,
@@ -118,15 +130,18 @@ impl Children {
 
     pub(crate) fn remove(&mut self, key: Key) -> Option<Slot> {
         let slot = self.slots.remove(&key)?;
-        self.by_id.remove(&slot.spec.id);
+        if let Some(by_id) = &mut self.by_id {
+            by_id.remove(&slot.spec.id);
+        }
         if let SlotState::Running(cell) = &slot.state {
             self.by_actor.remove(&cell.get_id());
         }
         Some(slot)
     }
 
+    /// The child with this id (a dynamic supervisor keeps no index by id: `None`).
     pub(crate) fn key_of(&self, id: &ChildId) -> Option<Key> {
-        self.by_id.get(id).copied()
+        self.by_id.as_ref()?.get(id).copied()
     }
 
     /// The child whose live incarnation is `actor`.
@@ -162,7 +177,7 @@ impl Children {
     pub(crate) fn any_significant_alive(&self) -> bool {
         self.slots
             .values()
-            .any(|s| s.spec.significant && !matches!(s.state, SlotState::NotRunning))
+            .any(|s| s.spec.policy.significant && !matches!(s.state, SlotState::NotRunning))
     }
 
     /// OTP's `count_children`. A dynamic supervisor holds one spec (its template) and counts its
@@ -174,7 +189,7 @@ impl Children {
             ..ChildCounts::default()
         };
         for s in self.slots.values() {
-            match s.spec.kind {
+            match s.spec.policy.kind {
                 ChildKind::Supervisor => c.supervisors += 1,
                 ChildKind::Worker => c.workers += 1,
             }
@@ -192,8 +207,8 @@ impl Children {
                     SlotState::Restarting { .. } => ChildStatus::Restarting,
                     SlotState::NotRunning => ChildStatus::NotRunning,
                 },
-                kind: s.spec.kind,
-                restart: s.spec.restart,
+                kind: s.spec.policy.kind,
+                restart: s.spec.policy.restart,
                 generation: s.generation,
             })
             .collect()

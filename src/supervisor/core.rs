@@ -128,7 +128,7 @@ impl Core {
             intensity: RestartIntensity::new(flags.intensity, flags.period),
             flags,
             label,
-            children: Children::default(),
+            children: Children::new(dynamic.is_none()),
             dynamic,
             subscribers,
             rng: fastrand::Rng::new(),
@@ -233,7 +233,7 @@ impl Core {
             supervisor: myself.get_cell(),
             id: id.clone(),
             generation,
-            name: slot.spec.name.clone(),
+            name: slot.spec.policy.name.clone(),
         };
         let start = (slot.spec.start)(ctx);
         let span = tracing::info_span!("child", id = %id, generation);
@@ -281,7 +281,7 @@ impl Core {
         let temporary = self
             .children
             .get(key)
-            .is_some_and(|s| s.spec.restart == Restart::Temporary);
+            .is_some_and(|s| s.spec.policy.restart == Restart::Temporary);
         if temporary || self.dynamic.is_some() {
             self.delete_slot(key);
         }
@@ -362,7 +362,7 @@ impl Core {
         };
         let uptime = slot.started_at.map(|t| t.elapsed());
         let (id, generation) = (slot.spec.id.clone(), slot.generation);
-        let (restart, significant) = (slot.spec.restart, slot.spec.significant);
+        let (restart, significant) = (slot.spec.policy.restart, slot.spec.policy.significant);
         match reason.class {
             ExitClass::Abnormal => tracing::warn!(child = %id, generation, %reason, "child exited"),
             _ => tracing::info!(child = %id, generation, %reason, "child exited"),
@@ -448,7 +448,7 @@ impl Core {
         let Some(slot) = self.children.get_mut(key) else {
             return Ok(false);
         };
-        let delay = match &slot.spec.backoff {
+        let delay = match &slot.spec.policy.backoff {
             Some(policy) => slot.backoff.next_delay(policy, uptime, &mut self.rng),
             None => Duration::ZERO,
         };
@@ -683,7 +683,7 @@ impl Core {
         let temporary = self
             .children
             .get(key)
-            .is_some_and(|s| s.spec.restart == Restart::Temporary);
+            .is_some_and(|s| s.spec.policy.restart == Restart::Temporary);
         if temporary || self.dynamic.is_some() {
             self.delete_slot(key);
         }

@@ -278,6 +278,13 @@ pub(crate) type StartFn =
 pub struct ChildSpec {
     pub(crate) id: ChildId,
     pub(crate) start: StartFn,
+    /// Shared, so the specs of a dynamic supervisor's children cost one pointer each.
+    pub(crate) policy: Arc<ChildPolicy>,
+}
+
+/// What a spec says beyond its id and start function.
+#[derive(Debug, Clone)]
+pub(crate) struct ChildPolicy {
     pub(crate) restart: Restart,
     pub(crate) shutdown: Option<Shutdown>,
     pub(crate) kind: ChildKind,
@@ -314,12 +321,12 @@ impl fmt::Debug for ChildSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ChildSpec")
             .field("id", &self.id)
-            .field("restart", &self.restart)
+            .field("restart", &self.policy.restart)
             .field("shutdown", &self.shutdown_policy())
-            .field("kind", &self.kind)
-            .field("significant", &self.significant)
-            .field("backoff", &self.backoff)
-            .field("name", &self.name)
+            .field("kind", &self.policy.kind)
+            .field("significant", &self.policy.significant)
+            .field("backoff", &self.policy.backoff)
+            .field("name", &self.policy.name)
             .finish()
     }
 }
@@ -336,12 +343,14 @@ impl ChildSpec {
         ChildSpec {
             id: id.into(),
             start: Arc::new(move |ctx| start(ctx).boxed()),
-            restart: Restart::default(),
-            shutdown: None,
-            kind: ChildKind::default(),
-            significant: false,
-            backoff: None,
-            name: None,
+            policy: Arc::new(ChildPolicy {
+                restart: Restart::default(),
+                shutdown: None,
+                kind: ChildKind::default(),
+                significant: false,
+                backoff: None,
+                name: None,
+            }),
         }
     }
 
@@ -360,39 +369,39 @@ impl ChildSpec {
 
     /// Sets the restart type (default [`Restart::Permanent`]).
     pub fn restart(mut self, restart: Restart) -> Self {
-        self.restart = restart;
+        Arc::make_mut(&mut self.policy).restart = restart;
         self
     }
 
     /// Sets how the child is stopped (default: 5 s for workers, `Infinity` for supervisors).
     pub fn shutdown(mut self, shutdown: Shutdown) -> Self {
-        self.shutdown = Some(shutdown);
+        Arc::make_mut(&mut self.policy).shutdown = Some(shutdown);
         self
     }
 
     /// Marks the child as a worker or a supervisor (default worker).
     pub fn kind(mut self, kind: ChildKind) -> Self {
-        self.kind = kind;
+        Arc::make_mut(&mut self.policy).kind = kind;
         self
     }
 
     /// Marks the child as significant for [`AutoShutdown`] (default false). A significant child
     /// must not be `Permanent`, and the supervisor's auto-shutdown must not be `Never`.
     pub fn significant(mut self, significant: bool) -> Self {
-        self.significant = significant;
+        Arc::make_mut(&mut self.policy).significant = significant;
         self
     }
 
     /// Delays restarts of this child by a [`Backoff`] policy (default: restart at once).
     pub fn backoff(mut self, backoff: Backoff) -> Self {
-        self.backoff = Some(backoff);
+        Arc::make_mut(&mut self.policy).backoff = Some(backoff);
         self
     }
 
     /// Registers each incarnation under this ractor registry name (a global name; off by
     /// default). A restart starts the next incarnation only after the old one is gone.
     pub fn registered_name(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into());
+        Arc::make_mut(&mut self.policy).name = Some(name.into());
         self
     }
 
@@ -403,22 +412,23 @@ impl ChildSpec {
 
     /// The restart type.
     pub fn restart_type(&self) -> Restart {
-        self.restart
+        self.policy.restart
     }
 
     /// The child kind.
     pub fn child_kind(&self) -> ChildKind {
-        self.kind
+        self.policy.kind
     }
 
     /// Whether the child is significant.
     pub fn is_significant(&self) -> bool {
-        self.significant
+        self.policy.significant
     }
 
     /// The shutdown in force: the one set, or the default for the child's kind.
     pub fn shutdown_policy(&self) -> Shutdown {
-        self.shutdown.unwrap_or(self.kind.default_shutdown())
+        let policy = &self.policy;
+        policy.shutdown.unwrap_or(policy.kind.default_shutdown())
     }
 
     /// Checks this spec against the supervisor's auto-shutdown setting (OTP's `bad_combination`).
@@ -426,13 +436,14 @@ impl ChildSpec {
         if self.id.as_str().is_empty() {
             return Err(SpecError::EmptyId);
         }
-        if self.significant && self.restart == Restart::Permanent {
+        let policy = &self.policy;
+        if policy.significant && policy.restart == Restart::Permanent {
             return Err(SpecError::SignificantPermanent(self.id.clone()));
         }
-        if self.significant && auto_shutdown == AutoShutdown::Never {
+        if policy.significant && auto_shutdown == AutoShutdown::Never {
             return Err(SpecError::SignificantWithoutAutoShutdown(self.id.clone()));
         }
-        if let Some(b) = &self.backoff {
+        if let Some(b) = &policy.backoff {
             b.validate().map_err(|reason| SpecError::InvalidBackoff {
                 id: self.id.clone(),
                 reason,
@@ -498,11 +509,11 @@ impl<Args> Clone for ChildTemplate<Args> {
 impl<Args> fmt::Debug for ChildTemplate<Args> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ChildTemplate")
-            .field("restart", &self.settings.restart)
+            .field("restart", &self.settings.policy.restart)
             .field("shutdown", &self.settings.shutdown_policy())
-            .field("kind", &self.settings.kind)
-            .field("significant", &self.settings.significant)
-            .field("backoff", &self.settings.backoff)
+            .field("kind", &self.settings.policy.kind)
+            .field("significant", &self.settings.policy.significant)
+            .field("backoff", &self.settings.policy.backoff)
             .finish()
     }
 }
@@ -522,25 +533,25 @@ impl<Args: Clone + Send + Sync + 'static> ChildTemplate<Args> {
 
     /// Sets the restart type of every child (default permanent).
     pub fn restart(mut self, restart: Restart) -> Self {
-        self.settings.restart = restart;
+        Arc::make_mut(&mut self.settings.policy).restart = restart;
         self
     }
 
     /// Sets how children are stopped (default 5 s for workers, `Infinity` for supervisors).
     pub fn shutdown(mut self, shutdown: Shutdown) -> Self {
-        self.settings.shutdown = Some(shutdown);
+        Arc::make_mut(&mut self.settings.policy).shutdown = Some(shutdown);
         self
     }
 
     /// Marks the children as workers or supervisors (default workers).
     pub fn kind(mut self, kind: ChildKind) -> Self {
-        self.settings.kind = kind;
+        Arc::make_mut(&mut self.settings.policy).kind = kind;
         self
     }
 
     /// Delays each child's restarts by a backoff policy.
     pub fn backoff(mut self, backoff: Backoff) -> Self {
-        self.settings.backoff = Some(backoff);
+        Arc::make_mut(&mut self.settings.policy).backoff = Some(backoff);
         self
     }
 
@@ -548,7 +559,7 @@ impl<Args: Clone + Send + Sync + 'static> ChildTemplate<Args> {
     /// [`auto_shutdown`](super::DynamicSupervisorBuilder::auto_shutdown) (default false). Significant
     /// children must not be `Permanent`.
     pub fn significant(mut self, significant: bool) -> Self {
-        self.settings.significant = significant;
+        Arc::make_mut(&mut self.settings.policy).significant = significant;
         self
     }
 

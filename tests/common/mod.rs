@@ -10,6 +10,8 @@
 //! `ignore a`, `crash a`, `exit a`, `stop a`), which tests await with a bounded wait.
 #![allow(dead_code)]
 
+pub mod kinds;
+
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
