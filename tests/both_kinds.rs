@@ -418,3 +418,79 @@ async fn a_significant_permanent_template_is_refused() {
         ))
     ));
 }
+
+/// A parent that reports the label of a supervisor that gave up under it.
+struct LabelParent;
+
+impl ractor::Actor for LabelParent {
+    type Msg = ParentMsg;
+    type State = tokio::sync::mpsc::UnboundedSender<String>;
+    type Arguments = tokio::sync::mpsc::UnboundedSender<String>;
+
+    async fn pre_start(
+        &self,
+        _: ractor::ActorRef<ParentMsg>,
+        tx: Self::Arguments,
+    ) -> Result<Self::State, ractor::ActorProcessingErr> {
+        Ok(tx)
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        _: ractor::ActorRef<ParentMsg>,
+        event: ractor::SupervisionEvent,
+        tx: &mut Self::State,
+    ) -> Result<(), ractor::ActorProcessingErr> {
+        if let ractor::SupervisionEvent::ActorFailed(_, err) = event {
+            if let Some(e) = err.downcast_ref::<IntensityExceeded>() {
+                let _ = tx.send(e.supervisor.clone());
+            }
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_supervisor_without_a_label_is_named_by_its_registry_name_in_both_kinds() {
+    for kind in KINDS {
+        let probes = Probes::new();
+        let (tx, mut labels) = tokio::sync::mpsc::unbounded_channel();
+        let (parent, _) = ractor::Actor::spawn(None, LabelParent, tx)
+            .await
+            .expect("parent spawns");
+        let name = format!("billing-{kind:?}");
+        let cell = match kind {
+            Kind::Static => Supervisor::builder()
+                .intensity(0)
+                .registered_name(name.clone())
+                .child(probes.spec("x"))
+                .spawn_linked(parent.get_cell())
+                .await
+                .expect("starts")
+                .get_cell(),
+            Kind::Dynamic => {
+                let sup = DynamicSupervisor::builder(probes.template())
+                    .intensity(0)
+                    .registered_name(name.clone())
+                    .spawn_linked(parent.get_cell())
+                    .await
+                    .expect("starts");
+                bounded(sup.start_child("x".into()))
+                    .await
+                    .expect("child starts");
+                sup.get_cell()
+            }
+        };
+        probes.log.wait_for("start x").await;
+        let child = cell.get_children().into_iter().next().expect("a child");
+        ractor::ActorRef::<ProbeMsg>::from(child)
+            .cast(ProbeMsg::Panic)
+            .expect("probe alive");
+        let label = bounded(labels.recv()).await.expect("the parent hears");
+        assert_eq!(
+            label, name,
+            "{kind:?}: the registry name names it in logs and errors"
+        );
+        parent.stop(None);
+    }
+}

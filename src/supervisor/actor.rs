@@ -1,6 +1,6 @@
 //! The static supervisor's actor: ractor's callbacks handed to the [`Core`].
 //!
-//! `pre_start` validates the children and starts them in order; `handle` serves the API;
+//! `pre_start` starts the children in order (the builder has validated them); `handle` serves the API;
 //! `handle_supervisor_evt` hands children's exits to the restart algorithm; `post_stop` stops
 //! every child in reverse start order before ractor tears the actor down.
 
@@ -8,9 +8,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 use tracing::Instrument;
 
 use super::core::{Core, Request};
-use super::event::Subscribers;
-use super::spec::{validate_children, ChildSpec, SupervisorFlags};
-use crate::error::StartError;
+use super::spec::ChildSpec;
 
 /// A message to a supervisor actor. Opaque: talk to a supervisor through
 /// [`SupervisorRef`](super::SupervisorRef).
@@ -28,10 +26,8 @@ impl From<Request> for SupervisorMsg {
 pub(crate) struct SupervisorActor;
 
 pub(crate) struct SupervisorArgs {
-    pub(crate) flags: SupervisorFlags,
+    pub(crate) core: Core,
     pub(crate) specs: Vec<ChildSpec>,
-    pub(crate) label: String,
-    pub(crate) subscribers: Subscribers,
 }
 
 impl Actor for SupervisorActor {
@@ -44,10 +40,9 @@ impl Actor for SupervisorActor {
         myself: ActorRef<SupervisorMsg>,
         args: SupervisorArgs,
     ) -> Result<Core, ActorProcessingErr> {
-        validate_children(&args.specs, &args.flags).map_err(StartError::from)?;
-        let mut core = Core::new(args.flags, args.label, args.subscribers, None);
+        let SupervisorArgs { mut core, specs } = args;
         let span = core.span();
-        core.start_all(&myself, args.specs).instrument(span).await?;
+        core.start_all(&myself, specs).instrument(span).await?;
         Ok(core)
     }
 

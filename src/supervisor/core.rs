@@ -73,6 +73,11 @@ pub(crate) enum Request {
     },
 }
 
+/// The message type of a supervisor actor: anything a [`Request`] converts into.
+pub(crate) trait CoreMsg: ractor::Message + From<Request> {}
+
+impl<M: ractor::Message + From<Request>> CoreMsg for M {}
+
 /// How a request names a child: by id (static) or by its live cell (dynamic, as OTP's
 /// `terminate_child(Sup, Pid)`).
 pub(crate) enum ChildRef {
@@ -152,14 +157,11 @@ impl Core {
 
     /// Adds `specs` and starts them in order; the first failure stops the started ones in
     /// reverse order.
-    pub(crate) async fn start_all<M>(
+    pub(crate) async fn start_all<M: CoreMsg>(
         &mut self,
         myself: &ActorRef<M>,
         specs: Vec<ChildSpec>,
-    ) -> Result<(), StartError>
-    where
-        M: ractor::Message + From<Request>,
-    {
+    ) -> Result<(), StartError> {
         let keys: Vec<Key> = specs.into_iter().map(|s| self.children.push(s)).collect();
         for key in keys {
             match self.start_slot(myself, key).await {
@@ -219,10 +221,7 @@ impl Core {
             .map_or_else(|| ChildId::from("?"), |s| s.spec.id.clone())
     }
 
-    async fn start_slot<M>(&mut self, myself: &ActorRef<M>, key: Key) -> Started
-    where
-        M: ractor::Message + From<Request>,
-    {
+    async fn start_slot<M: CoreMsg>(&mut self, myself: &ActorRef<M>, key: Key) -> Started {
         let Some(slot) = self.children.get_mut(key) else {
             return Started::Ignored;
         };
@@ -278,13 +277,19 @@ impl Core {
     /// A child whose start said `Ignore` keeps its spec as not running, unless nothing is worth
     /// keeping: a temporary child, or any dynamic child (its arguments are the spec).
     fn forget_ignored(&mut self, key: Key) {
+        if !self.keeps_spec(key) {
+            self.delete_slot(key);
+        }
+    }
+
+    /// Whether a child that is not running keeps its spec: not if it is temporary, nor if it
+    /// is a dynamic child (OTP's `simple_one_for_one` keeps nothing for a child that is gone).
+    fn keeps_spec(&self, key: Key) -> bool {
         let temporary = self
             .children
             .get(key)
             .is_some_and(|s| s.spec.policy.restart == Restart::Temporary);
-        if temporary || self.dynamic.is_some() {
-            self.delete_slot(key);
-        }
+        !temporary && self.dynamic.is_none()
     }
 
     /// Stops the child's live incarnation (if any) and cancels a pending restart.
@@ -327,14 +332,11 @@ impl Core {
 
     /// Handles ractor's supervision event: a child's end is classified and acted on; an event
     /// from an incarnation already stopped or replaced is ignored.
-    pub(crate) async fn handle_exit<M>(
+    pub(crate) async fn handle_exit<M: CoreMsg>(
         &mut self,
         myself: &ActorRef<M>,
         event: SupervisionEvent,
-    ) -> Result<(), ActorProcessingErr>
-    where
-        M: ractor::Message + From<Request>,
-    {
+    ) -> Result<(), ActorProcessingErr> {
         let Some((actor, reason)) = ExitReason::from_event(&event) else {
             return Ok(()); // started, process groups, cluster events: nothing to do
         };
@@ -347,15 +349,12 @@ impl Core {
             .await
     }
 
-    async fn child_exited<M>(
+    async fn child_exited<M: CoreMsg>(
         &mut self,
         myself: &ActorRef<M>,
         key: Key,
         reason: ExitReason,
-    ) -> Result<(), ActorProcessingErr>
-    where
-        M: ractor::Message + From<Request>,
-    {
+    ) -> Result<(), ActorProcessingErr> {
         self.children.set_state(key, SlotState::NotRunning);
         let Some(slot) = self.children.get(key) else {
             return Ok(());
@@ -390,7 +389,7 @@ impl Core {
         Ok(())
     }
 
-    fn maybe_auto_shutdown<M: ractor::Message>(
+    fn maybe_auto_shutdown<M: CoreMsg>(
         &mut self,
         myself: &ActorRef<M>,
         id: &ChildId,
@@ -419,16 +418,13 @@ impl Core {
     /// Records a restart attempt for `key`, stops the siblings the strategy names, and marks
     /// the child `Restarting`. Returns `true` if the caller should run the restart now (`inline`
     /// and no delay); otherwise it was sent through the mailbox, after the backoff delay if any.
-    async fn schedule_restart<M>(
+    async fn schedule_restart<M: CoreMsg>(
         &mut self,
         myself: &ActorRef<M>,
         key: Key,
         uptime: Option<Duration>,
         inline: bool,
-    ) -> Result<bool, ActorProcessingErr>
-    where
-        M: ractor::Message + From<Request>,
-    {
+    ) -> Result<bool, ActorProcessingErr> {
         let restarts_left = match self.intensity.record(Instant::now()) {
             IntensityDecision::Restart { remaining } => remaining,
             IntensityDecision::GiveUp { restarts } => {
@@ -502,14 +498,11 @@ impl Core {
 
     /// Runs the start phase of a restart of `key`: starts, in start order, every child the
     /// strategy names. A failed start marks that child `Restarting` and schedules a retry.
-    async fn run_restart<M>(
+    async fn run_restart<M: CoreMsg>(
         &mut self,
         myself: &ActorRef<M>,
         key: Key,
-    ) -> Result<(), ActorProcessingErr>
-    where
-        M: ractor::Message + From<Request>,
-    {
+    ) -> Result<(), ActorProcessingErr> {
         self.stop_bystanders(key).await;
         let (_, _, start) = self.plan(key);
         for k in start {
@@ -548,26 +541,20 @@ impl Core {
     // ---- the run-time API -----------------------------------------------------------------
 
     /// Serves one request, inside the supervisor's span.
-    pub(crate) async fn handle_request<M>(
+    pub(crate) async fn handle_request<M: CoreMsg>(
         &mut self,
         myself: &ActorRef<M>,
         request: Request,
-    ) -> Result<(), ActorProcessingErr>
-    where
-        M: ractor::Message + From<Request>,
-    {
+    ) -> Result<(), ActorProcessingErr> {
         let span = self.span();
         self.serve(myself, request).instrument(span).await
     }
 
-    async fn serve<M>(
+    async fn serve<M: CoreMsg>(
         &mut self,
         myself: &ActorRef<M>,
         request: Request,
-    ) -> Result<(), ActorProcessingErr>
-    where
-        M: ractor::Message + From<Request>,
-    {
+    ) -> Result<(), ActorProcessingErr> {
         match request {
             Request::StartChild(spec, reply) => {
                 let result = self.add_child(myself, spec).await;
@@ -623,14 +610,11 @@ impl Core {
     }
 
     /// Adds a child at the end of the start order and starts it.
-    pub(crate) async fn add_child<M>(
+    pub(crate) async fn add_child<M: CoreMsg>(
         &mut self,
         myself: &ActorRef<M>,
         spec: ChildSpec,
-    ) -> Result<Option<ActorCell>, SupervisorError>
-    where
-        M: ractor::Message + From<Request>,
-    {
+    ) -> Result<Option<ActorCell>, SupervisorError> {
         if let Some(Dynamic {
             max_children: Some(max),
         }) = self.dynamic
@@ -680,24 +664,17 @@ impl Core {
             },
         };
         self.stop_slot(key, StopCause::Terminated).await;
-        let temporary = self
-            .children
-            .get(key)
-            .is_some_and(|s| s.spec.policy.restart == Restart::Temporary);
-        if temporary || self.dynamic.is_some() {
+        if !self.keeps_spec(key) {
             self.delete_slot(key);
         }
         Ok(())
     }
 
-    async fn restart_child<M>(
+    async fn restart_child<M: CoreMsg>(
         &mut self,
         myself: &ActorRef<M>,
         id: &ChildId,
-    ) -> Result<Option<ActorCell>, SupervisorError>
-    where
-        M: ractor::Message + From<Request>,
-    {
+    ) -> Result<Option<ActorCell>, SupervisorError> {
         let key = self.not_running(id)?;
         match self.start_slot(myself, key).await {
             Started::Running(cell) => Ok(Some(cell)),

@@ -10,16 +10,13 @@
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::time::Duration;
 
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use tracing::Instrument;
 
-use super::children::{ChildCounts, ChildInfo};
 use super::core::{self, ChildRef, Core, Dynamic, Request};
-use super::event::EventStream;
-use super::spec::{AutoShutdown, ChildId, ChildSpec, ChildTemplate};
-use super::{lifecycle, nested_spec, spawn_actor, Settings};
+use super::spec::{ChildId, ChildSpec, ChildTemplate};
+use super::{spawn_actor, Settings};
 use crate::error::{SpecError, StartError, SupervisorError};
 
 /// Entry point: `DynamicSupervisor::builder(template)`.
@@ -69,47 +66,13 @@ pub struct DynamicSupervisorBuilder<Args> {
 }
 
 impl<Args: Clone + Send + Sync + 'static> DynamicSupervisorBuilder<Args> {
-    /// At most `intensity` restarts within the period (default 1).
-    pub fn intensity(mut self, intensity: u32) -> Self {
-        self.settings.flags.intensity = intensity;
-        self
-    }
-
-    /// The intensity window (default 5 s; must not be zero).
-    pub fn period(mut self, period: Duration) -> Self {
-        self.settings.flags.period = period;
-        self
-    }
-
-    /// Stops the supervisor when significant children end (see
-    /// [`ChildTemplate::significant`]); default never.
-    pub fn auto_shutdown(mut self, auto_shutdown: AutoShutdown) -> Self {
-        self.settings.flags.auto_shutdown = auto_shutdown;
-        self
-    }
+    common_settings!("dynamic_supervisor");
 
     /// At most this many children (running or restarting); `start_child` beyond it fails with
     /// [`SupervisorError::MaxChildren`]. Default: no limit.
     pub fn max_children(mut self, max: usize) -> Self {
         self.max_children = Some(max);
         self
-    }
-
-    /// A human name for logs and errors (not a registry name).
-    pub fn label(mut self, label: impl Into<String>) -> Self {
-        self.settings.label = Some(label.into());
-        self
-    }
-
-    /// Registers the supervisor actor under a ractor registry name (global).
-    pub fn registered_name(mut self, name: impl Into<String>) -> Self {
-        self.settings.registered_name = Some(name.into());
-        self
-    }
-
-    /// Subscribes to the supervisor's events from the start.
-    pub fn subscribe(&mut self) -> EventStream {
-        self.settings.subscribers.subscribe()
     }
 
     /// Checks the configuration: the period, `max_children`, and the template against the
@@ -135,37 +98,21 @@ impl<Args: Clone + Send + Sync + 'static> DynamicSupervisorBuilder<Args> {
         self.spawn_inner(Some(parent)).await
     }
 
-    /// Turns this dynamic supervisor into a child spec of kind `Supervisor`.
-    pub fn into_child_spec(self, id: impl Into<ChildId>) -> ChildSpec {
-        nested_spec(
-            id,
-            self,
-            |b| &mut b.settings,
-            |b, parent| async move { Ok(b.spawn_linked(parent).await?.get_cell()) },
-        )
-    }
-
     async fn spawn_inner(
         self,
         parent: Option<ActorCell>,
     ) -> Result<DynamicSupervisorRef<Args>, StartError> {
         self.validate()?;
-        let Settings {
-            flags,
-            label,
-            registered_name,
-            subscribers,
-        } = self.settings;
-        let label = label.unwrap_or_else(|| "dynamic_supervisor".to_string());
         let dynamic = Dynamic {
             max_children: self.max_children,
         };
+        let (core, name) = self.settings.into_core("dynamic_supervisor", Some(dynamic));
         let state = DynState {
-            core: Core::new(flags, label, subscribers, Some(dynamic)),
+            core,
             template: self.template,
         };
         let actor = DynActor::<Args>(PhantomData);
-        let actor = spawn_actor(actor, state, registered_name, parent).await?;
+        let actor = spawn_actor(actor, state, name, parent).await?;
         Ok(DynamicSupervisorRef { actor })
     }
 }
@@ -276,6 +223,11 @@ impl<Args> fmt::Debug for DynamicSupervisorRef<Args> {
 }
 
 impl<Args: Clone + Send + Sync + 'static> DynamicSupervisorRef<Args> {
+    common_handle!(
+        "Stops every child in parallel, each by the template's shutdown policy, then the \
+         supervisor."
+    );
+
     /// Wraps a cell if it is a dynamic supervisor whose children take `Args` (e.g. one nested
     /// in a tree: see [`SupervisorRef::child_dynamic`](super::SupervisorRef::child_dynamic)).
     pub fn from_cell(cell: ActorCell) -> Option<Self> {
@@ -284,18 +236,6 @@ impl<Args: Clone + Send + Sync + 'static> DynamicSupervisorRef<Args> {
         } else {
             None
         }
-    }
-
-    /// The supervisor's actor cell.
-    pub fn get_cell(&self) -> ActorCell {
-        self.actor.get_cell()
-    }
-
-    async fn request<T: Send + 'static>(
-        &self,
-        make: impl FnOnce(RpcReplyPort<T>) -> Request,
-    ) -> Result<T, SupervisorError> {
-        core::call(&self.actor, |reply| make(reply).into()).await
     }
 
     /// Starts a child with these arguments. `Ok(None)` if its start said `Ignore` (nothing is
@@ -312,30 +252,5 @@ impl<Args: Clone + Send + Sync + 'static> DynamicSupervisorRef<Args> {
     pub async fn terminate_child(&self, cell: &ActorCell) -> Result<(), SupervisorError> {
         let child = ChildRef::Cell(cell.clone());
         self.request(|r| Request::TerminateChild(child, r)).await?
-    }
-
-    /// Every child, oldest first (a child waiting for a restart shows as `Restarting`).
-    pub async fn which_children(&self) -> Result<Vec<ChildInfo>, SupervisorError> {
-        self.request(Request::WhichChildren).await
-    }
-
-    /// Child counts: one spec (the template), and the children by state and kind.
-    pub async fn count_children(&self) -> Result<ChildCounts, SupervisorError> {
-        self.request(Request::CountChildren).await
-    }
-
-    /// Subscribes to the supervisor's events from now on.
-    pub async fn subscribe(&self) -> Result<EventStream, SupervisorError> {
-        self.request(Request::Subscribe).await
-    }
-
-    /// Stops every child in parallel, then the supervisor; returns once it has ended.
-    pub async fn stop(&self) {
-        lifecycle::stop_supervisor(&self.actor.get_cell()).await;
-    }
-
-    /// Waits until the supervisor has ended.
-    pub async fn wait(&self) {
-        let _ = self.actor.get_cell().wait(None).await;
     }
 }

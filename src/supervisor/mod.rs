@@ -14,6 +14,130 @@
 //!
 //! This file holds the builder and the [`SupervisorRef`] handle.
 
+/// The settings both supervisor builders take, written once: intensity, period,
+/// auto-shutdown, label, registry name, an early subscription, and turning the builder into a
+/// child spec. `$default_label` is the label used when none is given and it is not nested.
+macro_rules! common_settings {
+    ($default_label:literal) => {
+        /// At most `intensity` restarts within [`period`](Self::period) (default 1); one more
+        /// and the supervisor gives up.
+        pub fn intensity(mut self, intensity: u32) -> Self {
+            self.settings.flags.intensity = intensity;
+            self
+        }
+
+        /// The sliding window of the intensity limit (default 5 s; must not be zero).
+        pub fn period(mut self, period: std::time::Duration) -> Self {
+            self.settings.flags.period = period;
+            self
+        }
+
+        /// When significant children stop the supervisor (default never).
+        pub fn auto_shutdown(mut self, auto_shutdown: $crate::supervisor::AutoShutdown) -> Self {
+            self.settings.flags.auto_shutdown = auto_shutdown;
+            self
+        }
+
+        #[doc = concat!(
+                    "A human name for logs, tracing spans and errors (default: the child id when ",
+                    "nested, else the registry name if one is given, else `\"", $default_label, "\"`). ",
+            "Not a registry name."
+                )]
+        pub fn label(mut self, label: impl Into<String>) -> Self {
+            self.settings.label = Some(label.into());
+            self
+        }
+
+        /// Registers the supervisor actor under a ractor registry name (global; off by
+        /// default).
+        pub fn registered_name(mut self, name: impl Into<String>) -> Self {
+            self.settings.registered_name = Some(name.into());
+            self
+        }
+
+        /// Subscribes to the supervisor's events from its start on. When the builder is used
+        /// as a child spec, the stream receives the events of every incarnation.
+        pub fn subscribe(&mut self) -> $crate::supervisor::EventStream {
+            self.settings.subscribers.subscribe()
+        }
+
+        /// Turns this supervisor into a child spec (kind `Supervisor`, shutdown `Infinity`),
+        /// so trees nest to any depth. Each start spawns a fresh supervisor from this builder.
+        pub fn into_child_spec(
+            self,
+            id: impl Into<$crate::supervisor::ChildId>,
+        ) -> $crate::supervisor::ChildSpec {
+            $crate::supervisor::nested_spec(
+                id,
+                self,
+                |b| &mut b.settings,
+                |b, parent| async move { Ok(b.spawn_linked(parent).await?.get_cell()) },
+            )
+        }
+    };
+}
+
+/// The calls both supervisor handles answer alike, written once. `$stop_doc` says how the
+/// supervisor stops its children.
+macro_rules! common_handle {
+    ($stop_doc:literal) => {
+        /// The supervisor's actor cell (link to it, watch it, use it as a parent).
+        pub fn get_cell(&self) -> ractor::ActorCell {
+            self.actor.get_cell()
+        }
+
+        async fn request<T: Send + 'static>(
+            &self,
+            make: impl FnOnce(ractor::RpcReplyPort<T>) -> $crate::supervisor::core::Request,
+        ) -> Result<T, $crate::error::SupervisorError> {
+            $crate::supervisor::core::call(&self.actor, |reply| make(reply).into()).await
+        }
+
+        /// Every child in start order (oldest first), with its state.
+        pub async fn which_children(
+            &self,
+        ) -> Result<Vec<$crate::supervisor::ChildInfo>, $crate::error::SupervisorError> {
+            self.request($crate::supervisor::core::Request::WhichChildren)
+                .await
+        }
+
+        /// OTP's `count_children`: specs held (a dynamic supervisor holds one, its template),
+        /// children running, and children by kind.
+        pub async fn count_children(
+            &self,
+        ) -> Result<$crate::supervisor::ChildCounts, $crate::error::SupervisorError> {
+            self.request($crate::supervisor::core::Request::CountChildren)
+                .await
+        }
+
+        /// Subscribes to the supervisor's events from now on.
+        pub async fn subscribe(
+            &self,
+        ) -> Result<$crate::supervisor::EventStream, $crate::error::SupervisorError> {
+            self.request($crate::supervisor::core::Request::Subscribe)
+                .await
+        }
+
+        #[doc = $stop_doc]
+        ///
+        /// Returns once the supervisor has ended (exit reason `"shutdown"`); stopping a
+        /// stopped supervisor returns at once.
+        pub async fn stop(&self) {
+            $crate::supervisor::lifecycle::stop_supervisor(&self.actor.get_cell()).await;
+        }
+
+        /// Waits until the supervisor has ended (stopped, auto-shut-down or gave up).
+        pub async fn wait(&self) {
+            let _ = self.actor.get_cell().wait(None).await;
+        }
+
+        /// Whether the supervisor actor is still running.
+        pub fn is_alive(&self) -> bool {
+            self.actor.get_status() < ractor::ActorStatus::Stopping
+        }
+    };
+}
+
 mod actor;
 mod backoff;
 mod children;
@@ -25,8 +149,6 @@ mod lifecycle;
 pub(crate) use lifecycle::panic_message;
 mod spec;
 mod strategy;
-
-use std::time::Duration;
 
 use ractor::{Actor, ActorCell, ActorRef, Message, SpawnErr};
 
@@ -46,7 +168,7 @@ pub use self::spec::{
 pub use self::strategy::{exit_action, restart_plan, ExitAction, PlanChild, RestartPlan};
 
 use self::actor::{SupervisorActor, SupervisorArgs};
-use self::core::{ChildRef, Request};
+use self::core::{ChildRef, Core, Request};
 use self::event::Subscribers;
 use crate::error::{StartError, SupervisorError};
 
@@ -102,27 +224,11 @@ pub struct SupervisorBuilder {
 }
 
 impl SupervisorBuilder {
+    common_settings!("supervisor");
+
     /// Sets the restart strategy (default one-for-one).
     pub fn strategy(mut self, strategy: Strategy) -> Self {
         self.settings.flags.strategy = strategy;
-        self
-    }
-
-    /// At most `intensity` restarts within [`period`](Self::period) (default 1).
-    pub fn intensity(mut self, intensity: u32) -> Self {
-        self.settings.flags.intensity = intensity;
-        self
-    }
-
-    /// The sliding window of the intensity limit (default 5 s; must not be zero).
-    pub fn period(mut self, period: Duration) -> Self {
-        self.settings.flags.period = period;
-        self
-    }
-
-    /// Sets the auto-shutdown rule for significant children (default never).
-    pub fn auto_shutdown(mut self, auto_shutdown: AutoShutdown) -> Self {
-        self.settings.flags.auto_shutdown = auto_shutdown;
         self
     }
 
@@ -144,25 +250,6 @@ impl SupervisorBuilder {
         self
     }
 
-    /// A human name for logs, tracing spans and errors (default: the child id when nested,
-    /// else `"supervisor"`). Not a registry name.
-    pub fn label(mut self, label: impl Into<String>) -> Self {
-        self.settings.label = Some(label.into());
-        self
-    }
-
-    /// Registers the supervisor actor under a ractor registry name (global; off by default).
-    pub fn registered_name(mut self, name: impl Into<String>) -> Self {
-        self.settings.registered_name = Some(name.into());
-        self
-    }
-
-    /// Subscribes to the supervisor's events from its first child start on. When the builder
-    /// is used as a child spec, the stream receives the events of every incarnation.
-    pub fn subscribe(&mut self) -> EventStream {
-        self.settings.subscribers.subscribe()
-    }
-
     /// Checks flags and child specs without spawning anything.
     pub fn validate(&self) -> Result<(), crate::error::SpecError> {
         validate_children(&self.specs, &self.settings.flags)
@@ -181,32 +268,14 @@ impl SupervisorBuilder {
         self.spawn_inner(Some(parent)).await
     }
 
-    /// Turns this supervisor into a child spec (kind `Supervisor`, shutdown `Infinity`), so
-    /// trees nest to any depth. Each start spawns a fresh supervisor from this builder.
-    pub fn into_child_spec(self, id: impl Into<ChildId>) -> ChildSpec {
-        nested_spec(
-            id,
-            self,
-            |b| &mut b.settings,
-            |b, parent| async move { Ok(b.spawn_linked(parent).await?.get_cell()) },
-        )
-    }
-
     async fn spawn_inner(self, parent: Option<ActorCell>) -> Result<SupervisorRef, StartError> {
         self.validate()?;
-        let Settings {
-            flags,
-            label,
-            registered_name,
-            subscribers,
-        } = self.settings;
+        let (core, name) = self.settings.into_core("supervisor", None);
         let args = SupervisorArgs {
-            flags,
+            core,
             specs: self.specs,
-            label: label.unwrap_or_else(|| "supervisor".to_string()),
-            subscribers,
         };
-        let actor = spawn_actor(SupervisorActor, args, registered_name, parent).await?;
+        let actor = spawn_actor(SupervisorActor, args, name, parent).await?;
         Ok(SupervisorRef { actor })
     }
 }
@@ -224,6 +293,23 @@ pub(crate) struct Settings {
     pub(crate) label: Option<String>,
     pub(crate) registered_name: Option<String>,
     pub(crate) subscribers: Subscribers,
+}
+
+impl Settings {
+    /// The supervisor these settings make, and the registry name to spawn it under. Its label
+    /// is the one given, else its registry name, else `default_label`.
+    fn into_core(
+        self,
+        default_label: &str,
+        dynamic: Option<self::core::Dynamic>,
+    ) -> (Core, Option<String>) {
+        let label = self
+            .label
+            .or_else(|| self.registered_name.clone())
+            .unwrap_or_else(|| default_label.to_string());
+        let core = Core::new(self.flags, label, self.subscribers, dynamic);
+        (core, self.registered_name)
+    }
 }
 
 /// A child spec of kind `Supervisor` that spawns a fresh supervisor from `builder` at every
@@ -296,6 +382,11 @@ pub struct SupervisorRef {
 }
 
 impl SupervisorRef {
+    common_handle!(
+        "Stops the supervisor in order: children in reverse start order, each by its shutdown \
+         policy, then the supervisor itself."
+    );
+
     /// Wraps a cell if it is a ractor-otp supervisor (e.g. a nested supervisor's cell).
     pub fn from_cell(cell: ActorCell) -> Option<SupervisorRef> {
         if cell.is_message_type_of::<SupervisorMsg>() == Some(true) {
@@ -305,21 +396,9 @@ impl SupervisorRef {
         }
     }
 
-    /// The supervisor's actor cell (link to it, watch it, use it as a parent).
-    pub fn get_cell(&self) -> ActorCell {
-        self.actor.get_cell()
-    }
-
     /// The supervisor's typed actor ref.
     pub fn actor_ref(&self) -> &ActorRef<SupervisorMsg> {
         &self.actor
-    }
-
-    async fn request<T: Send + 'static>(
-        &self,
-        make: impl FnOnce(ractor::RpcReplyPort<T>) -> Request,
-    ) -> Result<T, SupervisorError> {
-        self::core::call(&self.actor, |reply| SupervisorMsg(make(reply))).await
     }
 
     /// Gives up on the running incarnation `actor` of a child that cannot be stopped (a task
@@ -358,16 +437,6 @@ impl SupervisorRef {
     pub async fn delete_child(&self, id: impl Into<ChildId>) -> Result<(), SupervisorError> {
         let id = id.into();
         self.request(|r| Request::DeleteChild(id, r)).await?
-    }
-
-    /// Every child in start order, with its state.
-    pub async fn which_children(&self) -> Result<Vec<ChildInfo>, SupervisorError> {
-        self.request(Request::WhichChildren).await
-    }
-
-    /// Spec, active, supervisor and worker counts.
-    pub async fn count_children(&self) -> Result<ChildCounts, SupervisorError> {
-        self.request(Request::CountChildren).await
     }
 
     /// The cell of a child's live incarnation, looked up at each call. A child that has just
@@ -415,27 +484,5 @@ impl SupervisorRef {
             id,
             expected: std::any::type_name::<DynamicSupervisorMsg<Args>>(),
         })
-    }
-
-    /// Subscribes to the supervisor's events from now on.
-    pub async fn subscribe(&self) -> Result<EventStream, SupervisorError> {
-        self.request(Request::Subscribe).await
-    }
-
-    /// Stops the supervisor in order: children in reverse start order, each by its shutdown
-    /// policy, then the supervisor itself (exit reason `"shutdown"`). Returns once it has
-    /// ended; stopping a stopped supervisor returns at once.
-    pub async fn stop(&self) {
-        lifecycle::stop_supervisor(&self.actor.get_cell()).await;
-    }
-
-    /// Waits until the supervisor has ended (stopped, auto-shut-down or gave up).
-    pub async fn wait(&self) {
-        let _ = self.actor.get_cell().wait(None).await;
-    }
-
-    /// Whether the supervisor actor is still running.
-    pub fn is_alive(&self) -> bool {
-        self.actor.get_status() < ractor::ActorStatus::Stopping
     }
 }
