@@ -74,6 +74,7 @@ pub enum PoolConfigError {
 
 /// Why a supervisor could not be spawned.
 #[derive(Debug, Clone, Error)]
+#[non_exhaustive]
 pub enum StartError {
     /// Its flags or a child spec are invalid; nothing was started.
     #[error("invalid supervisor configuration: {0}")]
@@ -86,20 +87,124 @@ pub enum StartError {
     ChildFailed {
         /// The child that failed.
         id: ChildId,
-        /// Its start error.
-        reason: String,
+        /// What happened.
+        reason: StartFailure,
     },
-    /// ractor refused to spawn the supervisor actor (e.g. its registry name is taken).
-    #[error("could not spawn the supervisor actor: {0}")]
-    Spawn(String),
+    /// ractor could not spawn the supervisor's (or pool's) own actor, e.g. its registry name is
+    /// taken.
+    #[error("could not spawn the actor: {0}")]
+    Spawn(StartFailure),
+}
+
+/// What went wrong when a child was started: the answer to "why did it not start?", as a value
+/// a program can match on.
+///
+/// ractor reports an `Err` returned from an actor's `pre_start` and a panic inside it the same
+/// way (both arrive as the failure's text), so both are [`Failed`](Self::Failed), never called a
+/// panic. A panic in the start function itself, which the supervisor catches, is
+/// [`Panicked`](Self::Panicked). A nested supervisor (or pool) whose own child failed reports
+/// that child's id and failure ([`Child`](Self::Child)), to any depth.
+///
+/// ```
+/// use ractor_otp::error::StartFailure;
+/// let failure = StartFailure::Child {
+///     id: "db".into(),
+///     failure: Box::new(StartFailure::Failed("port 5432 in use".into())),
+/// };
+/// assert_eq!(failure.to_string(), "its child `db` failed to start: port 5432 in use");
+/// assert_eq!(failure.root_cause(), &StartFailure::Failed("port 5432 in use".into()));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum StartFailure {
+    /// The start function or the actor's `pre_start` returned an error, or `pre_start`
+    /// panicked: the error's (or the panic's) text.
+    #[error("{0}")]
+    Failed(String),
+    /// The start function itself panicked (outside any actor): the panic's message.
+    #[error("the start function panicked: {0}")]
+    Panicked(String),
+    /// A nested supervisor or pool could not start because one of its own children failed.
+    #[error("its child `{id}` failed to start: {failure}")]
+    Child {
+        /// The nested child that failed.
+        id: ChildId,
+        /// Its own failure.
+        failure: Box<StartFailure>,
+    },
+    /// A nested supervisor's settings are invalid.
+    #[error("invalid supervisor configuration: {0}")]
+    InvalidSpec(SpecError),
+    /// A nested pool's settings are invalid.
+    #[error("invalid pool settings: {0}")]
+    InvalidPool(PoolConfigError),
+    /// The registry name asked for is held by another actor.
+    #[error("the registry name `{0}` is taken by another actor; give each actor its own name")]
+    NameTaken(String),
+    /// The child's actor ended before its start function returned.
+    #[error("the child ended before its start completed")]
+    EndedDuringStart,
+}
+
+impl StartFailure {
+    /// The innermost failure: for a nested child's failure, that child's own (recursively).
+    pub fn root_cause(&self) -> &StartFailure {
+        match self {
+            StartFailure::Child { failure, .. } => failure.root_cause(),
+            other => other,
+        }
+    }
+
+    /// What a start function's error says happened. Our own errors (a nested supervisor's or
+    /// pool's [`StartError`], ractor's `SpawnErr`) are unwrapped into their cases instead of
+    /// being printed, so no prefix is doubled.
+    pub(crate) fn from_error(err: ractor::ActorProcessingErr) -> StartFailure {
+        let err = match err.downcast::<ractor::SpawnErr>() {
+            Ok(spawn) => return StartFailure::from_spawn(*spawn),
+            Err(err) => err,
+        };
+        match err.downcast::<StartError>() {
+            Ok(start) => StartFailure::from(*start),
+            Err(err) => StartFailure::Failed(err.to_string()),
+        }
+    }
+
+    /// What ractor's refusal to spawn an actor says happened.
+    pub(crate) fn from_spawn(err: ractor::SpawnErr) -> StartFailure {
+        match err {
+            ractor::SpawnErr::StartupFailed(inner) => StartFailure::from_error(inner),
+            ractor::SpawnErr::ActorAlreadyRegistered(name) => StartFailure::NameTaken(name),
+            other => StartFailure::Failed(other.to_string()),
+        }
+    }
+}
+
+/// A nested supervisor's or pool's failure to start, seen from its parent.
+impl From<StartError> for StartFailure {
+    fn from(err: StartError) -> Self {
+        match err {
+            StartError::ChildFailed { id, reason } => StartFailure::Child {
+                id,
+                failure: Box::new(reason),
+            },
+            StartError::InvalidSpec(e) => StartFailure::InvalidSpec(e),
+            StartError::InvalidPool(e) => StartFailure::InvalidPool(e),
+            StartError::Spawn(failure) => failure,
+        }
+    }
 }
 
 /// The error of a run-time call to a supervisor.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum SupervisorError {
-    /// `start_child` with an id whose child is running.
-    #[error("child `{0}` is already started")]
-    AlreadyStarted(ChildId),
+    /// `start_child` with an id whose child is running (OTP's `{error, {already_started, Pid}}`).
+    #[error("child `{id}` is already started")]
+    AlreadyStarted {
+        /// The child.
+        id: ChildId,
+        /// Its running incarnation.
+        cell: ractor::ActorCell,
+    },
     /// `start_child` with an id whose spec exists but is not running; use `restart_child`, or
     /// `delete_child` first.
     #[error("child `{0}` already exists (not running); restart or delete it instead")]
@@ -133,8 +238,8 @@ pub enum SupervisorError {
     StartFailed {
         /// The child.
         id: ChildId,
-        /// Its start error.
-        reason: String,
+        /// What happened.
+        reason: StartFailure,
     },
     /// A dynamic supervisor already has `max_children` children.
     #[error("the dynamic supervisor is full ({0} children); raise max_children or stop some")]

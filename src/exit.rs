@@ -12,6 +12,11 @@
 //!
 //! ractor reports a kill as a *termination* with reason `"killed"`; we class it as abnormal,
 //! as OTP does, so a killed transient child is restarted.
+//!
+//! ractor reports a handler that panicked and one that returned `Err` the same way
+//! (`ActorFailed` with the text of the panic or the error), so an [`ExitReason`] cannot tell
+//! the two apart: both are abnormal, with that text as the detail, which says "failed" rather
+//! than guessing "panicked".
 
 use ractor::{ActorId, SupervisionEvent};
 use serde::{Deserialize, Serialize};

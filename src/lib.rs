@@ -108,7 +108,7 @@ pub use ractor_otp_macros::{supervisor, worker};
 /// The names most programs need: `use ractor_otp::prelude::*;`.
 pub mod prelude {
     pub use crate::error::{
-        IntensityExceeded, PoolConfigError, SpecError, StartError, SupervisorError,
+        IntensityExceeded, PoolConfigError, SpecError, StartError, StartFailure, SupervisorError,
     };
     pub use crate::exit::{ExitClass, ExitReason};
     pub use crate::pool::{

@@ -39,9 +39,14 @@ async fn start_child_appends_and_reports_conflicts() {
         s(&["a", "b"]),
         "appended at the end of the start order"
     );
+    // As OTP's {already_started, Pid}: the answer carries the running incarnation.
+    let running = bounded(sup.child("a")).await.unwrap();
     assert_eq!(
         bounded(sup.start_child(probes.spec("a"))).await.err(),
-        Some(SupervisorError::AlreadyStarted(id("a")))
+        Some(SupervisorError::AlreadyStarted {
+            id: id("a"),
+            cell: running
+        })
     );
     bounded(sup.terminate_child("a")).await.unwrap();
     assert_eq!(

@@ -230,7 +230,7 @@ async fn start_child_failures_and_ignores_are_events_in_both_kinds() {
             .next(|e| matches!(e, SupervisorEvent::ChildStartFailed { .. }))
             .await;
         assert!(
-            matches!(&failed, SupervisorEvent::ChildStartFailed { generation: 1, reason, .. } if reason.contains("bad refused to start")),
+            matches!(&failed, SupervisorEvent::ChildStartFailed { generation: 1, reason: StartFailure::Failed(text), .. } if text == "bad refused to start"),
             "{kind:?}: {failed:?}"
         );
         let ignored = under

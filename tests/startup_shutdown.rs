@@ -20,13 +20,23 @@ async fn a_failed_start_unwinds_in_reverse_and_names_the_child() {
             .spawn()
             .await
             .expect_err("startup fails");
-        match err {
+        // ractor tells a panic in pre_start from a returned Err by nothing but the text: both
+        // are "failed", never called a panic.
+        let text = match step {
+            StartStep::Fail => "c refused to start",
+            _ => "c panicked while starting",
+        };
+        match &err {
             StartError::ChildFailed { id, reason } => {
                 assert_eq!(id, "c");
-                assert!(reason.contains("c"), "{reason}");
+                assert_eq!(reason, &StartFailure::Failed(text.into()));
             }
             other => panic!("unexpected {other:?}"),
         }
+        assert_eq!(
+            err.to_string(),
+            format!("child `c` failed to start: {text}")
+        );
         assert_eq!(
             probes.log.snapshot(),
             s(&["start a", "start b", "start_failed c", "stop b", "stop a"]),
@@ -47,8 +57,12 @@ async fn a_start_function_that_panics_is_a_failed_start() {
         .await
         .expect_err("startup fails");
     assert!(
-        matches!(&err, StartError::ChildFailed { id, reason } if id == "boom" && reason.contains("no luck")),
+        matches!(&err, StartError::ChildFailed { id, reason: StartFailure::Panicked(msg) } if id == "boom" && msg == "no luck"),
         "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "child `boom` failed to start: the start function panicked: no luck"
     );
     assert_eq!(probes.log.snapshot(), s(&["start a", "stop a"]));
 }
@@ -253,4 +267,92 @@ async fn stopping_twice_is_harmless() {
     bounded(sup.stop()).await;
     bounded(sup.wait()).await;
     assert_eq!(probes.log.snapshot(), s(&["start a", "stop a"]));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_nested_failure_names_each_child_down_to_the_one_that_failed() {
+    let probes = Probes::new();
+    probes.script("db", [StartStep::Fail]);
+    let storage = Supervisor::builder().child(probes.spec("db"));
+    let backend = Supervisor::builder().child(storage.into_child_spec("storage"));
+    let err = Supervisor::builder()
+        .child(probes.spec("a"))
+        .child(backend.into_child_spec("backend"))
+        .spawn()
+        .await
+        .expect_err("startup fails");
+    let db_failed = StartFailure::Failed("db refused to start".into());
+    let StartError::ChildFailed { id, reason } = &err else {
+        panic!("unexpected {err:?}");
+    };
+    assert_eq!(id, "backend");
+    assert_eq!(
+        reason,
+        &StartFailure::Child {
+            id: "storage".into(),
+            failure: Box::new(StartFailure::Child {
+                id: "db".into(),
+                failure: Box::new(db_failed.clone()),
+            }),
+        }
+    );
+    assert_eq!(reason.root_cause(), &db_failed);
+    assert_eq!(
+        err.to_string(),
+        "child `backend` failed to start: its child `storage` failed to start: \
+         its child `db` failed to start: db refused to start"
+    );
+    assert_eq!(
+        probes.log.snapshot(),
+        s(&["start a", "start_failed db", "stop a"])
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_nested_supervisor_with_bad_settings_says_which_setting() {
+    let err = Supervisor::builder()
+        .child(
+            Supervisor::builder()
+                .period(Duration::ZERO)
+                .into_child_spec("sub"),
+        )
+        .spawn()
+        .await
+        .expect_err("startup fails");
+    assert!(
+        matches!(&err, StartError::ChildFailed { id, reason: StartFailure::InvalidSpec(SpecError::ZeroPeriod) } if id == "sub"),
+        "{err:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_taken_registry_name_is_a_typed_failure() {
+    let probes = Probes::new();
+    let name = "startup_shutdown-taken-name";
+    let err = Supervisor::builder()
+        .child(probes.spec("a").registered_name(name))
+        .child(probes.spec("b").registered_name(name))
+        .spawn()
+        .await
+        .expect_err("the second child cannot take the name");
+    assert!(
+        matches!(&err, StartError::ChildFailed { id, reason: StartFailure::NameTaken(n) } if id == "b" && n == name),
+        "{err:?}"
+    );
+    // The supervisor's own name, too.
+    let holder = Supervisor::builder()
+        .registered_name(name)
+        .spawn()
+        .await
+        .expect("the name is free again");
+    let err = Supervisor::builder()
+        .registered_name(name)
+        .spawn()
+        .await
+        .expect_err("taken");
+    assert!(
+        matches!(&err, StartError::Spawn(StartFailure::NameTaken(n)) if n == name),
+        "{err:?}"
+    );
+    holder.stop().await;
 }

@@ -29,7 +29,6 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::error::StartError;
 use crate::jobs::breaker::{Admission, CircuitBreaker};
 use crate::jobs::handler::{ErasedHandler, FnHandler, JobErrorKind, PoolHandler, RunOutcome};
 use crate::jobs::{
@@ -272,13 +271,7 @@ impl RunnerBuilder {
         ChildSpec::new(id, move |ctx: ChildContext| {
             let builder = self.clone();
             async move {
-                let runner = builder
-                    .spawn_linked(ctx.supervisor().clone())
-                    .await
-                    .map_err(|e| StartError::ChildFailed {
-                        id: ctx.id().clone(),
-                        reason: e.to_string(),
-                    })?;
+                let runner = builder.spawn_linked(ctx.supervisor().clone()).await?;
                 Ok(ChildStart::Started(runner.actor.get_cell()))
             }
         })

@@ -627,7 +627,10 @@ impl Core {
             .map_err(SupervisorError::InvalidSpec)?;
         if let Some(key) = self.children.key_of(&spec.id) {
             return Err(match self.children.get(key).map(|s| s.state()) {
-                Some(SlotState::Running(_)) => SupervisorError::AlreadyStarted(spec.id),
+                Some(SlotState::Running(cell)) => SupervisorError::AlreadyStarted {
+                    id: spec.id,
+                    cell: cell.clone(),
+                },
                 _ => SupervisorError::AlreadyPresent(spec.id),
             });
         }

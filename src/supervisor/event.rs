@@ -10,6 +10,7 @@ use ractor::ActorId;
 use tokio::sync::mpsc;
 
 use super::spec::ChildId;
+use crate::error::StartFailure;
 use crate::exit::ExitReason;
 
 /// How a child stopped by its supervisor went.
@@ -53,14 +54,14 @@ pub enum SupervisorEvent {
         /// The child.
         id: ChildId,
     },
-    /// A child's start function failed (or panicked).
+    /// A child's start failed.
     ChildStartFailed {
         /// The child.
         id: ChildId,
         /// The incarnation that failed to start.
         generation: u64,
-        /// The error.
-        reason: String,
+        /// What happened.
+        reason: StartFailure,
     },
     /// A child ended by itself.
     ChildExited {

@@ -16,16 +16,18 @@ use super::event::StopOutcome;
 use futures::future::BoxFuture;
 
 use super::spec::{ChildStart, Shutdown, StartResult};
+use crate::error::StartFailure;
 use crate::exit::SHUTDOWN_REASON;
 
 /// What a start attempt gave.
 pub(crate) enum Started {
     Running(ActorCell),
     Ignored,
-    Failed(String),
+    Failed(StartFailure),
 }
 
-/// Runs a start function's future, turning a panic or an `Err` into [`Started::Failed`].
+/// Runs a start function's future, turning a panic or an `Err` into [`Started::Failed`] with
+/// what happened.
 pub(crate) async fn start_child(
     start: BoxFuture<'static, StartResult>,
     supervisor: &ActorCell,
@@ -40,24 +42,29 @@ pub(crate) async fn start_child(
                 cell.link(supervisor.clone());
             }
             if cell.get_status() >= ActorStatus::Stopping {
-                return Started::Failed("the child ended before its start completed".into());
+                return Started::Failed(StartFailure::EndedDuringStart);
             }
             Started::Running(cell)
         }
         Ok(Ok(ChildStart::Ignore)) => Started::Ignored,
-        Ok(Err(err)) => Started::Failed(err.to_string()),
-        Err(panic) => Started::Failed(panic_message("start function", panic.as_ref())),
+        Ok(Err(err)) => Started::Failed(StartFailure::from_error(err)),
+        Err(panic) => Started::Failed(StartFailure::Panicked(panic_text(panic.as_ref()))),
     }
 }
 
 /// "`what` panicked: <payload>", for a caught panic.
 pub(crate) fn panic_message(what: &str, panic: &(dyn std::any::Any + Send)) -> String {
+    format!("{what} panicked: {}", panic_text(panic))
+}
+
+/// A caught panic's message (its `&str` or `String` payload).
+pub(crate) fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = panic.downcast_ref::<&str>() {
-        format!("{what} panicked: {s}")
+        (*s).to_string()
     } else if let Some(s) = panic.downcast_ref::<String>() {
-        format!("{what} panicked: {s}")
+        s.clone()
     } else {
-        format!("{what} panicked")
+        "(a payload that is not a string)".to_string()
     }
 }
 

@@ -170,7 +170,7 @@ pub use self::strategy::{exit_action, restart_plan, ExitAction, PlanChild, Resta
 use self::actor::{SupervisorActor, SupervisorArgs};
 use self::core::{ChildRef, Core, Request};
 use self::event::Subscribers;
-use crate::error::{StartError, SupervisorError};
+use crate::error::{StartError, StartFailure, SupervisorError};
 
 /// Entry point for building a supervisor: `Supervisor::builder()`.
 ///
@@ -361,14 +361,15 @@ pub(crate) async fn stop_actor(cell: &ActorCell) {
     lifecycle::stop_supervisor(cell).await;
 }
 
-/// Recovers our typed startup error from ractor's `SpawnErr`.
+/// Recovers our typed startup error from ractor's `SpawnErr`: the error our `pre_start`
+/// returned, else what ractor said.
 pub(crate) fn start_error(err: SpawnErr) -> StartError {
     match err {
         SpawnErr::StartupFailed(inner) => match inner.downcast::<StartError>() {
             Ok(e) => *e,
-            Err(other) => StartError::Spawn(other.to_string()),
+            Err(other) => StartError::Spawn(StartFailure::from_error(other)),
         },
-        other => StartError::Spawn(other.to_string()),
+        other => StartError::Spawn(StartFailure::from_spawn(other)),
     }
 }
 
