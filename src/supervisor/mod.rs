@@ -149,6 +149,7 @@ mod lifecycle;
 pub(crate) use lifecycle::panic_message;
 mod spec;
 mod strategy;
+mod task;
 
 use ractor::{Actor, ActorCell, ActorRef, Message, SpawnErr};
 
