@@ -30,9 +30,7 @@ use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef};
 use ractor_otp::prelude::*;
-use ractor_otp::supervisor::{
-    restart_plan, EventStream, PlanChild, StopCause, StopOutcome, SupervisorBuilder,
-};
+use ractor_otp::supervisor::{EventStream, StopCause, StopOutcome, SupervisorBuilder};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -865,22 +863,24 @@ impl Printer {
                 let what = match info.strategy {
                     None => format!("one-for-one: restarting {}", self.session_name(&id)),
                     Some(strategy) => {
-                        let plan_view: Vec<PlanChild> = info
-                            .children
-                            .iter()
-                            .map(|&(_, restart)| PlanChild {
-                                running: true,
-                                restart,
-                            })
-                            .collect();
                         let failed = info
                             .children
                             .iter()
                             .position(|(c, _)| *c == id.as_str())
                             .unwrap_or(0);
-                        let plan = restart_plan(strategy, &plan_view, failed);
-                        let names: Vec<&str> =
-                            plan.start.iter().map(|&i| info.children[i].0).collect();
+                        // One-for-all restarts every child, rest-for-one the failed one and
+                        // those after it; temporary bystanders are not started again.
+                        let from = if strategy == Strategy::OneForAll {
+                            0
+                        } else {
+                            failed
+                        };
+                        let names: Vec<&str> = info.children[from..]
+                            .iter()
+                            .enumerate()
+                            .filter(|(j, (_, r))| from + j == failed || *r != Restart::Temporary)
+                            .map(|(_, (c, _))| *c)
+                            .collect();
                         format!(
                             "{}: restarting {}",
                             strategy_name(strategy),

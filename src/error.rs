@@ -8,6 +8,7 @@ use crate::supervisor::ChildId;
 
 /// An invalid child spec or supervisor flags.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum SpecError {
     /// Two children of one supervisor share an id.
     #[error("child id `{0}` appears twice; give every child of a supervisor its own id")]
@@ -196,6 +197,7 @@ impl From<StartError> for StartFailure {
 
 /// The error of a run-time call to a supervisor.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum SupervisorError {
     /// `start_child` with an id whose child is running (OTP's `{error, {already_started, Pid}}`).
     #[error("child `{id}` is already started")]
@@ -253,6 +255,7 @@ pub enum SupervisorError {
 /// within `period`. Its parent sees it as `ActorFailed` and can downcast to this type.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error("supervisor `{supervisor}` gave up: {restarts} restarts within {period:?} exceed its intensity of {intensity} (last failing child: `{child}`)")]
+#[non_exhaustive]
 pub struct IntensityExceeded {
     /// The supervisor's label.
     pub supervisor: String,

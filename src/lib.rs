@@ -93,6 +93,7 @@ pub struct ReadmeDoctests;
 // Lets the macros' `::ractor_otp::...` paths resolve inside this crate too.
 extern crate self as ractor_otp;
 
+mod actors;
 pub mod error;
 pub mod exit;
 pub mod jobs;
@@ -113,14 +114,14 @@ pub mod prelude {
     pub use crate::exit::{ExitClass, ExitReason};
     pub use crate::pool::{
         KeyHash, LeastBusy, Overflow, Pool, PoolRef, PoolStats, PowerOfTwo, Priority, RoundRobin,
-        TaskError, TaskOptions, Weighted,
+        TaskOptions, Weighted,
     };
     pub use crate::supervisor::{
         AutoShutdown, Backoff, ChildContext, ChildId, ChildInfo, ChildKind, ChildSpec, ChildStart,
         ChildStatus, ChildTemplate, DynamicSupervisor, DynamicSupervisorRef, EventStream, Restart,
         Shutdown, Strategy, Supervisor, SupervisorEvent, SupervisorRef,
     };
-    pub use crate::worker::{Call, Worker, WorkerContext, WorkerHandle};
+    pub use crate::worker::{Call, TaskError, Worker, WorkerContext, WorkerHandle};
     pub use crate::{supervisor, worker};
     pub use ractor::ActorProcessingErr;
 }

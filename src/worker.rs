@@ -1,6 +1,6 @@
-//! The `Worker` trait (what a pool runs and what `#[worker]` generates), how one worker runs
-//! alone as a ractor actor ([`Call`]), and [`WorkerHandle`], what a typed client calls
-//! through: a pool or a single worker actor.
+//! The `Worker` trait (what a pool runs and what `#[worker]` generates), the [`TaskError`] a
+//! caller gets instead of an output, how one worker runs alone as a ractor actor ([`Call`]),
+//! and [`WorkerHandle`], what a typed client calls through: a pool or a single worker actor.
 //!
 //! A worker is a plain value that handles one task at a time. The pool makes one with its
 //! factory for every incarnation, so a restarted worker starts from fresh state, as in OTP.
@@ -10,7 +10,58 @@ use std::future::Future;
 
 use ractor::{ActorProcessingErr, ActorRef, RpcReplyPort};
 
-use crate::pool::{PoolRef, TaskError};
+use crate::pool::PoolRef;
+
+/// What happened to a task that did not produce an output: the answer a pool (or a single
+/// worker) gives instead of one. Every task gets exactly one answer, this or its output.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TaskError<E = std::convert::Infallible> {
+    /// The worker ran the task and returned this error (the worker keeps running).
+    #[error("the worker returned an error: {0}")]
+    Failed(E),
+    /// The worker crashed (panicked, or was killed as stuck) while running this task; it is
+    /// being restarted. The task had started. (Tasks that had not started when their worker
+    /// ended are sent to another worker instead.)
+    #[error("the worker crashed while running the task; it is being restarted")]
+    Crashed,
+    /// The task did not finish within its timeout.
+    #[error("the task did not finish within its timeout")]
+    TimedOut,
+    /// The queue was full (overflow policy `Reject`, or `try_submit`).
+    #[error("the pool's queue is full; retry later, or raise its capacity")]
+    QueueFull,
+    /// The task was dropped from the full queue to make room (overflow policy `DropOldest`).
+    #[error("the task was dropped from the full queue to make room for a newer one")]
+    Dropped,
+    /// The pool is draining or stopped and takes no new task (or stopped before running it).
+    #[error("the pool is draining or stopped")]
+    Stopped,
+    /// No worker is running (all are restarting) and the pool is set to fail fast.
+    #[error("no worker is running and the pool fails fast instead of queueing")]
+    NoWorker,
+}
+
+impl<E> TaskError<E> {
+    /// Maps the worker's error in [`TaskError::Failed`]; every other case stays as it is.
+    ///
+    /// ```
+    /// use ractor_otp::worker::TaskError;
+    /// let e: TaskError<u8> = TaskError::Failed(7);
+    /// assert_eq!(e.map_failed(|n| n.to_string()), TaskError::Failed("7".to_string()));
+    /// ```
+    pub fn map_failed<F>(self, f: impl FnOnce(E) -> F) -> TaskError<F> {
+        match self {
+            TaskError::Failed(e) => TaskError::Failed(f(e)),
+            TaskError::Crashed => TaskError::Crashed,
+            TaskError::TimedOut => TaskError::TimedOut,
+            TaskError::QueueFull => TaskError::QueueFull,
+            TaskError::Dropped => TaskError::Dropped,
+            TaskError::Stopped => TaskError::Stopped,
+            TaskError::NoWorker => TaskError::NoWorker,
+        }
+    }
+}
 
 /// Who a worker incarnation is: its place in the pool and how many times it has started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -18,7 +18,8 @@ use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
 
 use ractor_otp::jobs::{
-    Finish, Job, JobContext, JobOptions, JobResult, Jobs, Lease, PostgresStore, Store, StoreError,
+    Finish, Job, JobContext, JobOptions, JobResult, Jobs, JobsError, Lease, PostgresStore, Store,
+    StoreError,
 };
 use serde::{Deserialize, Serialize};
 use store_suite::{add, claim_as, email, email_with, t, Guarded, EMAIL};
@@ -162,10 +163,15 @@ async fn unreachable_server_is_a_clear_error() {
         .connect("postgres://nobody@127.0.0.1:1/db")
         .await
         .unwrap_err();
+    assert!(matches!(&e, StoreError::Connect(_)), "{e:?}");
+    // Said once: no prefix doubled on its way up (through JobsError too).
+    let text = JobsError::from(e).to_string();
     assert!(
-        matches!(&e, StoreError::Database(m) if m.contains("cannot connect")),
-        "{e}"
+        text.starts_with("cannot connect to the job store's database: PostgreSQL: "),
+        "{text}"
     );
+    assert_eq!(text.matches("cannot connect").count(), 1, "{text}");
+    assert!(!text.contains("job store failed"), "{text}");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1023,7 +1023,7 @@ impl Parts<'_> {
             let call = quote! {
                 #(#docs)*
                 #vis async fn #ident(&self, #(#arg_names: #arg_types),*)
-                    -> ::core::result::Result<#ok, #krate::pool::TaskError<#err>>
+                    -> ::core::result::Result<#ok, #krate::worker::TaskError<#err>>
                 {
                     match #krate::worker::WorkerHandle::submit_task(&self.0, #build).await {
                         ::core::result::Result::Ok(#output::#variant(v)) => ::core::result::Result::Ok(v),
@@ -1042,7 +1042,7 @@ impl Parts<'_> {
                 quote! {
                     #[doc = #doc]
                     #vis async fn #cast_ident(&self, #(#arg_names: #arg_types),*)
-                        -> ::core::result::Result<(), #krate::pool::TaskError<#err>>
+                        -> ::core::result::Result<(), #krate::worker::TaskError<#err>>
                     {
                         match #krate::worker::WorkerHandle::cast_task(&self.0, #build).await {
                             ::core::result::Result::Ok(()) => ::core::result::Result::Ok(()),

@@ -9,7 +9,7 @@ use crate::jobs::Timestamp;
 
 /// What the breaker lets a runner claim for its job type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Admission {
+pub(crate) enum Admission {
     /// Claim as usual.
     Open,
     /// Claim one job, the probe.
@@ -19,26 +19,8 @@ pub enum Admission {
 }
 
 /// One job type's breaker.
-///
-/// ```
-/// use std::time::Duration;
-/// use ractor_otp::jobs::{Admission, CircuitBreaker, Timestamp};
-///
-/// let t = Timestamp::from_millis(0);
-/// let mut breaker = CircuitBreaker::new(2, Duration::from_secs(10));
-/// breaker.on_failure(t);
-/// assert_eq!(breaker.admission(t), Admission::Open);
-/// breaker.on_failure(t); // second consecutive failure: the circuit opens
-/// assert_eq!(breaker.admission(t), Admission::Closed);
-/// let later = t.after(Duration::from_secs(10));
-/// assert_eq!(breaker.admission(later), Admission::Probe);
-/// breaker.probe_started();
-/// assert_eq!(breaker.admission(later), Admission::Closed); // one probe at a time
-/// breaker.on_success();
-/// assert_eq!(breaker.admission(later), Admission::Open);
-/// ```
 #[derive(Debug, Clone, PartialEq)]
-pub struct CircuitBreaker {
+pub(crate) struct CircuitBreaker {
     threshold: u32,
     cooldown: Duration,
     state: BreakerState,

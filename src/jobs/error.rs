@@ -7,6 +7,7 @@ use crate::jobs::{JobId, JobState};
 
 /// A store operation that did not happen.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum StoreError {
     /// The database failed (I/O, corruption, a constraint); the operation was rolled back.
     #[error("job store failed: {0}")]
@@ -15,6 +16,10 @@ pub enum StoreError {
     /// set): it will not run with weaker durability than asked.
     #[error("job store settings rejected: {0}")]
     Settings(String),
+    /// The store could not reach its database (PostgreSQL: refused, unreachable, bad
+    /// credentials); nothing was done. Check the connection settings and that the server is up.
+    #[error("cannot connect to the job store's database: {0}")]
+    Connect(String),
     /// The store has shut down (its writer thread is gone); open it again.
     #[error("the job store is closed")]
     Closed,
@@ -56,6 +61,7 @@ impl From<rusqlite::Error> for StoreError {
 
 /// An error of the [`Jobs`](crate::jobs::Jobs) API.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum JobsError {
     /// The store failed or refused.
     #[error(transparent)]

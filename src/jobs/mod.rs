@@ -44,7 +44,6 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-pub use breaker::{Admission, CircuitBreaker};
 pub use clock::{Clock, SystemClock, TokioClock};
 pub use error::{JobsError, StoreError};
 pub use handler::{ChildOutput, JobContext, JobError, JobResult};

@@ -308,12 +308,9 @@ impl PostgresStore {
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
         self.inner.pool.get().await.map_err(|e| match e {
-            PoolError::Backend(e) => {
-                let e = StoreError::from(e);
-                StoreError::Database(format!("cannot connect to PostgreSQL: {e}"))
-            }
+            PoolError::Backend(e) => StoreError::Connect(describe(&e)),
             PoolError::Closed => StoreError::Closed,
-            other => StoreError::Database(format!("no PostgreSQL connection: {other}")),
+            other => StoreError::Connect(other.to_string()),
         })
     }
 }
@@ -423,27 +420,34 @@ const SCHEMA: &str = "
     CREATE INDEX IF NOT EXISTS otp_jobs_parent ON otp_jobs(parent_id)
         WHERE parent_id IS NOT NULL;";
 
+/// What PostgreSQL (or the connection to it) said, once, without our own prefixes: the
+/// server's severity, code, message and detail, or the client's error and its cause.
+fn describe(e: &tokio_postgres::Error) -> String {
+    let Some(db) = e.as_db_error() else {
+        let cause = std::error::Error::source(e)
+            .map(|s| format!(": {s}"))
+            .unwrap_or_default();
+        return format!("PostgreSQL: {e}{cause}");
+    };
+    format!(
+        "PostgreSQL {} {}: {}{}",
+        db.severity(),
+        db.code().code(),
+        db.message(),
+        db.detail().map(|d| format!(" ({d})")).unwrap_or_default()
+    )
+}
+
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
-        let Some(db) = e.as_db_error() else {
-            let cause = std::error::Error::source(&e)
-                .map(|s| format!(": {s}"))
-                .unwrap_or_default();
-            return StoreError::Database(format!("PostgreSQL: {e}{cause}"));
-        };
-        let message = format!(
-            "PostgreSQL {} {}: {}{}",
-            db.severity(),
-            db.code().code(),
-            db.message(),
-            db.detail().map(|d| format!(" ({d})")).unwrap_or_default()
-        );
-        let code = db.code();
-        if *code == SqlState::T_R_DEADLOCK_DETECTED || *code == SqlState::T_R_SERIALIZATION_FAILURE
-        {
-            StoreError::Conflict(message)
+        let conflict = e.as_db_error().is_some_and(|db| {
+            let code = db.code();
+            *code == SqlState::T_R_DEADLOCK_DETECTED || *code == SqlState::T_R_SERIALIZATION_FAILURE
+        });
+        if conflict {
+            StoreError::Conflict(describe(&e))
         } else {
-            StoreError::Database(message)
+            StoreError::Database(describe(&e))
         }
     }
 }

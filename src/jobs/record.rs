@@ -19,6 +19,7 @@ use crate::jobs::{JobId, Timestamp};
 ///    children are done)
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum JobState {
     /// Enqueued with a `not_before` still in the future.
     Scheduled,
@@ -91,6 +92,7 @@ impl std::fmt::Display for JobState {
 
 /// One failed attempt in a job's history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct AttemptError {
     /// The attempt (1-based).
     pub attempt: u32,
@@ -102,6 +104,7 @@ pub struct AttemptError {
 
 /// A job as its store holds it.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct JobRecord {
     /// Its id.
     pub id: JobId,

@@ -303,6 +303,7 @@ impl std::fmt::Debug for Runner {
 
 /// What happened to the jobs running when a runner shut down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct ShutdownReport {
     /// Finished within the drain timeout.
     pub finished: usize,
@@ -312,6 +313,7 @@ pub struct ShutdownReport {
 
 /// A runner's counters since it started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct RunnerStats {
     /// Jobs claimed.
     pub claimed: u64,
@@ -838,7 +840,7 @@ impl RunnerState {
                 {
                     Ok(Ok(outcome)) => outcome,
                     Ok(Err(panic)) => RunOutcome::Failed(JobErrorKind::Retry(
-                        crate::supervisor::panic_message("the handler", panic.as_ref()),
+                        crate::actors::panic_message("the handler", panic.as_ref()),
                     )),
                     Err(_) => RunOutcome::TimedOut(timeout),
                 };

@@ -153,6 +153,7 @@ impl std::fmt::Debug for SqliteStore {
 
 /// How many transactions the store committed and how many operations they carried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct JournalStats {
     /// Transactions committed (one fsync each on a file store).
     pub commits: u64,

@@ -27,15 +27,18 @@
 //! # }
 //! ```
 //!
-//! Where things live:
-//! * `strategy`: routing strategies ([`RoundRobin`], [`LeastBusy`], [`Weighted`],
-//!   [`PowerOfTwo`], [`KeyHash`]) and the [`Routing`] trait for custom ones (pure);
-//! * `queue`: the bounded priority [`TaskQueue`] and its [`Overflow`] policies (pure);
-//! * `resizer`: Akka's default [`Resizer`] as a pure function;
-//! * `shared`: the state handles and workers share, and the caller-side dispatch algorithm;
-//! * `worker_actor`: the actor that runs one worker incarnation;
-//! * `control`: the control actor that owns the workers' supervisor (resize, drain, escalation);
-//! * this file: [`Pool`] builder, [`PoolRef`] handle, [`TaskError`], [`PoolStats`].
+//! What a pool is made of:
+//! * **Routing** on the caller's side: [`RoundRobin`], [`LeastBusy`], [`Weighted`],
+//!   [`PowerOfTwo`], [`KeyHash`], or your own [`Routing`] strategy.
+//! * **Backpressure**: a bounded queue with three [`Priority`] levels and an [`Overflow`] policy
+//!   for when it is full; per-task timeouts and priorities in [`TaskOptions`].
+//! * **Answers**: every task gets exactly one, a value or a [`TaskError`] that says what
+//!   happened (the worker failed, timed out, the queue was full, the pool stopped).
+//! * **Workers** are children of a one-for-one [`Supervisor`](crate::supervisor::Supervisor)
+//!   the pool owns: restarted with the pool's intensity and backoff, replaced when stuck, and
+//!   resized by hand ([`PoolRef::resize`]) or by a [`Resizer`].
+//! * **Stats** per worker and for the pool ([`PoolStats`]), drain and stop on the
+//!   [`PoolRef`] handle.
 //!
 //! # CPU-bound work
 //!
@@ -91,13 +94,13 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractor::{Actor, ActorCell, ActorRef};
+use ractor::{ActorCell, ActorRef};
 use thiserror::Error;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 pub use self::control::PoolMsg;
-pub use self::queue::{Overflow, Priority, Push, TaskQueue};
+pub use self::queue::{Overflow, Priority};
 pub use self::resizer::Resizer;
 pub use self::strategy::{
     KeyHash, LeastBusy, PowerOfTwo, RoundRobin, Routing, Target, Weighted, WorkerView,
@@ -109,59 +112,12 @@ use self::worker_actor::Factory;
 pub use crate::error::PoolConfigError;
 use crate::error::{StartError, SupervisorError};
 use crate::supervisor::{Backoff, ChildContext, ChildId, ChildKind, ChildSpec, ChildStart};
+pub use crate::worker::TaskError;
 use crate::worker::Worker;
-
-/// What happened to a task that did not produce an output.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum TaskError<E = std::convert::Infallible> {
-    /// The worker ran the task and returned this error (the worker keeps running).
-    #[error("the worker returned an error: {0}")]
-    Failed(E),
-    /// The worker crashed (panicked, or was killed as stuck) while running this task; it is
-    /// being restarted. The task had started. (Tasks that had not started when their worker
-    /// ended are sent to another worker instead.)
-    #[error("the worker crashed while running the task; it is being restarted")]
-    Crashed,
-    /// The task did not finish within its timeout.
-    #[error("the task did not finish within its timeout")]
-    TimedOut,
-    /// The queue was full (overflow policy `Reject`, or `try_submit`).
-    #[error("the pool's queue is full; retry later, or raise its capacity")]
-    QueueFull,
-    /// The task was dropped from the full queue to make room (overflow policy `DropOldest`).
-    #[error("the task was dropped from the full queue to make room for a newer one")]
-    Dropped,
-    /// The pool is draining or stopped and takes no new task (or stopped before running it).
-    #[error("the pool is draining or stopped")]
-    Stopped,
-    /// No worker is running (all are restarting) and the pool is set to fail fast.
-    #[error("no worker is running and the pool fails fast instead of queueing")]
-    NoWorker,
-}
-
-impl<E> TaskError<E> {
-    /// Maps the worker's error in [`TaskError::Failed`]; every other case stays as it is.
-    ///
-    /// ```
-    /// use ractor_otp::pool::TaskError;
-    /// let e: TaskError<u8> = TaskError::Failed(7);
-    /// assert_eq!(e.map_failed(|n| n.to_string()), TaskError::Failed("7".to_string()));
-    /// ```
-    pub fn map_failed<F>(self, f: impl FnOnce(E) -> F) -> TaskError<F> {
-        match self {
-            TaskError::Failed(e) => TaskError::Failed(f(e)),
-            TaskError::Crashed => TaskError::Crashed,
-            TaskError::TimedOut => TaskError::TimedOut,
-            TaskError::QueueFull => TaskError::QueueFull,
-            TaskError::Dropped => TaskError::Dropped,
-            TaskError::Stopped => TaskError::Stopped,
-            TaskError::NoWorker => TaskError::NoWorker,
-        }
-    }
-}
 
 /// An error of a pool management call.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum PoolError {
     /// A pool needs at least one worker.
     #[error("a pool needs at least one worker")]
@@ -212,6 +168,7 @@ impl TaskOptions {
 
 /// A snapshot of a pool's counters.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct PoolStats {
     /// Tasks waiting in the queue.
     pub queued: usize,
@@ -246,6 +203,7 @@ pub struct PoolStats {
 
 /// One worker's counters.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct WorkerStats {
     /// Its index.
     pub index: usize,
@@ -530,14 +488,8 @@ impl<W: Worker> PoolBuilder<W> {
         let args = self.args();
         let shared = args.shared.clone();
         let actor = PoolActor::<W>::new(shared.clone());
-        let spawned = match parent {
-            None => Actor::spawn(None, actor, args).await,
-            Some(p) => Actor::spawn_linked(None, actor, args, p).await,
-        };
-        match spawned {
-            Ok((control, _)) => Ok(PoolRef { shared, control }),
-            Err(err) => Err(crate::supervisor::start_error(err)),
-        }
+        let control = crate::actors::spawn_actor(actor, args, None, parent).await?;
+        Ok(PoolRef { shared, control })
     }
 }
 
@@ -848,7 +800,7 @@ impl<W: Worker> PoolRef<W> {
     /// Stops the pool now: queued tasks fail with [`TaskError::Stopped`], workers stop in order
     /// after their current task.
     pub async fn stop(&self) {
-        crate::supervisor::stop_actor(&self.control.get_cell()).await;
+        crate::actors::stop_actor(&self.control.get_cell()).await;
     }
 
     /// Waits until the pool has ended.

@@ -40,7 +40,7 @@ pub enum Overflow {
 
 /// What [`TaskQueue::push`] did.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Push<T> {
+pub(crate) enum Push<T> {
     /// Queued.
     Queued,
     /// Full: the task comes back (the caller waits or rejects it, per policy).
@@ -50,18 +50,8 @@ pub enum Push<T> {
 }
 
 /// A bounded queue with three priority levels.
-///
-/// ```
-/// use ractor_otp::pool::{Overflow, Priority, Push, TaskQueue};
-/// let mut q = TaskQueue::new(2, Overflow::DropOldest);
-/// assert_eq!(q.push("a", Priority::Low), Push::Queued);
-/// assert_eq!(q.push("b", Priority::Normal), Push::Queued);
-/// assert_eq!(q.push("c", Priority::High), Push::Displaced("a"));
-/// assert_eq!(q.pop(), Some("c"));
-/// assert_eq!(q.pop(), Some("b"));
-/// ```
 #[derive(Debug)]
-pub struct TaskQueue<T> {
+pub(crate) struct TaskQueue<T> {
     levels: [VecDeque<T>; 3],
     capacity: usize,
     overflow: Overflow,
@@ -137,16 +127,6 @@ impl<T> TaskQueue<T> {
     /// Whether no task is queued.
     pub fn is_empty(&self) -> bool {
         self.len == 0
-    }
-
-    /// Whether a push now would overflow.
-    pub fn is_full(&self) -> bool {
-        self.len >= self.capacity
-    }
-
-    /// The capacity.
-    pub fn capacity(&self) -> usize {
-        self.capacity
     }
 
     /// The overflow policy.

@@ -7,18 +7,19 @@
 
 use std::time::Duration;
 
-/// A restart delay policy.
+/// A restart delay policy: how long a supervisor waits before restarting a child that keeps
+/// failing. The delay is recorded against the restart intensity when the failure happens, and
+/// a pending restart is cancelled by `terminate_child`, `delete_child` or shutdown.
 ///
 /// ```
 /// use std::time::Duration;
-/// use ractor_otp::supervisor::{Backoff, BackoffState};
+/// use ractor_otp::prelude::*;
 ///
-/// let policy = Backoff::exponential(Duration::from_millis(100), Duration::from_secs(5));
-/// let mut state = BackoffState::default();
-/// let mut rng = fastrand::Rng::with_seed(7);
-/// assert_eq!(state.next_delay(&policy, None, &mut rng), Duration::from_millis(100));
-/// assert_eq!(state.next_delay(&policy, None, &mut rng), Duration::from_millis(200));
-/// assert_eq!(state.next_delay(&policy, None, &mut rng), Duration::from_millis(400));
+/// // 100 ms, 200 ms, 400 ms, ... at most 5 s, ±10 %; back to 100 ms after a minute up.
+/// let backoff = Backoff::exponential(Duration::from_millis(100), Duration::from_secs(5))
+///     .jitter(0.1);
+/// let spec = ChildSpec::new("db", |_ctx| async { Ok(ChildStart::Ignore) }).backoff(backoff);
+/// # let _ = spec;
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Backoff {
@@ -105,7 +106,7 @@ impl Backoff {
 
 /// One child's position in its backoff sequence.
 #[derive(Debug, Clone, Default)]
-pub struct BackoffState {
+pub(crate) struct BackoffState {
     attempt: u32,
 }
 
@@ -130,11 +131,6 @@ impl BackoffState {
         let spread = policy.jitter * (2.0 * rng.f64() - 1.0);
         let jittered = delay.as_secs_f64() * (1.0 + spread);
         Duration::from_secs_f64(jittered.clamp(0.0, policy.max.as_secs_f64()))
-    }
-
-    /// Consecutive restarts counted so far.
-    pub fn attempt(&self) -> u32 {
-        self.attempt
     }
 }
 

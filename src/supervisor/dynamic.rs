@@ -16,7 +16,8 @@ use tracing::Instrument;
 
 use super::core::{self, ChildRef, Core, Dynamic, Request};
 use super::spec::{ChildId, ChildSpec, ChildTemplate};
-use super::{spawn_actor, Settings};
+use super::Settings;
+use crate::actors::spawn_actor;
 use crate::error::{SpecError, StartError, SupervisorError};
 
 /// Entry point: `DynamicSupervisor::builder(template)`.

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 /// What recording a restart decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IntensityDecision {
+pub(crate) enum IntensityDecision {
     /// Within the limit: restart. `remaining` more restarts fit in the current window.
     Restart {
         /// Restarts left before the supervisor gives up.
@@ -27,20 +27,8 @@ pub enum IntensityDecision {
 }
 
 /// A sliding window of restart times.
-///
-/// ```
-/// use std::time::Duration;
-/// use tokio::time::Instant;
-/// use ractor_otp::supervisor::{IntensityDecision, RestartIntensity};
-///
-/// let mut window = RestartIntensity::new(2, Duration::from_secs(5));
-/// let t0 = Instant::now();
-/// assert_eq!(window.record(t0), IntensityDecision::Restart { remaining: 1 });
-/// assert_eq!(window.record(t0), IntensityDecision::Restart { remaining: 0 });
-/// assert_eq!(window.record(t0), IntensityDecision::GiveUp { restarts: 3 });
-/// ```
 #[derive(Debug, Clone)]
-pub struct RestartIntensity {
+pub(crate) struct RestartIntensity {
     intensity: u32,
     period: Duration,
     history: VecDeque<Instant>,
@@ -70,23 +58,6 @@ impl RestartIntensity {
                 remaining: self.intensity - n as u32,
             }
         }
-    }
-
-    /// How many more restarts would be allowed at `now`.
-    pub fn remaining(&mut self, now: Instant) -> u32 {
-        self.forget_before(now);
-        self.intensity
-            .saturating_sub(self.history.len().min(u32::MAX as usize) as u32)
-    }
-
-    /// The configured limit.
-    pub fn intensity(&self) -> u32 {
-        self.intensity
-    }
-
-    /// The configured window.
-    pub fn period(&self) -> Duration {
-        self.period
     }
 
     fn forget_before(&mut self, now: Instant) {
@@ -133,7 +104,11 @@ mod tests {
         // Just past the window: forgotten.
         let later = t + P + Duration::from_millis(1);
         assert_eq!(w.record(later), IntensityDecision::Restart { remaining: 0 });
-        assert_eq!(w.remaining(later + P + Duration::from_millis(1)), 1);
+        let much_later = later + P + Duration::from_millis(1);
+        assert_eq!(
+            w.record(much_later),
+            IntensityDecision::Restart { remaining: 0 }
+        );
     }
 
     #[test]

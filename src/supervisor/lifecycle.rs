@@ -16,6 +16,7 @@ use super::event::StopOutcome;
 use futures::future::BoxFuture;
 
 use super::spec::{ChildStart, Shutdown, StartResult};
+use crate::actors::{panic_text, stop_actor};
 use crate::error::StartFailure;
 use crate::exit::SHUTDOWN_REASON;
 
@@ -52,28 +53,6 @@ pub(crate) async fn start_child(
     }
 }
 
-/// "`what` panicked: <payload>", for a caught panic.
-pub(crate) fn panic_message(what: &str, panic: &(dyn std::any::Any + Send)) -> String {
-    format!("{what} panicked: {}", panic_text(panic))
-}
-
-/// A caught panic's message (its `&str` or `String` payload).
-pub(crate) fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "(a payload that is not a string)".to_string()
-    }
-}
-
-/// Stops a supervisor actor (its `post_stop` stops its children in order) and returns once it
-/// has ended; a supervisor that has already ended returns at once.
-pub(crate) async fn stop_supervisor(cell: &ActorCell) {
-    stop_child(cell, Shutdown::Infinity).await;
-}
-
 /// Stops `cell` by its shutdown policy and returns once its actor has ended.
 pub(crate) async fn stop_child(cell: &ActorCell, shutdown: Shutdown) -> StopOutcome {
     match shutdown {
@@ -99,13 +78,7 @@ pub(crate) async fn stop_child(cell: &ActorCell, shutdown: Shutdown) -> StopOutc
             }
         }
         Shutdown::Infinity => {
-            if cell
-                .stop_and_wait(Some(SHUTDOWN_REASON.to_string()), None)
-                .await
-                .is_err()
-            {
-                let _ = cell.wait(None).await;
-            }
+            stop_actor(cell).await;
             StopOutcome::Stopped
         }
     }

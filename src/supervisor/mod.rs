@@ -1,18 +1,30 @@
-//! Supervision trees: [`Supervisor`] (static children, OTP's `one_for_one` / `one_for_all` /
-//! `rest_for_one`) and [`DynamicSupervisor`] (OTP's `simple_one_for_one`).
+//! Supervision trees: a [`Supervisor`] holds an ordered list of children and restarts them by
+//! its [`Strategy`] (OTP's `one_for_one`, `one_for_all`, `rest_for_one`); a
+//! [`DynamicSupervisor`] holds any number of children made from one [`ChildTemplate`], each
+//! with its own arguments (OTP's `simple_one_for_one`). Both are the same supervisor underneath:
+//! the same restart decision, intensity limit, backoff, events and shutdown protocol.
 //!
-//! Where things live:
-//! * [`spec`](self::ChildSpec): child specs, flags and their validation;
-//! * `strategy`: the restart decision and restart plans (pure);
-//! * `intensity`: the sliding restart window (pure);
-//! * `backoff`: restart delays (pure);
-//! * `children`: the ordered child table;
-//! * `lifecycle`: starting and stopping one child;
-//! * `actor`: the supervisor actor that wires these to ractor;
-//! * `dynamic`: the dynamic supervisor;
-//! * `event`: the events a supervisor publishes.
+//! * **Say what a child is** with a [`ChildSpec`]: [`ChildSpec::from_actor`] for any ractor
+//!   actor, [`ChildSpec::new`] for an async start function, [`ChildSpec::task`] for a plain
+//!   async function, or a nested supervisor or pool builder's `into_child_spec`. Its
+//!   [`Restart`] type, [`Shutdown`], [`ChildKind`], `significant` flag and [`Backoff`] say what
+//!   happens when it ends and how it is stopped.
+//! * **Build and spawn** with [`Supervisor::builder()`] or [`DynamicSupervisor::builder`]:
+//!   strategy, intensity and period, [`AutoShutdown`], a label, a registry name; `spawn` or
+//!   `spawn_linked(parent)`. A child that fails at startup unwinds the ones started before it
+//!   and the spawn fails with a [`StartError`] that says which child and why
+//!   ([`StartFailure`](crate::error::StartFailure)).
+//! * **Run-time calls** on the cheap, cloneable handle ([`SupervisorRef`],
+//!   [`DynamicSupervisorRef`]): start, terminate, restart and delete children, list and count
+//!   them ([`ChildInfo`], [`ChildCounts`]), look up a child's live `ActorRef`, stop the
+//!   supervisor in order.
+//! * **Watch** a supervisor's [`SupervisorEvent`]s through an [`EventStream`]: children started,
+//!   exited (with their [`ExitReason`](crate::exit::ExitReason)), stopped (with a
+//!   [`StopOutcome`]), restarts scheduled with the budget left, giving up, auto-shutdown.
 //!
-//! This file holds the builder and the [`SupervisorRef`] handle.
+//! A supervisor that exceeds its restart intensity stops its children and exits abnormally with
+//! [`IntensityExceeded`](crate::error::IntensityExceeded), so its parent's strategy decides what
+//! follows.
 
 /// The settings both supervisor builders take, written once: intensity, period,
 /// auto-shutdown, label, registry name, an early subscription, and turning the builder into a
@@ -123,7 +135,7 @@ macro_rules! common_handle {
         /// Returns once the supervisor has ended (exit reason `"shutdown"`); stopping a
         /// stopped supervisor returns at once.
         pub async fn stop(&self) {
-            $crate::supervisor::lifecycle::stop_supervisor(&self.actor.get_cell()).await;
+            $crate::actors::stop_actor(&self.actor.get_cell()).await;
         }
 
         /// Waits until the supervisor has ended (stopped, auto-shut-down or gave up).
@@ -146,32 +158,31 @@ mod dynamic;
 mod event;
 mod intensity;
 mod lifecycle;
-pub(crate) use lifecycle::panic_message;
 mod spec;
 mod strategy;
 mod task;
 
-use ractor::{Actor, ActorCell, ActorRef, Message, SpawnErr};
+use ractor::{ActorCell, ActorRef, Message};
 
 pub use self::actor::SupervisorMsg;
-pub use self::backoff::{Backoff, BackoffState};
+pub use self::backoff::Backoff;
 pub use self::children::{ChildCounts, ChildInfo, ChildStatus};
 pub use self::dynamic::{
     DynamicSupervisor, DynamicSupervisorBuilder, DynamicSupervisorMsg, DynamicSupervisorRef,
 };
 pub use self::event::{EventStream, StopCause, StopOutcome, SupervisorEvent};
-pub use self::intensity::{IntensityDecision, RestartIntensity};
 pub use self::spec::{
-    validate_children, AutoShutdown, ChildContext, ChildId, ChildKind, ChildSpec, ChildStart,
-    ChildTemplate, IntoChildSpec, Restart, Shutdown, StartResult, Strategy, SupervisorFlags,
+    AutoShutdown, ChildContext, ChildId, ChildKind, ChildSpec, ChildStart, ChildTemplate,
+    IntoChildSpec, Restart, Shutdown, StartResult, Strategy, SupervisorFlags,
     DEFAULT_WORKER_SHUTDOWN,
 };
-pub use self::strategy::{exit_action, restart_plan, ExitAction, PlanChild, RestartPlan};
 
 use self::actor::{SupervisorActor, SupervisorArgs};
 use self::core::{ChildRef, Core, Request};
 use self::event::Subscribers;
-use crate::error::{StartError, StartFailure, SupervisorError};
+use self::spec::validate_children;
+use crate::actors::spawn_actor;
+use crate::error::{StartError, SupervisorError};
 
 /// Entry point for building a supervisor: `Supervisor::builder()`.
 ///
@@ -340,38 +351,6 @@ where
         async move { Ok(ChildStart::Started(started.await?)) }
     })
     .kind(ChildKind::Supervisor)
-}
-
-/// Spawns one of our actors (a supervisor or a pool), linked to `parent` if given, and turns
-/// ractor's spawn error back into our typed [`StartError`].
-pub(crate) async fn spawn_actor<A: Actor>(
-    actor: A,
-    args: A::Arguments,
-    name: Option<String>,
-    parent: Option<ActorCell>,
-) -> Result<ActorRef<A::Msg>, StartError> {
-    let spawned = match parent {
-        None => Actor::spawn(name, actor, args).await,
-        Some(p) => Actor::spawn_linked(name, actor, args, p).await,
-    };
-    spawned.map(|(actor, _join)| actor).map_err(start_error)
-}
-
-/// Stops an actor of ours (a supervisor or a pool) and waits until it has ended.
-pub(crate) async fn stop_actor(cell: &ActorCell) {
-    lifecycle::stop_supervisor(cell).await;
-}
-
-/// Recovers our typed startup error from ractor's `SpawnErr`: the error our `pre_start`
-/// returned, else what ractor said.
-pub(crate) fn start_error(err: SpawnErr) -> StartError {
-    match err {
-        SpawnErr::StartupFailed(inner) => match inner.downcast::<StartError>() {
-            Ok(e) => *e,
-            Err(other) => StartError::Spawn(StartFailure::from_error(other)),
-        },
-        other => StartError::Spawn(StartFailure::from_spawn(other)),
-    }
 }
 
 /// A handle to a running [`Supervisor`]: cheap to clone, like ractor's `ActorRef`.

@@ -454,7 +454,10 @@ impl ChildSpec {
 }
 
 /// Checks a whole child list: each spec, and that no id appears twice.
-pub fn validate_children(specs: &[ChildSpec], flags: &SupervisorFlags) -> Result<(), SpecError> {
+pub(crate) fn validate_children(
+    specs: &[ChildSpec],
+    flags: &SupervisorFlags,
+) -> Result<(), SpecError> {
     flags.validate()?;
     let mut seen = std::collections::HashSet::new();
     for spec in specs {

@@ -15,7 +15,7 @@ use crate::exit::ExitClass;
 
 /// What to do with a child that ended by itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExitAction {
+pub(crate) enum ExitAction {
     /// Restart it (per the strategy).
     Restart,
     /// Keep the spec, mark the child not running.
@@ -31,7 +31,7 @@ pub enum ExitAction {
 /// | Permanent | restart | restart | restart |
 /// | Transient | keep | keep | restart |
 /// | Temporary | delete | delete | delete |
-pub fn exit_action(restart: Restart, class: ExitClass) -> ExitAction {
+pub(crate) fn exit_action(restart: Restart, class: ExitClass) -> ExitAction {
     match (restart, class) {
         (Restart::Permanent, _) => ExitAction::Restart,
         (Restart::Transient, ExitClass::Abnormal) => ExitAction::Restart,
@@ -42,7 +42,7 @@ pub fn exit_action(restart: Restart, class: ExitClass) -> ExitAction {
 
 /// A child as the planner sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PlanChild {
+pub(crate) struct PlanChild {
     /// It has a live incarnation that must be stopped before a restart.
     pub running: bool,
     /// Its restart type.
@@ -51,7 +51,7 @@ pub struct PlanChild {
 
 /// What a restart does, by index into the supervisor's start order.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct RestartPlan {
+pub(crate) struct RestartPlan {
     /// Running children to stop, in reverse start order.
     pub stop: Vec<usize>,
     /// Temporary children whose specs are deleted once stopped (never restarted).
@@ -66,17 +66,11 @@ pub struct RestartPlan {
 /// starts every non-temporary spec, including ones that were not running before (stopped through
 /// the API, a transient child that had finished, a child that said `Ignore`), as OTP does.
 /// Rest-for-one does the same for the failed child and those after it.
-///
-/// ```
-/// use ractor_otp::supervisor::{restart_plan, PlanChild, Restart, Strategy};
-/// let up = PlanChild { running: true, restart: Restart::Permanent };
-/// let down = PlanChild { running: false, restart: Restart::Permanent };
-/// // b of a,b,c crashed under one-for-all: stop c, stop a, start a, start b, start c.
-/// let plan = restart_plan(Strategy::OneForAll, &[up, down, up], 1);
-/// assert_eq!(plan.stop, vec![2, 0]);
-/// assert_eq!(plan.start, vec![0, 1, 2]);
-/// ```
-pub fn restart_plan(strategy: Strategy, children: &[PlanChild], failed: usize) -> RestartPlan {
+pub(crate) fn restart_plan(
+    strategy: Strategy,
+    children: &[PlanChild],
+    failed: usize,
+) -> RestartPlan {
     let range = match strategy {
         Strategy::OneForOne => failed..failed + 1,
         Strategy::OneForAll => 0..children.len(),

@@ -18,8 +18,8 @@ use futures::FutureExt;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::task::JoinHandle;
 
-use super::lifecycle::panic_text;
 use super::spec::{ChildContext, ChildId, ChildSpec, ChildTemplate};
+use crate::actors::panic_text;
 
 /// One call of a task function, boxed.
 type Call = BoxFuture<'static, Result<(), ActorProcessingErr>>;
