@@ -853,6 +853,7 @@ impl Printer {
                     StopOutcome::Stopped => "stopped",
                     StopOutcome::Killed => "killed",
                     StopOutcome::KilledAfterTimeout => "killed after its shutdown timeout",
+                    _ => "abandoned: it did not end even when killed",
                 };
                 say(p.yellow(format!("  ■ {id} {how} ({why})")));
             }

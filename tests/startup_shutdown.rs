@@ -356,3 +356,84 @@ async fn a_taken_registry_name_is_a_typed_failure() {
     );
     holder.stop().await;
 }
+
+/// A child whose handler spins on the CPU, never yielding, until its flag is set.
+#[derive(Clone)]
+struct Spinner;
+
+impl ractor::Actor for Spinner {
+    type Msg = ();
+    type State = (
+        std::sync::Arc<std::sync::atomic::AtomicBool>,
+        tokio::sync::mpsc::UnboundedSender<()>,
+    );
+    type Arguments = Self::State;
+
+    async fn pre_start(
+        &self,
+        _: ractor::ActorRef<()>,
+        state: Self::State,
+    ) -> Result<Self::State, ractor::ActorProcessingErr> {
+        Ok(state)
+    }
+
+    async fn handle(
+        &self,
+        _: ractor::ActorRef<()>,
+        _: (),
+        (release, spinning): &mut Self::State,
+    ) -> Result<(), ractor::ActorProcessingErr> {
+        let _ = spinning.send(());
+        while !release.load(std::sync::atomic::Ordering::Acquire) {
+            std::hint::spin_loop();
+        }
+        Ok(())
+    }
+}
+
+/// Ends the spin when the test ends, however it ends.
+struct Release(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Release);
+    }
+}
+
+/// A spinning handler blocks a runtime thread, so this runs on two threads in real time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_goes_on_without_a_child_that_does_not_end_even_when_killed() {
+    let release = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let _release = Release(release.clone());
+    let (tx, mut spinning) = tokio::sync::mpsc::unbounded_channel();
+    let mut builder = Supervisor::builder().child(
+        ChildSpec::from_actor("spinner", Spinner, (release, tx))
+            .shutdown(Shutdown::Timeout(Duration::from_millis(100))),
+    );
+    let mut events = builder.subscribe();
+    let sup = builder.spawn().await.expect("starts");
+    let spinner = bounded(sup.child_ref::<()>("spinner")).await.unwrap();
+    spinner.cast(()).expect("alive");
+    bounded(spinning.recv()).await.expect("it spins");
+    let began = std::time::Instant::now();
+    bounded(sup.stop()).await;
+    let took = began.elapsed();
+    assert!(
+        took >= Duration::from_secs(5) && took < Duration::from_secs(15),
+        "stop returned after {took:?}: the shutdown timeout, then 5 s for the kill"
+    );
+    let (_, stopped) = next_matching(&mut events, |e| {
+        matches!(e, SupervisorEvent::ChildStopped { .. })
+    })
+    .await;
+    assert!(
+        matches!(
+            stopped,
+            SupervisorEvent::ChildStopped {
+                outcome: StopOutcome::Abandoned,
+                ..
+            }
+        ),
+        "{stopped:?}"
+    );
+}

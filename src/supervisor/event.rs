@@ -15,6 +15,7 @@ use crate::exit::ExitReason;
 
 /// How a child stopped by its supervisor went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum StopOutcome {
     /// It stopped when asked (its `post_stop` ran).
     Stopped,
@@ -22,6 +23,10 @@ pub enum StopOutcome {
     Killed,
     /// It did not stop within its shutdown timeout and was killed.
     KilledAfterTimeout,
+    /// It did not end even when killed, within 5 s: a task that never yields (a handler
+    /// spinning on the CPU) cannot be stopped by anyone. The supervisor went on without it; its
+    /// task ends whenever it next yields, and a registry name it holds stays taken until then.
+    Abandoned,
 }
 
 /// Why the supervisor stopped a child.

@@ -5,9 +5,12 @@
 //! becomes a failed start; a started child that is not linked to the supervisor is linked.
 //! Stopping follows the child's [`Shutdown`]: ask, wait up to the timeout, then kill; every
 //! wait ends when the child's actor has fully ended, so a restarted child never overlaps its
-//! previous incarnation (and a registry name is free again).
+//! previous incarnation (and a registry name is free again), except for a child that does not
+//! end even when killed (a task that never yields): after [`KILL_WAIT`] the supervisor stops
+//! waiting for it rather than hang.
 
 use std::panic::AssertUnwindSafe;
+use std::time::Duration;
 
 use futures::FutureExt;
 use ractor::{ActorCell, ActorStatus, RactorErr};
@@ -53,22 +56,22 @@ pub(crate) async fn start_child(
     }
 }
 
-/// Stops `cell` by its shutdown policy and returns once its actor has ended.
+/// How long the supervisor waits for a killed child to end. A kill takes effect at the child's
+/// next `.await`, at once for any actor that yields; only a task that never yields (a handler
+/// spinning on the CPU) takes longer, and nothing can stop it sooner.
+pub(crate) const KILL_WAIT: Duration = Duration::from_secs(5);
+
+/// Stops `cell` by its shutdown policy and returns once its actor has ended, or, if it does not
+/// end even when killed, once [`KILL_WAIT`] has passed ([`StopOutcome::Abandoned`]).
 pub(crate) async fn stop_child(cell: &ActorCell, shutdown: Shutdown) -> StopOutcome {
     match shutdown {
-        Shutdown::BrutalKill => {
-            let _ = cell.kill_and_wait(None).await;
-            StopOutcome::Killed
-        }
+        Shutdown::BrutalKill => kill(cell, StopOutcome::Killed).await,
         Shutdown::Timeout(timeout) => {
             match cell
                 .stop_and_wait(Some(SHUTDOWN_REASON.to_string()), Some(timeout))
                 .await
             {
-                Err(RactorErr::Timeout) => {
-                    let _ = cell.kill_and_wait(None).await;
-                    StopOutcome::KilledAfterTimeout
-                }
+                Err(RactorErr::Timeout) => kill(cell, StopOutcome::KilledAfterTimeout).await,
                 Ok(()) => StopOutcome::Stopped,
                 // The actor was already ending: wait for the end to complete.
                 Err(_) => {
@@ -81,5 +84,20 @@ pub(crate) async fn stop_child(cell: &ActorCell, shutdown: Shutdown) -> StopOutc
             stop_actor(cell).await;
             StopOutcome::Stopped
         }
+    }
+}
+
+/// Kills `cell` and waits up to [`KILL_WAIT`] for it to end: `killed` if it did.
+async fn kill(cell: &ActorCell, killed: StopOutcome) -> StopOutcome {
+    match cell.kill_and_wait(Some(KILL_WAIT)).await {
+        Err(RactorErr::Timeout) => {
+            tracing::error!(
+                actor = %cell.get_id(),
+                "child did not end within {KILL_WAIT:?} of being killed (a task that never \
+                 yields?); no longer waiting for it"
+            );
+            StopOutcome::Abandoned
+        }
+        _ => killed,
     }
 }
