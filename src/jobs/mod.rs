@@ -22,10 +22,10 @@
 //!   discarded (dead letter, with the attempt history) | cancelled; plus waiting (a collector)
 //!   and parked (waiting for [`Jobs::complete`] or [`Jobs::release`]).
 //!
-//! Where things live: `job.rs` (the command, options, ids, time), `record.rs` (states, rows),
-//! `store.rs` (the store contract), `sqlite.rs` (the embedded store), `postgres.rs` (the shared
-//! store), `runner.rs` (claiming and running), `handler.rs` (what a handler sees and returns),
-//! `breaker.rs` (the circuit breaker), `clock.rs` (time), `error.rs`.
+//! * **Errors**: [`JobsError`] from this API, [`StoreError`] from a store; a handler fails a
+//!   run with a [`JobError`] (retried by the job's backoff, or discarded when attempts run out).
+//! * **Time** comes from a [`Clock`] ([`SystemClock`]; [`TokioClock`] for tests under a paused
+//!   clock).
 
 mod breaker;
 mod clock;
