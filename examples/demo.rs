@@ -28,8 +28,8 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef};
 use ractor_otp::prelude::*;
+use ractor_otp::ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef};
 use ractor_otp::supervisor::{EventStream, StopCause, StopOutcome, SupervisorBuilder};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -189,7 +189,7 @@ enum WorkerMsg {
 }
 
 #[cfg(feature = "cluster")]
-impl ractor::Message for WorkerMsg {}
+impl ractor_otp::ractor::Message for WorkerMsg {}
 
 /// Registry names, so a worker finds the live incarnation of the next stage.
 const PARSER: &str = "ingest.parser";
@@ -350,7 +350,7 @@ enum SessionMsg {
 }
 
 #[cfg(feature = "cluster")]
-impl ractor::Message for SessionMsg {}
+impl ractor_otp::ractor::Message for SessionMsg {}
 
 #[derive(Clone)]
 struct Session;

@@ -1,19 +1,22 @@
 //! # ractor-otp
 //!
-//! Erlang/OTP-grade supervision for Rust, on [`ractor`] and tokio: supervision trees with
-//! one-for-one, one-for-all and rest-for-one strategies, restart intensity with escalation,
-//! ordered shutdown, and dynamic supervisors. Any `ractor` actor can be a child.
+//! Erlang/OTP-grade supervision for Rust, on [`ractor`](mod@ractor) and tokio: supervision
+//! trees with one-for-one, one-for-all and rest-for-one strategies, restart intensity with
+//! escalation, ordered shutdown, dynamic supervisors and supervised tasks. Any `ractor` actor
+//! can be a child. The ractor this crate is built on is re-exported as [`ractor`](mod@ractor):
+//! use it, and one version of ractor is in your build.
 //!
 //! Modules: [`supervisor`](mod@supervisor) (trees), [`pool`] (a router over supervised
-//! [`worker`](mod@worker)s with backpressure, timeouts and stats), [`jobs`] (durable jobs on an
-//! embedded SQLite queue: leases, retries, schedules, resources, fan-in), [`exit`] (how an
-//! actor's end is classified), [`error`]. Macros: [`#[worker]`](macro@worker) turns an impl block of async
+//! [`worker`](mod@worker)s with backpressure, timeouts and stats), [`jobs`] (durable jobs that
+//! survive crashes and reboots, on an embedded SQLite queue or a PostgreSQL one shared by many
+//! machines: leases, retries, not-before times, resources, fan-in), [`exit`] (how an actor's
+//! end is classified), [`error`]. Macros: [`#[worker]`](macro@worker) turns an impl block of async
 //! methods into a worker, a supervised actor and a typed client; [`supervisor!`](macro@supervisor)
 //! writes a tree as the tree. Both expand
 //! to the public API above (their docs show the expansion) and are in the [`prelude`].
 //!
 //! ```
-//! use ractor::{Actor, ActorProcessingErr, ActorRef};
+//! use ractor_otp::ractor::{Actor, ActorProcessingErr, ActorRef};
 //! use ractor_otp::prelude::*;
 //!
 //! #[derive(Clone)]
@@ -79,11 +82,14 @@
 //!
 //! ## Features
 //!
-//! `cluster`: turns on `ractor/cluster` and implements `ractor::Message` for our message types.
-//! Enable it whenever anything in your build enables `ractor/cluster`. ractor's `async-trait`
-//! feature is never required.
+//! * `postgres` (on by default): the PostgreSQL job store, [`jobs::PostgresStore`]. Turn
+//!   default features off to build without a PostgreSQL client.
+//! * `cluster`: turns on `ractor/cluster` and implements `ractor::Message` for our message
+//!   types. Enable it whenever anything in your build enables `ractor/cluster`. ractor's
+//!   `async-trait` feature is never required.
 
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 /// The README's example, compiled and run as a doctest.
 #[cfg(doctest)]

@@ -49,6 +49,7 @@ pub use error::{JobsError, StoreError};
 pub use handler::{ChildOutput, JobContext, JobError, JobResult};
 pub use job::{Job, JobId, JobOptions, NewJob, Resource, RetryBackoff, Timestamp};
 #[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use postgres::{PostgresOptions, PostgresStore, CONFLICT_RETRIES};
 pub use ractor_otp_macros::Job;
 pub use record::{AttemptError, ChildFailure, ChildOutcome, JobRecord, JobState, ListFilter};
