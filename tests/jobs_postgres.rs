@@ -1,11 +1,12 @@
 //! The store suite against `PostgresStore` on a real server, plus what only a shared store
 //! has: several stores (processes) on one queue, and wake-ups by `LISTEN/NOTIFY`.
 //!
-//! The server comes from `OTP_PG_URL` (`.ci/run` starts a throwaway cluster and sets it; by
-//! hand: `bash .ci/with-postgres cargo test --test jobs_postgres`). Without it these tests
-//! pass at once and say, once per run, that they were skipped and why; with
-//! `OTP_PG_REQUIRED=1` (CI) a missing server fails them instead. Every test works in a fresh
-//! schema, dropped afterwards.
+//! The tests that need a server are `#[ignore]`d with the reason, so a plain `cargo test` lists
+//! them as ignored, never as passed. Run them with `-- --include-ignored` and a server in
+//! `OTP_PG_URL`: `bash .ci/with-postgres cargo test --workspace -- --include-ignored` starts a
+//! throwaway cluster and sets it (as `.ci/run` does). Run without a server, they say once why
+//! they did not run; with `OTP_PG_REQUIRED=1` (CI) a missing server fails them instead. Every
+//! test works in a fresh schema, dropped afterwards.
 
 #![cfg(feature = "postgres")]
 
@@ -24,7 +25,11 @@ use ractor_otp::jobs::{
 use serde::{Deserialize, Serialize};
 use store_suite::{add, claim_as, email, email_with, t, Guarded, EMAIL};
 
-store_suite!(postgres, async { pg_store().await });
+store_suite!(
+    postgres,
+    async { pg_store().await },
+    #[ignore = "needs a PostgreSQL server: run `bash .ci/with-postgres cargo test --workspace -- --include-ignored`"]
+);
 
 /// A real-time bound for a test against the server.
 const WAIT: Duration = Duration::from_secs(20);
@@ -178,6 +183,7 @@ async fn unreachable_server_is_a_clear_error() {
 // Several processes on one queue.
 // ---------------------------------------------------------------------------------------------
 
+#[ignore = "needs a PostgreSQL server: run `bash .ci/with-postgres cargo test --workspace -- --include-ignored`"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_claims_from_two_stores_never_share_a_job() {
     let Some((a, b, _schema)) = two_processes().await else {
@@ -211,6 +217,7 @@ async fn concurrent_claims_from_two_stores_never_share_a_job() {
     assert_eq!(unique, all, "every job was claimed");
 }
 
+#[ignore = "needs a PostgreSQL server: run `bash .ci/with-postgres cargo test --workspace -- --include-ignored`"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn resource_capacity_holds_across_stores() {
     let Some((a, b, _schema)) = two_processes().await else {
@@ -273,6 +280,7 @@ async fn resource_capacity_holds_across_stores() {
     );
 }
 
+#[ignore = "needs a PostgreSQL server: run `bash .ci/with-postgres cargo test --workspace -- --include-ignored`"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_idempotent_enqueues_from_two_stores_make_one_job() {
     let Some((a, b, _schema)) = two_processes().await else {
@@ -305,6 +313,7 @@ async fn next_wakeup(rx: &mut tokio::sync::watch::Receiver<u64>) {
         .expect("the store stopped reporting wake-ups");
 }
 
+#[ignore = "needs a PostgreSQL server: run `bash .ci/with-postgres cargo test --workspace -- --include-ignored`"]
 #[tokio::test]
 async fn an_enqueue_in_one_store_wakes_the_other() {
     let Some((a, b, _schema)) = two_processes().await else {
@@ -331,6 +340,7 @@ impl Job for Greet {
     type Output = String;
 }
 
+#[ignore = "needs a PostgreSQL server: run `bash .ci/with-postgres cargo test --workspace -- --include-ignored`"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_runner_starts_a_job_another_process_enqueued_without_polling() {
     let Some((a, b, _schema)) = two_processes().await else {

@@ -25,15 +25,19 @@ use ractor_otp::jobs::{
 };
 use serde::{Deserialize, Serialize};
 
-/// Instantiates the suite: `store_suite!(module_name, async { Some(store) /* or None */ })`.
+/// Instantiates the suite: `store_suite!(module_name, async { Some(store) /* or None */ })`,
+/// optionally followed by one attribute every generated test gets (e.g. `#[ignore = "why"]`).
 #[macro_export]
 macro_rules! store_suite {
     ($module:ident, $factory:expr $(,)?) => {
+        $crate::store_suite!($module, $factory, #[cfg(all())]);
+    };
+    ($module:ident, $factory:expr, #[$attr:meta] $(,)?) => {
         mod $module {
             #[allow(unused_imports)]
             use super::*;
 
-            $crate::store_suite!(@cases $factory;
+            $crate::store_suite!(@cases #[$attr] $factory;
                 enqueue_then_get,
                 scheduled_job_waits_for_its_time,
                 idempotency_key_returns_the_existing_job,
@@ -72,8 +76,9 @@ macro_rules! store_suite {
             );
         }
     };
-    (@cases $factory:expr; $($case:ident),* $(,)?) => {
+    (@cases #[$attr:meta] $factory:expr; $($case:ident),* $(,)?) => {
         $(
+            #[$attr]
             #[::tokio::test]
             async fn $case() {
                 let Some(store) = $factory.await else {
