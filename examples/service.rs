@@ -37,7 +37,16 @@ impl Actor for Database {
     }
 }
 
-/// What the cache refresher does every tick.
+/// A plain async function can be a child: an error ends it, and its supervisor restarts it
+/// (here with the database: one-for-all).
+async fn refresh_cache_every_100_ms() -> Result<(), String> {
+    let mut every = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        every.tick().await;
+        refresh_cache()?;
+    }
+}
+
 fn refresh_cache() -> Result<(), String> {
     Ok(())
 }
@@ -48,15 +57,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .strategy(Strategy::OneForAll)
         .intensity(3)
         .child(ChildSpec::from_actor("database", Database, ()))
-        .child(ChildSpec::task("cache_refresh", || async {
-            let mut every = tokio::time::interval(Duration::from_millis(100));
-            loop {
-                every.tick().await;
-                if let Err(e) = refresh_cache() {
-                    return Err(e); // a failure: restarted with the database (one-for-all)
-                }
-            }
-        }));
+        .child(ChildSpec::task("cache_refresh", refresh_cache_every_100_ms));
     let mut storage_events = storage.subscribe(); // every incarnation's events
     let sessions = DynamicSupervisor::builder(
         ChildTemplate::task(|user: String| async move {
