@@ -131,7 +131,7 @@ impl Thumbnailer {
         }
     }
 
-    /// Returns `()`: the client also gets `cast_set_quality`, which does not wait.
+    /// The client also gets `cast_set_quality`, which does not wait (every method gets one).
     pub async fn set_quality(&mut self, quality: u8) {
         self.quality = quality.min(100);
     }

@@ -10,7 +10,7 @@ use std::future::Future;
 
 use ractor::{ActorProcessingErr, ActorRef, RpcReplyPort};
 
-use crate::pool::PoolRef;
+use crate::pool::{PoolRef, TaskOptions};
 
 /// What happened to a task that did not produce an output: the answer a pool (or a single
 /// worker) gives instead of one. Every task gets exactly one answer, this or its output.
@@ -214,6 +214,27 @@ pub trait WorkerHandle: Clone + Send + Sync + 'static {
         &self,
         task: <Self::Worker as Worker>::Task,
     ) -> impl Future<Output = Result<(), TaskError<<Self::Worker as Worker>::Error>>> + Send;
+
+    /// Runs a task with per-call options. A pool honours them all; a single worker actor
+    /// honours the timeout (the caller gets [`TaskError::TimedOut`]; the actor still finishes
+    /// the task) and has no queue or workers for a priority or a key to matter.
+    fn submit_task_with(
+        &self,
+        task: <Self::Worker as Worker>::Task,
+        options: TaskOptions,
+    ) -> impl Future<
+        Output = Result<
+            <Self::Worker as Worker>::Output,
+            TaskError<<Self::Worker as Worker>::Error>,
+        >,
+    > + Send;
+
+    /// Hands a task over with per-call options, without waiting for its answer.
+    fn cast_task_with(
+        &self,
+        task: <Self::Worker as Worker>::Task,
+        options: TaskOptions,
+    ) -> impl Future<Output = Result<(), TaskError<<Self::Worker as Worker>::Error>>> + Send;
 }
 
 impl<W: Worker> WorkerHandle for PoolRef<W> {
@@ -226,22 +247,119 @@ impl<W: Worker> WorkerHandle for PoolRef<W> {
     async fn cast_task(&self, task: W::Task) -> Result<(), TaskError<W::Error>> {
         self.cast(task).await
     }
+
+    async fn submit_task_with(
+        &self,
+        task: W::Task,
+        options: TaskOptions,
+    ) -> Result<W::Output, TaskError<W::Error>> {
+        self.submit_with(task, options).await
+    }
+
+    async fn cast_task_with(
+        &self,
+        task: W::Task,
+        options: TaskOptions,
+    ) -> Result<(), TaskError<W::Error>> {
+        self.cast_with(task, options).await
+    }
 }
 
 impl<W: Worker> WorkerHandle for ActorRef<Call<W>> {
     type Worker = W;
 
     async fn submit_task(&self, task: W::Task) -> Result<W::Output, TaskError<W::Error>> {
+        self.submit_task_with(task, TaskOptions::new()).await
+    }
+
+    async fn cast_task(&self, task: W::Task) -> Result<(), TaskError<W::Error>> {
+        self.cast(Call::cast(task)).map_err(|_| TaskError::Stopped)
+    }
+
+    async fn submit_task_with(
+        &self,
+        task: W::Task,
+        options: TaskOptions,
+    ) -> Result<W::Output, TaskError<W::Error>> {
         let (tx, rx) = ractor::concurrency::oneshot();
         self.cast(Call::request(task, tx.into()))
             .map_err(|_| TaskError::Stopped)?;
-        match rx.await {
+        let answer = match options.timeout_value() {
+            Some(limit) => tokio::time::timeout(limit, rx)
+                .await
+                .map_err(|_| TaskError::TimedOut)?,
+            None => rx.await,
+        };
+        match answer {
             Ok(answer) => answer.map_err(TaskError::Failed),
             Err(_) => Err(TaskError::Crashed),
         }
     }
 
-    async fn cast_task(&self, task: W::Task) -> Result<(), TaskError<W::Error>> {
-        self.cast(Call::cast(task)).map_err(|_| TaskError::Stopped)
+    async fn cast_task_with(
+        &self,
+        task: W::Task,
+        _options: TaskOptions,
+    ) -> Result<(), TaskError<W::Error>> {
+        self.cast_task(task).await
+    }
+}
+
+/// A handle whose every call carries the same [`TaskOptions`]: what a `#[worker]` client's
+/// `with(options)` wraps its handle in. Options given to a `*_with` call replace these.
+#[derive(Debug, Clone)]
+pub struct WithOptions<H> {
+    handle: H,
+    options: TaskOptions,
+}
+
+impl<H> WithOptions<H> {
+    /// `handle`, with `options` on every call.
+    pub fn new(handle: H, options: TaskOptions) -> Self {
+        WithOptions { handle, options }
+    }
+}
+
+impl<H: WorkerHandle> WorkerHandle for WithOptions<H> {
+    type Worker = H::Worker;
+
+    fn submit_task(
+        &self,
+        task: <Self::Worker as Worker>::Task,
+    ) -> impl Future<
+        Output = Result<
+            <Self::Worker as Worker>::Output,
+            TaskError<<Self::Worker as Worker>::Error>,
+        >,
+    > + Send {
+        self.handle.submit_task_with(task, self.options)
+    }
+
+    fn cast_task(
+        &self,
+        task: <Self::Worker as Worker>::Task,
+    ) -> impl Future<Output = Result<(), TaskError<<Self::Worker as Worker>::Error>>> + Send {
+        self.handle.cast_task_with(task, self.options)
+    }
+
+    fn submit_task_with(
+        &self,
+        task: <Self::Worker as Worker>::Task,
+        options: TaskOptions,
+    ) -> impl Future<
+        Output = Result<
+            <Self::Worker as Worker>::Output,
+            TaskError<<Self::Worker as Worker>::Error>,
+        >,
+    > + Send {
+        self.handle.submit_task_with(task, options)
+    }
+
+    fn cast_task_with(
+        &self,
+        task: <Self::Worker as Worker>::Task,
+        options: TaskOptions,
+    ) -> impl Future<Output = Result<(), TaskError<<Self::Worker as Worker>::Error>>> + Send {
+        self.handle.cast_task_with(task, options)
     }
 }

@@ -90,6 +90,12 @@ impl Thumbnailer {
         panic!("the thumbnailer crashes on purpose");
     }
 
+    /// Takes `millis` to answer the quality.
+    pub async fn slow_quality(&self, millis: u64) -> u8 {
+        tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
+        self.quality
+    }
+
     /// Compiled out: nothing is generated for it (no variant, no client method).
     #[cfg(any())]
     pub async fn gone(&self, _arg: NotAType) -> AlsoNotAType {
@@ -423,4 +429,59 @@ fn the_actor_message_is_a_ractor_message() {
     fn is_message<M: ractor::Message>() {}
     is_message::<Call<Thumbnailer>>();
     is_message::<Call<Cache<u8, u8, 1>>>();
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_method_has_a_fire_and_forget_form() {
+    let thumbs = pool(1).await;
+    // `kind` returns a value; its cast form drops it.
+    bounded(thumbs.cast_kind()).await.expect("handed over");
+    bounded(thumbs.cast_resize(Image { width: 640 }, 2))
+        .await
+        .expect("handed over");
+    bounded(thumbs.note("after".into())).await.expect("ran");
+    let stats = thumbs.0.stats();
+    assert_eq!(
+        (stats.submitted, stats.completed, stats.failed),
+        (3, 2, 1),
+        "both casts ran; the refused resize is counted as failed: {stats:?}"
+    );
+    thumbs.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn per_call_options_reach_the_pool() {
+    use std::time::Duration;
+    let thumbs = pool(1).await;
+    let hasty = thumbs.with(TaskOptions::new().timeout(Duration::from_millis(50)));
+    assert_eq!(bounded(hasty.slow_quality(10)).await, Ok(80));
+    // The client it came from is unchanged: no timeout.
+    assert_eq!(bounded(thumbs.slow_quality(20_000)).await, Ok(80));
+    // Every form goes through the options.
+    bounded(hasty.cast_note("quick".into()))
+        .await
+        .expect("handed over");
+    assert_eq!(bounded(hasty.notes()).await, Ok(vec!["quick".to_string()]));
+    // Last: the one worker is busy with this task until long after its caller gave up.
+    assert_eq!(
+        bounded(hasty.slow_quality(10_000)).await,
+        Err(TaskError::TimedOut)
+    );
+    thumbs.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_single_worker_actor_honours_a_per_call_timeout() {
+    use std::time::Duration;
+    let (actor, _) = Actor::spawn(None, thumbnailer(), ())
+        .await
+        .expect("actor starts");
+    let thumbs = ThumbnailerClient(actor.clone());
+    let hasty = thumbs.with(TaskOptions::new().timeout(Duration::from_millis(50)));
+    assert_eq!(
+        bounded(hasty.slow_quality(10_000)).await,
+        Err(TaskError::TimedOut)
+    );
+    assert_eq!(bounded(thumbs.slow_quality(10)).await, Ok(80));
+    actor.stop(None);
 }

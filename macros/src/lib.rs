@@ -54,6 +54,10 @@ mod worker;
 /// assert_eq!(thumbs.resize(vec![1; 100], 10).await?.len(), 10);
 /// assert_eq!(thumbs.resize(vec![1; 100], 2).await, Err(TaskError::Failed(TooSmall(2))));
 /// assert_eq!(thumbs.quality().await?, 80);
+/// // Per-call options: a timeout, a priority, a routing key.
+/// let urgent = thumbs.with(TaskOptions::new().priority(Priority::High));
+/// assert_eq!(urgent.resize(vec![1; 100], 20).await?.len(), 20);
+/// thumbs.cast_resize(vec![1; 100], 20).await?; // fire and forget, output dropped
 /// pool.stop().await;
 /// # Ok(())
 /// # }
@@ -77,16 +81,22 @@ mod worker;
 /// }
 /// pub struct ThumbnailerClient<C>(pub C);              // C: a PoolRef<Thumbnailer> or an
 /// impl<C: WorkerHandle<Worker = Thumbnailer>> ThumbnailerClient<C> {   // ActorRef<Call<..>>
+///     pub fn with(&self, options: TaskOptions) -> ThumbnailerClient<WithOptions<C>>;
 ///     pub async fn resize(&self, image: Vec<u8>, width: u32)
 ///         -> Result<Vec<u8>, TaskError<TooSmall>>;
+///     pub async fn cast_resize(&self, image: Vec<u8>, width: u32)
+///         -> Result<(), TaskError<TooSmall>>;
 ///     pub async fn quality(&self) -> Result<u8, TaskError>;
+///     pub async fn cast_quality(&self) -> Result<(), TaskError>;
 /// }
 /// ```
 ///
-/// Each client method keeps its method's visibility and docs. A method returning `()` (or
-/// `Result<(), E>`) also gets `cast_<name>`, which hands the task over without waiting. The
-/// client derefs to the handle inside, so `client.stop()` reaches the pool; where a method
-/// of yours shadows one of the pool's (say `stats`), write `client.0.stats()`.
+/// Each client method keeps its method's visibility and docs. Every method also gets
+/// `cast_<name>`, which hands the task over without waiting and drops its output.
+/// `client.with(TaskOptions..)` is the same client with per-call options (priority, timeout,
+/// routing key) on every call through it; a single worker actor honours the timeout only. The
+/// client derefs to the handle inside, so `client.stop()` reaches the pool; where a method of
+/// yours shadows one of the pool's (say `stats`), write `client.0.stats()`.
 ///
 /// # Rules
 ///

@@ -10,7 +10,8 @@
 //! - no generic parameters (the worker struct may be generic instead);
 //! - owned arguments and return type: no borrow other than `&'static`, no lifetime, no
 //!   `impl Trait` (a task crosses a mailbox and its answer a channel);
-//! - one method per name and per task variant; `cast_x` is taken by `x` when `x` returns `()`.
+//! - one method per name and per task variant; `cast_x` is taken by `x`, and `with` by the
+//!   client's per-call options.
 //!
 //! Hooks: `init` and `on_restart`, by name or by `#[init]` / `#[on_restart]`, taking nothing or
 //! the `WorkerContext`, returning `()` or a `Result<(), E>` whose `E` converts into ractor's
@@ -126,17 +127,13 @@ fn item_span(item: &syn::Item) -> Span {
 
 /// What a method returns.
 enum Returns {
-    /// Nothing (`()`): also gets a `cast_` form.
+    /// Nothing (`()`).
     Unit,
     /// A value that is always a success.
     Plain(Type),
     /// A `Result`-like type: `ok` / `err` are its halves (written out when the type says
-    /// `Result<T, E>`, else projected through `Fallible`); `unit_ok` when `ok` is `()`.
-    Fallible {
-        ok: TokenStream,
-        err: TokenStream,
-        unit_ok: bool,
-    },
+    /// `Result<T, E>`, else projected through `Fallible`).
+    Fallible { ok: TokenStream, err: TokenStream },
 }
 
 impl Returns {
@@ -170,7 +167,6 @@ impl Returns {
                 return Returns::Fallible {
                     ok: ok.to_token_stream(),
                     err: err.to_token_stream(),
-                    unit_ok: is_unit(ok),
                 };
             }
         }
@@ -179,7 +175,6 @@ impl Returns {
         Returns::Fallible {
             ok: quote_spanned!(span=> <#ty as #private::Fallible>::Ok),
             err: quote_spanned!(span=> <#ty as #private::Fallible>::Err),
-            unit_ok: false,
         }
     }
 
@@ -189,13 +184,6 @@ impl Returns {
             Returns::Plain(ty) => ty.to_token_stream(),
             Returns::Fallible { ok, .. } => ok.clone(),
         }
-    }
-
-    fn has_unit_ok(&self) -> bool {
-        matches!(
-            self,
-            Returns::Unit | Returns::Fallible { unit_ok: true, .. }
-        )
     }
 }
 
@@ -637,18 +625,23 @@ fn check_names(methods: &[Method], errors: &mut Errors) {
                 );
             }
         }
-        if m.returns.has_unit_ok() {
-            let cast = m.cast_ident();
-            if let Some(clash) = methods.iter().find(|o| o.ident == cast) {
-                errors.push(
-                    clash.ident.span(),
-                    format!(
-                        "`{cast}` is the fire-and-forget form the client gets for `{}` (which \
-                         returns `()`): rename this method",
-                        m.ident
-                    ),
-                );
-            }
+        let cast = m.cast_ident();
+        if let Some(clash) = methods.iter().find(|o| o.ident == cast) {
+            errors.push(
+                clash.ident.span(),
+                format!(
+                    "`{cast}` is the fire-and-forget form the client gets for `{}`: rename this \
+                     method",
+                    m.ident
+                ),
+            );
+        }
+        if m.ident == "with" {
+            errors.push(
+                m.ident.span(),
+                "`with` is the client's method that sets per-call options \
+                 (`client.with(TaskOptions..)`): rename this method",
+            );
         }
     }
 }
@@ -1033,11 +1026,12 @@ impl Parts<'_> {
                     }
                 }
             };
-            let cast = m.returns.has_unit_ok().then(|| {
+            let cast = {
                 let cast_ident = m.cast_ident();
                 let doc = format!(
-                    "Fire and forget: hands `{method_str}` over without waiting for it to run \
-                     (an error it returns is counted by a pool, logged by a single actor)."
+                    "Fire and forget: hands `{method_str}` over without waiting for it to run; \
+                     its output is dropped (an error it returns is counted by a pool, logged by \
+                     a single actor)."
                 );
                 quote! {
                     #[doc = #doc]
@@ -1050,9 +1044,9 @@ impl Parts<'_> {
                         }
                     }
                 }
-            });
+            };
             let cfgs = &m.cfgs;
-            let cast = cast.map(|cast| quote!(#(#cfgs)* #cast));
+            let cast = quote!(#(#cfgs)* #cast);
             quote!(#(#cfgs)* #call #cast)
         });
         let client_doc = format!(
@@ -1081,6 +1075,18 @@ impl Parts<'_> {
 
             #[allow(dead_code, unreachable_code, clippy::needless_lifetimes)]
             impl<__C, #params> #client<__C> #where_clause {
+                /// The same client with these options (priority, timeout, routing key) on every
+                /// call made through it: `client.with(TaskOptions::new().timeout(d)).method(..)`.
+                pub fn with(
+                    &self,
+                    options: #krate::pool::TaskOptions,
+                ) -> #client<#krate::worker::WithOptions<__C>> {
+                    #client(#krate::worker::WithOptions::new(
+                        ::core::clone::Clone::clone(&self.0),
+                        options,
+                    ))
+                }
+
                 #(#methods)*
             }
         }

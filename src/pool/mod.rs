@@ -164,6 +164,11 @@ impl TaskOptions {
         self.key = Some(key);
         self
     }
+
+    /// The timeout set, if any.
+    pub(crate) fn timeout_value(&self) -> Option<Duration> {
+        self.timeout
+    }
 }
 
 /// A snapshot of a pool's counters.

@@ -10,6 +10,10 @@ impl Lights {
     pub async fn cast_turn_on(&mut self) -> bool {
         true
     }
+
+    pub async fn with(&self) -> u8 {
+        1
+    }
 }
 
 fn main() {}
