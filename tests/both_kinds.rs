@@ -12,22 +12,6 @@ use ractor_otp::prelude::*;
 use ractor_otp::supervisor::{ChildStatus, StopCause, StopOutcome, SupervisorEvent};
 use tokio::time::Instant;
 
-#[derive(Debug, Clone, Copy)]
-enum How {
-    Normal,
-    Shutdown,
-    Panic,
-    Error,
-    Killed,
-}
-
-#[derive(Debug, PartialEq)]
-enum Outcome {
-    Restarted,
-    Kept,
-    Deleted,
-}
-
 async fn exit_by(under: &Under, name: &str, how: How) {
     match how {
         How::Normal => under.tell(name, ProbeMsg::ExitNormal).await,

@@ -6,22 +6,6 @@ use common::*;
 use ractor_otp::prelude::*;
 use ractor_otp::supervisor::SupervisorEvent;
 
-#[derive(Debug, Clone, Copy)]
-enum How {
-    Normal,
-    Shutdown,
-    Panic,
-    Error,
-    Killed,
-}
-
-#[derive(Debug, PartialEq)]
-enum Outcome {
-    Restarted,
-    Kept,
-    Deleted,
-}
-
 async fn run(restart: Restart, how: How) -> (ExitClass, Outcome) {
     let probes = Probes::new();
     let sup = Supervisor::builder()

@@ -22,6 +22,24 @@ impl Drop for DropSignal {
     }
 }
 
+/// A task that says it started, then waits until cancelled; `dropped` hears when a call is
+/// dropped.
+fn waits_forever(
+    dropped: mpsc::UnboundedSender<&'static str>,
+    started: mpsc::UnboundedSender<()>,
+) -> impl Fn() -> futures::future::BoxFuture<'static, Result<(), String>> + Send + Sync + 'static {
+    move || {
+        let signal = DropSignal(dropped.clone());
+        let started = started.clone();
+        Box::pin(async move {
+            let _signal = signal;
+            let _ = started.send(());
+            futures::future::pending::<()>().await;
+            Ok(())
+        })
+    }
+}
+
 /// A task whose n-th call (from 1) reports `<name> run n`, then returns what `script(n)` says
 /// (`None`: it runs until cancelled).
 fn scripted(
@@ -150,16 +168,8 @@ async fn a_permanent_task_that_returns_is_started_again_and_a_temporary_one_is_f
 async fn shutdown_cancels_a_running_task_at_its_next_await() {
     let (tx, mut dropped) = mpsc::unbounded_channel();
     let (started_tx, mut started) = mpsc::unbounded_channel();
-    let mut builder = Supervisor::builder().child(ChildSpec::task("wait", move || {
-        let signal = DropSignal(tx.clone());
-        let started = started_tx.clone();
-        async move {
-            let _signal = signal;
-            let _ = started.send(());
-            futures::future::pending::<()>().await;
-            Ok::<(), String>(())
-        }
-    }));
+    let mut builder =
+        Supervisor::builder().child(ChildSpec::task("wait", waits_forever(tx, started_tx)));
     let mut events = builder.subscribe();
     let sup = builder.spawn().await.expect("starts");
     bounded(started.recv()).await.expect("the task runs");
@@ -195,17 +205,7 @@ async fn a_killed_task_child_cancels_its_call_too() {
     let (started_tx, mut started) = mpsc::unbounded_channel();
     let sup = Supervisor::builder()
         .child(
-            ChildSpec::task("wait", move || {
-                let signal = DropSignal(tx.clone());
-                let started = started_tx.clone();
-                async move {
-                    let _signal = signal;
-                    let _ = started.send(());
-                    futures::future::pending::<()>().await;
-                    Ok::<(), String>(())
-                }
-            })
-            .shutdown(Shutdown::BrutalKill),
+            ChildSpec::task("wait", waits_forever(tx, started_tx)).shutdown(Shutdown::BrutalKill),
         )
         .spawn()
         .await

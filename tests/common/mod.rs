@@ -112,6 +112,24 @@ impl Log {
     }
 }
 
+/// How a child under test is made to end (the restart-decision table's columns).
+#[derive(Debug, Clone, Copy)]
+pub enum How {
+    Normal,
+    Shutdown,
+    Panic,
+    Error,
+    Killed,
+}
+
+/// What became of a child that ended by itself.
+#[derive(Debug, PartialEq)]
+pub enum Outcome {
+    Restarted,
+    Kept,
+    Deleted,
+}
+
 /// Shared script and log of a test's probes.
 #[derive(Clone, Default)]
 pub struct Probes {
