@@ -125,6 +125,9 @@ pub trait Worker: Send + 'static {
 /// The answer to one task: the worker's output or its error.
 pub type Answer<W> = Result<<W as Worker>::Output, <W as Worker>::Error>;
 
+/// What a handle's call answers: the worker's output, or what happened instead.
+pub type Outcome<W> = Result<<W as Worker>::Output, TaskError<<W as Worker>::Error>>;
+
 /// A message to a worker that runs alone as a ractor actor (the `Msg` of the `Actor` impl that
 /// `#[worker]` generates): one task and, for a request, where to send the answer.
 ///
@@ -202,12 +205,7 @@ pub trait WorkerHandle: Clone + Send + Sync + 'static {
     fn submit_task(
         &self,
         task: <Self::Worker as Worker>::Task,
-    ) -> impl Future<
-        Output = Result<
-            <Self::Worker as Worker>::Output,
-            TaskError<<Self::Worker as Worker>::Error>,
-        >,
-    > + Send;
+    ) -> impl Future<Output = Outcome<Self::Worker>> + Send;
 
     /// Hands a task over without waiting for its answer.
     fn cast_task(
@@ -222,12 +220,7 @@ pub trait WorkerHandle: Clone + Send + Sync + 'static {
         &self,
         task: <Self::Worker as Worker>::Task,
         options: TaskOptions,
-    ) -> impl Future<
-        Output = Result<
-            <Self::Worker as Worker>::Output,
-            TaskError<<Self::Worker as Worker>::Error>,
-        >,
-    > + Send;
+    ) -> impl Future<Output = Outcome<Self::Worker>> + Send;
 
     /// Hands a task over with per-call options, without waiting for its answer.
     fn cast_task_with(
@@ -326,12 +319,7 @@ impl<H: WorkerHandle> WorkerHandle for WithOptions<H> {
     fn submit_task(
         &self,
         task: <Self::Worker as Worker>::Task,
-    ) -> impl Future<
-        Output = Result<
-            <Self::Worker as Worker>::Output,
-            TaskError<<Self::Worker as Worker>::Error>,
-        >,
-    > + Send {
+    ) -> impl Future<Output = Outcome<Self::Worker>> + Send {
         self.handle.submit_task_with(task, self.options)
     }
 
@@ -346,12 +334,7 @@ impl<H: WorkerHandle> WorkerHandle for WithOptions<H> {
         &self,
         task: <Self::Worker as Worker>::Task,
         options: TaskOptions,
-    ) -> impl Future<
-        Output = Result<
-            <Self::Worker as Worker>::Output,
-            TaskError<<Self::Worker as Worker>::Error>,
-        >,
-    > + Send {
+    ) -> impl Future<Output = Outcome<Self::Worker>> + Send {
         self.handle.submit_task_with(task, options)
     }
 

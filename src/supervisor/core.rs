@@ -200,13 +200,9 @@ impl Core {
             return;
         }
         let running = self.children.take_running();
-        let stops = running.iter().map(|(key, cell)| {
-            let shutdown = self
-                .children
-                .get(*key)
-                .map_or(super::DEFAULT_WORKER_SHUTDOWN, |s| s.spec.shutdown_policy());
-            lifecycle::stop_child(cell, shutdown)
-        });
+        let stops = running
+            .iter()
+            .map(|(key, cell)| lifecycle::stop_child(cell, self.shutdown_of(*key)));
         let outcomes = futures::future::join_all(stops).await;
         for ((key, _), outcome) in running.into_iter().zip(outcomes) {
             self.stopped(key, cause, outcome);
@@ -298,12 +294,15 @@ impl Core {
         else {
             return;
         };
-        let shutdown = self
-            .children
-            .get(key)
-            .map_or(super::DEFAULT_WORKER_SHUTDOWN, |s| s.spec.shutdown_policy());
-        let outcome = lifecycle::stop_child(&cell, shutdown).await;
+        let outcome = lifecycle::stop_child(&cell, self.shutdown_of(key)).await;
         self.stopped(key, cause, outcome);
+    }
+
+    /// How the child is stopped: its spec's shutdown policy.
+    fn shutdown_of(&self, key: Key) -> super::Shutdown {
+        self.children
+            .get(key)
+            .map_or(super::DEFAULT_WORKER_SHUTDOWN, |s| s.spec.shutdown_policy())
     }
 
     fn stopped(&mut self, key: Key, cause: StopCause, outcome: super::StopOutcome) {
