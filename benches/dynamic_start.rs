@@ -33,6 +33,7 @@ const MEM_ENV: &str = "RACTOR_OTP_BENCH_MEM";
 #[derive(Clone)]
 struct Trivial;
 
+#[cfg_attr(feature = "async-trait", ractor::async_trait)]
 impl Actor for Trivial {
     type Msg = ();
     type State = u64;
@@ -46,6 +47,7 @@ impl Actor for Trivial {
 /// The anchor's parent: a plain ractor actor that only links its children.
 struct Parent;
 
+#[cfg_attr(feature = "async-trait", ractor::async_trait)]
 impl Actor for Parent {
     type Msg = ();
     type State = ();

@@ -130,6 +130,7 @@ impl Worker for Adder {
 /// A plain ractor worker (router, direct): the same work.
 struct PlainAdder;
 
+#[cfg_attr(feature = "async-trait", ractor::async_trait)]
 impl Actor for PlainAdder {
     type Msg = u64;
     type State = (u64, Arc<Sink>);
@@ -158,6 +159,7 @@ impl Actor for PlainAdder {
 /// The hand-written router: forwards each message round-robin.
 struct Router;
 
+#[cfg_attr(feature = "async-trait", ractor::async_trait)]
 impl Actor for Router {
     type Msg = u64;
     type State = (Vec<ActorRef<u64>>, usize);
@@ -188,6 +190,7 @@ struct FactoryAdder {
     sink: Arc<Sink>,
 }
 
+#[cfg_attr(feature = "async-trait", ractor::async_trait)]
 impl ractor::factory::Worker for FactoryAdder {
     type Key = ();
     type Message = u64;
@@ -703,6 +706,7 @@ impl ractor::Message for CallMsg {}
 /// The `call!` contender: the same work as [`Adder`].
 struct CallAdder;
 
+#[cfg_attr(feature = "async-trait", ractor::async_trait)]
 impl Actor for CallAdder {
     type Msg = CallMsg;
     type State = (u64, Arc<Sink>);

@@ -48,6 +48,7 @@ type Announce = mpsc::UnboundedSender<ActorRef<WorkerMsg>>;
 #[derive(Clone)]
 struct Worker;
 
+#[cfg_attr(feature = "async-trait", ractor::async_trait)]
 impl Actor for Worker {
     type Msg = WorkerMsg;
     type State = ();
@@ -86,6 +87,7 @@ struct HandState {
     announce: Announce,
 }
 
+#[cfg_attr(feature = "async-trait", ractor::async_trait)]
 impl Actor for HandSupervisor {
     type Msg = ();
     type State = HandState;

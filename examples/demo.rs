@@ -219,6 +219,7 @@ fn forward(name: &str, msg: WorkerMsg) -> bool {
     }
 }
 
+#[cfg_attr(feature = "async-trait", ractor_otp::ractor::async_trait)]
 impl Actor for Worker {
     type Msg = WorkerMsg;
     type State = WorkerState;
@@ -355,6 +356,7 @@ impl ractor_otp::ractor::Message for SessionMsg {}
 #[derive(Clone)]
 struct Session;
 
+#[cfg_attr(feature = "async-trait", ractor_otp::ractor::async_trait)]
 impl Actor for Session {
     type Msg = SessionMsg;
     type State = SessionArgs;

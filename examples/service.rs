@@ -13,6 +13,9 @@ use ractor_otp::ractor::{Actor, ActorProcessingErr, ActorRef};
 #[derive(Clone)]
 struct Database;
 
+// Only for builds with ractor's `async-trait` feature (see the README's Features); drop it
+// otherwise.
+#[cfg_attr(feature = "async-trait", ractor_otp::ractor::async_trait)]
 impl Actor for Database {
     type Msg = String; // a query
     type State = ();

@@ -21,6 +21,7 @@
 //!
 //! #[derive(Clone)]
 //! struct Counter;
+//! # #[cfg_attr(feature = "async-trait", ractor_otp::ractor::async_trait)]
 //! impl Actor for Counter {
 //!     type Msg = u64;
 //!     type State = u64;
@@ -85,14 +86,18 @@
 //! * `postgres` (on by default): the PostgreSQL job store, [`jobs::PostgresStore`]. Turn
 //!   default features off to build without a PostgreSQL client.
 //! * `cluster`: turns on `ractor/cluster` and implements `ractor::Message` for our message
-//!   types. Enable it whenever anything in your build enables `ractor/cluster`. ractor's
-//!   `async-trait` feature is never required.
+//!   types. Enable it whenever anything in your build enables `ractor/cluster`.
+//! * `async-trait`: turns on `ractor/async-trait` (under which `ractor::Actor` is an
+//!   `#[async_trait]` trait) and writes every actor of this crate and of its macros that way.
+//!   Enable it whenever anything in your build enables `ractor/async-trait`; your own `impl
+//!   Actor` blocks then carry `#[ractor_otp::ractor::async_trait]`.
 
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-/// The README's example, compiled and run as a doctest.
-#[cfg(doctest)]
+/// The README's example, compiled and run as a doctest. It writes its actor for native async
+/// traits, as a user would, so it is left out when the `async-trait` feature is on.
+#[cfg(all(doctest, not(feature = "async-trait")))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 

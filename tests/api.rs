@@ -183,6 +183,7 @@ async fn which_and_count_children() {
 
 #[derive(Clone)]
 struct Other;
+#[cfg_attr(feature = "async-trait", ractor::async_trait)]
 impl Actor for Other {
     type Msg = String;
     type State = ();

@@ -406,6 +406,7 @@ async fn a_significant_permanent_template_is_refused() {
 /// A parent that reports the label of a supervisor that gave up under it.
 struct LabelParent;
 
+#[cfg_attr(feature = "async-trait", ractor::async_trait)]
 impl ractor::Actor for LabelParent {
     type Msg = ParentMsg;
     type State = tokio::sync::mpsc::UnboundedSender<String>;

@@ -367,6 +367,7 @@ async fn a_pool_under_a_killed_subsystem_answers_every_task_and_old_handles_stop
 #[derive(Clone)]
 struct Bomb;
 
+#[cfg_attr(feature = "async-trait", ractor::async_trait)]
 impl Actor for Bomb {
     type Msg = ();
     type State = ();

@@ -361,6 +361,7 @@ async fn a_taken_registry_name_is_a_typed_failure() {
 #[derive(Clone)]
 struct Spinner;
 
+#[cfg_attr(feature = "async-trait", ractor::async_trait)]
 impl ractor::Actor for Spinner {
     type Msg = ();
     type State = (

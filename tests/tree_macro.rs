@@ -13,6 +13,7 @@ use ractor_otp::supervisor::IntoChildSpec;
 #[derive(Clone)]
 struct Idle;
 
+#[cfg_attr(feature = "async-trait", ractor::async_trait)]
 impl Actor for Idle {
     type Msg = ();
     type State = ();

@@ -931,7 +931,15 @@ impl Parts<'_> {
         // Spanned at the type, so that a missing `Clone` is reported there, with its fix.
         let fresh = quote_spanned!(span=> <Self as #private::ActorPrototype>::fresh(self));
         let start_alone = quote!(#private::start_alone(#fresh).await);
+        // ractor's `Actor` is an `#[async_trait]` trait when its `async-trait` feature is on; the
+        // crate's feature of the same name turns this one on with it.
+        let async_trait = if cfg!(feature = "async-trait") {
+            quote!(#[#private::ractor::async_trait])
+        } else {
+            quote!()
+        };
         quote! {
+            #async_trait
             impl #impl_generics #private::ractor::Actor for #self_ty #where_clause {
                 type Msg = #krate::worker::Call<Self>;
                 type State = Self;

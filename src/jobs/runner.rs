@@ -465,6 +465,7 @@ struct RunnerState {
     timers: Vec<AbortHandle>,
 }
 
+#[cfg_attr(feature = "async-trait", ractor::async_trait)]
 impl Actor for RunnerActor {
     type Msg = RunnerMsg;
     type State = RunnerState;

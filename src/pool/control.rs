@@ -145,6 +145,7 @@ fn worker_spec<W: Worker>(
     }
 }
 
+#[cfg_attr(feature = "async-trait", ractor::async_trait)]
 impl<W: Worker> Actor for PoolActor<W> {
     type Msg = PoolMsg<W>;
     type State = PoolState<W>;

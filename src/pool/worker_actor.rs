@@ -44,6 +44,7 @@ pub(crate) struct WorkerState<W: Worker> {
     span: tracing::Span,
 }
 
+#[cfg_attr(feature = "async-trait", ractor::async_trait)]
 impl<W: Worker> Actor for WorkerActor<W> {
     type Msg = WorkerMsg<W>;
     type State = WorkerState<W>;

@@ -30,6 +30,7 @@ pub(crate) struct SupervisorArgs {
     pub(crate) specs: Vec<ChildSpec>,
 }
 
+#[cfg_attr(feature = "async-trait", ractor::async_trait)]
 impl Actor for SupervisorActor {
     type Msg = SupervisorMsg;
     type State = Core;

@@ -26,6 +26,7 @@ use crate::error::{SpecError, StartError, SupervisorError};
 /// # use ractor::{Actor, ActorProcessingErr, ActorRef};
 /// # use ractor_otp::prelude::*;
 /// # #[derive(Clone)] struct Session;
+/// # #[cfg_attr(feature = "async-trait", ractor_otp::ractor::async_trait)]
 /// # impl Actor for Session {
 /// #     type Msg = (); type State = (); type Arguments = u64;
 /// #     async fn pre_start(&self, _: ActorRef<()>, _: u64) -> Result<(), ActorProcessingErr> { Ok(()) }
@@ -153,6 +154,7 @@ struct DynState<Args> {
     template: ChildTemplate<Args>,
 }
 
+#[cfg_attr(feature = "async-trait", ractor::async_trait)]
 impl<Args: Clone + Send + Sync + 'static> Actor for DynActor<Args> {
     type Msg = DynamicSupervisorMsg<Args>;
     type State = DynState<Args>;

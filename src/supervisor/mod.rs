@@ -193,6 +193,7 @@ use crate::error::{StartError, SupervisorError};
 ///
 /// #[derive(Clone)]
 /// struct Worker;
+/// # #[cfg_attr(feature = "async-trait", ractor_otp::ractor::async_trait)]
 /// impl Actor for Worker {
 ///     type Msg = ();
 ///     type State = ();

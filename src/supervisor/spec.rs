@@ -254,6 +254,7 @@ pub(crate) type StartFn =
 ///
 /// #[derive(Clone)]
 /// struct Echo;
+/// # #[cfg_attr(feature = "async-trait", ractor_otp::ractor::async_trait)]
 /// impl Actor for Echo {
 ///     type Msg = String;
 ///     type State = ();
@@ -481,6 +482,7 @@ type TemplateFn<Args> =
 ///
 /// #[derive(Clone)]
 /// struct Session;
+/// # #[cfg_attr(feature = "async-trait", ractor_otp::ractor::async_trait)]
 /// impl Actor for Session {
 ///     type Msg = ();
 ///     type State = u64;

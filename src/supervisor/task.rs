@@ -44,6 +44,7 @@ impl Drop for Running {
 /// The actor a task child runs as.
 struct TaskActor;
 
+#[cfg_attr(feature = "async-trait", ractor::async_trait)]
 impl Actor for TaskActor {
     type Msg = Ended;
     type State = Running;

@@ -201,6 +201,7 @@ pub struct ProbeState {
     announce_cleanup: bool,
 }
 
+#[cfg_attr(feature = "async-trait", ractor::async_trait)]
 impl Actor for Probe {
     type Msg = ProbeMsg;
     type State = ProbeState;
@@ -355,6 +356,7 @@ pub enum ParentMsg {}
 #[cfg(feature = "cluster")]
 impl ractor::Message for ParentMsg {}
 
+#[cfg_attr(feature = "async-trait", ractor::async_trait)]
 impl Actor for Parent {
     type Msg = ParentMsg;
     type State = tokio::sync::mpsc::UnboundedSender<String>;

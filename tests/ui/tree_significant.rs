@@ -4,6 +4,7 @@ use ractor_otp::prelude::*;
 #[derive(Clone)]
 struct Idle;
 
+#[cfg_attr(feature = "async-trait", ractor::async_trait)]
 impl Actor for Idle {
     type Msg = ();
     type State = ();
