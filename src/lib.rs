@@ -212,7 +212,8 @@ pub mod __private {
                 index: 0,
                 generation: 1,
             })
-            .await?;
+            .await
+            .map_err(crate::worker::start_failed)?;
         Ok(worker)
     }
 

@@ -72,18 +72,29 @@ pub struct WorkerContext {
     pub generation: u64,
 }
 
-/// A task handler a pool runs on each of its workers.
+/// A task handler a pool runs on each of its workers. Its failures are all `Self::Error`: an
+/// `Err` from `handle` answers that task, one from `init` or `on_restart` fails the start.
 ///
 /// ```
-/// use ractor_otp::worker::Worker;
+/// use ractor_otp::worker::{Worker, WorkerContext};
 ///
-/// struct Doubler;
+/// struct Doubler {
+///     limit: u64,
+/// }
 /// impl Worker for Doubler {
 ///     type Task = u64;
 ///     type Output = u64;
 ///     type Error = String;
+///     async fn init(&mut self, _: WorkerContext) -> Result<(), String> {
+///         if self.limit == 0 {
+///             return Err("a limit of 0 doubles nothing".into());
+///         }
+///         Ok(())
+///     }
 ///     async fn handle(&mut self, n: u64) -> Result<u64, String> {
-///         n.checked_mul(2).ok_or_else(|| format!("{n} is too big to double"))
+///         n.checked_mul(2)
+///             .filter(|&d| d <= self.limit)
+///             .ok_or_else(|| format!("{n} doubled is over {}", self.limit))
 ///     }
 /// }
 /// ```
@@ -95,31 +106,37 @@ pub trait Worker: Send + 'static {
     /// What it answers when the task fails (the worker keeps running).
     type Error: fmt::Display + Send + 'static;
 
-    /// Prepares a new incarnation before it takes tasks; an `Err` is a failed start (the
-    /// supervisor retries it under the pool's restart intensity).
-    fn init(
-        &mut self,
-        ctx: WorkerContext,
-    ) -> impl Future<Output = Result<(), ActorProcessingErr>> + Send {
+    /// Prepares a new incarnation before it takes tasks. An `Err` is a failed start, reported
+    /// with the error's `Display` (the supervisor retries it under the pool's restart
+    /// intensity): a worker's failures are all `Self::Error`, in its hooks as in `handle`.
+    fn init(&mut self, ctx: WorkerContext) -> impl Future<Output = Result<(), Self::Error>> + Send {
         let _ = ctx;
         async { Ok(()) }
     }
 
-    /// Handles one task. A panic crashes this incarnation: the caller of the task gets
+    /// Handles one task. An `Err` answers the caller with [`TaskError::Failed`] and the worker
+    /// keeps running; a panic crashes this incarnation: the caller of the task gets
     /// [`TaskError::Crashed`] and the worker is restarted.
     fn handle(
         &mut self,
         task: Self::Task,
     ) -> impl Future<Output = Result<Self::Output, Self::Error>> + Send;
 
-    /// Called after `init` on every incarnation after the first (generation ≥ 2).
+    /// Called after `init` on every incarnation after the first (generation ≥ 2); an `Err`
+    /// fails the start, as in `init`.
     fn on_restart(
         &mut self,
         ctx: WorkerContext,
-    ) -> impl Future<Output = Result<(), ActorProcessingErr>> + Send {
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send {
         let _ = ctx;
         async { Ok(()) }
     }
+}
+
+/// A failed [`Worker::init`] / [`Worker::on_restart`] as the actor's start error: the worker's
+/// error, by its `Display`.
+pub(crate) fn start_failed<E: fmt::Display>(error: E) -> ActorProcessingErr {
+    error.to_string().into()
 }
 
 /// The answer to one task: the worker's output or its error.

@@ -485,3 +485,84 @@ async fn a_single_worker_actor_honours_a_per_call_timeout() {
     assert_eq!(bounded(thumbs.slow_quality(10)).await, Ok(80));
     actor.stop(None);
 }
+
+/// A hook that returns a `Result` gets its own variant in the error enum, named after its
+/// method, as a task method does: one error story for the whole worker.
+#[derive(Clone)]
+pub struct Gateway {
+    host: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreachable(pub &'static str);
+
+impl fmt::Display for Unreachable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cannot reach {}", self.0)
+    }
+}
+
+#[ractor_otp::worker]
+impl Gateway {
+    #[init]
+    async fn connect(&mut self) -> Result<(), Unreachable> {
+        match self.host {
+            "up.internal" => Ok(()),
+            host => Err(Unreachable(host)),
+        }
+    }
+
+    async fn host(&self) -> &'static str {
+        self.host
+    }
+}
+
+#[tokio::test]
+async fn a_failing_hook_is_a_typed_error_and_a_failed_start() {
+    let error = GatewayError::Connect(Unreachable("db.internal"));
+    assert_eq!(error.to_string(), "cannot reach db.internal");
+
+    let (up, handle) = bounded(Actor::spawn(
+        None,
+        Gateway {
+            host: "up.internal",
+        },
+        (),
+    ))
+    .await
+    .expect("a reachable gateway starts");
+    assert_eq!(
+        bounded(GatewayClient(up.clone()).host()).await,
+        Ok("up.internal")
+    );
+    up.stop(None);
+    bounded(handle).await.expect("actor ends");
+
+    let alone = bounded(Actor::spawn(
+        None,
+        Gateway {
+            host: "down.internal",
+        },
+        (),
+    ))
+    .await;
+    let error = alone.map(|_| ()).expect_err("the actor's start fails");
+    assert!(
+        error.to_string().contains("cannot reach down.internal"),
+        "{error}"
+    );
+
+    let pooled = bounded(
+        Pool::builder(|_| Gateway {
+            host: "down.internal",
+        })
+        .size(1)
+        .spawn(),
+    )
+    .await;
+    let error = pooled.map(|_| ()).expect_err("the pool's start fails");
+    assert_eq!(
+        error.to_string(),
+        "child `worker-0` failed to start: cannot reach down.internal"
+    );
+}

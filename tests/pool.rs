@@ -44,7 +44,7 @@ impl Worker for TestWorker {
     type Output = Ran;
     type Error = String;
 
-    async fn init(&mut self, ctx: WorkerContext) -> Result<(), ractor::ActorProcessingErr> {
+    async fn init(&mut self, ctx: WorkerContext) -> Result<(), String> {
         self.generation = ctx.generation;
         Ok(())
     }

@@ -71,7 +71,7 @@ impl Worker for TestWorker {
     type Output = Ran;
     type Error = String;
 
-    async fn init(&mut self, ctx: WorkerContext) -> Result<(), ActorProcessingErr> {
+    async fn init(&mut self, ctx: WorkerContext) -> Result<(), String> {
         self.generation = ctx.generation;
         let _ = self.census.started.send((ctx.index, ctx.generation));
         Ok(())

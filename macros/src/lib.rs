@@ -70,8 +70,9 @@ mod worker;
 /// ```text
 /// pub enum ThumbnailerTask   { Resize { image: Vec<u8>, width: u32 }, Quality {} }
 /// pub enum ThumbnailerOutput { Resize(Vec<u8>), Quality(u8) }
-/// pub enum ThumbnailerError  { Resize(TooSmall) }      // one variant per `Result` method;
-///                                                      // Display, Debug and Error delegate
+/// pub enum ThumbnailerError  { Resize(TooSmall) }      // one variant per `Result` method
+///                                                      // (hooks too); Display, Debug and
+///                                                      // Error delegate
 /// impl ractor_otp::worker::Worker for Thumbnailer {    // handle(): match the task, call the
 ///     type Task = ThumbnailerTask; ..                   // method, wrap its answer
 /// }
@@ -111,8 +112,11 @@ mod worker;
 /// # Hooks
 ///
 /// `init` and `on_restart`, by name or marked `#[init]` / `#[on_restart]`: `async`, taking
-/// `&mut self` and optionally the `WorkerContext`, returning `()` or `Result<(), E>` (an `Err`
-/// fails the start, which the supervisor retries under its restart intensity). In a pool,
+/// `&mut self` and optionally the `WorkerContext`, returning `()` or `Result<(), E>`. An `Err`
+/// fails the start, which the supervisor retries under its restart intensity, and is reported
+/// by its `Display`. Like a task method's, the hook's `E` gets a variant of the error enum,
+/// named after the method (`#[init] async fn connect(..) -> Result<(), Down>` gives
+/// `ThumbnailerError::Connect(Down)`): a worker has one error type, as `Worker` requires. In a pool,
 /// `init` runs for every incarnation and `on_restart` after it from the second one on; alone as
 /// an actor, `init` runs at every start (from a fresh clone) and `on_restart` never.
 ///

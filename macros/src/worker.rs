@@ -14,8 +14,8 @@
 //!   client's per-call options.
 //!
 //! Hooks: `init` and `on_restart`, by name or by `#[init]` / `#[on_restart]`, taking nothing or
-//! the `WorkerContext`, returning `()` or a `Result<(), E>` whose `E` converts into ractor's
-//! `ActorProcessingErr`.
+//! the `WorkerContext`, returning `()` or a `Result<(), E>`; `E` gets its own variant in the
+//! error enum, named after the hook's method, as a task method's error does.
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned, ToTokens};
@@ -226,8 +226,11 @@ struct Method {
 /// A hook method, checked.
 struct HookMethod {
     ident: Ident,
+    hook: Hook,
     takes_context: bool,
-    fallible: bool,
+    /// The error type of a hook returning `Result<(), E>`: the worker's error enum gets a
+    /// variant for it, named after the method, as a task method's would.
+    err: Option<TokenStream>,
 }
 
 /// Finds and removes `#[init]` / `#[on_restart]` on a method; a method named `init` or
@@ -446,7 +449,7 @@ impl Method {
 }
 
 impl HookMethod {
-    fn parse(f: &ImplItemFn, hook: Hook, errors: &mut Errors) -> HookMethod {
+    fn parse(f: &ImplItemFn, hook: Hook, private: &TokenStream, errors: &mut Errors) -> HookMethod {
         check_signature(f, &format!("`{}` hook", hook.name()), errors);
         let typed: Vec<_> = f
             .sig
@@ -465,31 +468,42 @@ impl HookMethod {
                 ),
             );
         }
-        let fallible = match &f.sig.output {
-            ReturnType::Default => false,
-            ReturnType::Type(_, ty) if is_unit(ty) => false,
-            ReturnType::Type(_, ty) => match ty.as_ref() {
-                Type::Path(p) if p.path.segments.last().is_some_and(|s| s.ident == "Result") => {
-                    true
+        let wrong_return = |errors: &mut Errors, ty: &Type| {
+            errors.push_spanned(
+                ty,
+                format!(
+                    "the `{}` hook returns `()` or `Result<(), E>` (an `Err` fails the start, \
+                     and the supervisor retries it)",
+                    hook.name()
+                ),
+            );
+        };
+        let err = match Returns::parse(&f.sig.output, private) {
+            Returns::Unit => None,
+            Returns::Plain(ty) => {
+                wrong_return(errors, &ty);
+                None
+            }
+            Returns::Fallible { ok, err } => {
+                if let Ok(ok) = syn::parse2::<Type>(ok) {
+                    if !is_unit(&ok) && !matches!(ok, Type::Path(ref p) if p.qself.is_some()) {
+                        wrong_return(errors, &ok);
+                    }
                 }
-                other => {
-                    errors.push_spanned(
-                        other,
-                        format!(
-                            "the `{}` hook returns `()` or `Result<(), E>` (an `Err` fails the \
-                             start, and the supervisor retries it)",
-                            hook.name()
-                        ),
-                    );
-                    false
-                }
-            },
+                Some(err)
+            }
         };
         HookMethod {
             ident: f.sig.ident.clone(),
+            hook,
             takes_context: !typed.is_empty(),
-            fallible,
+            err,
         }
+    }
+
+    /// The hook's variant in the error enum (when it returns a `Result`).
+    fn variant(&self) -> Ident {
+        Ident::new(&camel_case(&self.ident.unraw_string()), self.ident.span())
     }
 }
 
@@ -563,12 +577,13 @@ fn generate(item: &mut ItemImpl, options: &Options, errors: &mut Errors) -> Toke
                         ),
                     );
                 }
-                *slot = Some(HookMethod::parse(f, hook, errors));
+                *slot = Some(HookMethod::parse(f, hook, &private, errors));
             }
             None => methods.push(Method::parse(f, &private, errors)),
         }
     }
-    check_names(&methods, errors);
+    let hooks: Vec<HookMethod> = init.into_iter().chain(on_restart).collect();
+    check_names(&methods, &hooks, errors);
     if methods.is_empty() && errors.0.is_none() {
         errors.push(
             item.impl_token.span,
@@ -586,9 +601,10 @@ fn generate(item: &mut ItemImpl, options: &Options, errors: &mut Errors) -> Toke
         self_ty: &item.self_ty,
         generics: &item.generics,
         methods: &methods,
+        hooks: &hooks,
     };
     let mut tokens = parts.enums();
-    tokens.extend(parts.worker_impl(init.as_ref(), on_restart.as_ref()));
+    tokens.extend(parts.worker_impl());
     if !options.pool_only {
         tokens.extend(parts.actor_impl());
     }
@@ -603,8 +619,21 @@ fn self_name(ty: &Type) -> Option<Ident> {
     }
 }
 
-/// Duplicate names, task variants that collide, and `cast_x` forms that collide with a method.
-fn check_names(methods: &[Method], errors: &mut Errors) {
+/// Duplicate names, task or error variants that collide, and `cast_x` forms that collide with a
+/// method.
+fn check_names(methods: &[Method], hooks: &[HookMethod], errors: &mut Errors) {
+    for hook in hooks.iter().filter(|h| h.err.is_some()) {
+        let variant = hook.variant();
+        if let Some(m) = methods.iter().find(|m| m.variant == variant) {
+            errors.push(
+                hook.ident.span(),
+                format!(
+                    "the `{}` hook and `{}` both become the error variant `{variant}`: rename one",
+                    hook.ident, m.ident
+                ),
+            );
+        }
+    }
     for (i, m) in methods.iter().enumerate() {
         for earlier in &methods[..i] {
             if earlier.ident == m.ident {
@@ -658,6 +687,7 @@ struct Parts<'a> {
     self_ty: &'a Type,
     generics: &'a Generics,
     methods: &'a [Method],
+    hooks: &'a [HookMethod],
 }
 
 impl Parts<'_> {
@@ -734,32 +764,57 @@ impl Parts<'_> {
             let cfgs = &m.cfgs;
             quote!(#(#cfgs)* #[doc = #doc] #variant(#ok),)
         });
-        let fallible: Vec<(&Method, &TokenStream)> = self
-            .methods
-            .iter()
-            .filter_map(|m| match &m.returns {
-                Returns::Fallible { err, .. } => Some((m, err)),
-                _ => None,
+        // One error variant per method returning a `Result`: task methods, then hooks.
+        struct Fallible<'a> {
+            variant: Ident,
+            err: &'a TokenStream,
+            doc: String,
+            cfgs: &'a [Attribute],
+        }
+        let tasks = self.methods.iter().filter_map(|m| match &m.returns {
+            Returns::Fallible { err, .. } => Some(Fallible {
+                variant: m.variant.clone(),
+                err,
+                doc: format!("`{}` returned this error.", m.ident),
+                cfgs: &m.cfgs,
+            }),
+            _ => None,
+        });
+        let hooks = self.hooks.iter().filter_map(|h| {
+            let err = h.err.as_ref()?;
+            Some(Fallible {
+                variant: h.variant(),
+                err,
+                doc: format!(
+                    "The `{}` hook (`{}`) returned this error: that start failed.",
+                    h.hook.name(),
+                    h.ident
+                ),
+                cfgs: &[],
             })
-            .collect();
-        let error_variants = fallible.iter().map(|(m, err)| {
-            let variant = &m.variant;
-            let doc = format!("`{}` returned this error.", m.ident);
-            let cfgs = &m.cfgs;
+        });
+        let fallible: Vec<Fallible> = tasks.chain(hooks).collect();
+        let error_variants = fallible.iter().map(|m| {
+            let Fallible {
+                variant,
+                err,
+                doc,
+                cfgs,
+            } = m;
             quote!(#(#cfgs)* #[doc = #doc] #variant(#err),)
         });
         let private = self.private;
-        let display_arms = fallible.iter().map(|(m, err)| {
+        let display_arms = fallible.iter().map(|m| {
             let variant = &m.variant;
-            let span = err.span();
+            let span = m.err.span();
             let show = quote_spanned!(span=> #private::display_method_error(e, f));
-            let cfgs = &m.cfgs;
+            let cfgs = m.cfgs;
             quote!(#(#cfgs)* #error::#variant(ref e) => #show,)
         });
-        let debug_arms = fallible.iter().map(|(m, _)| {
+        let debug_arms = fallible.iter().map(|m| {
             let variant = &m.variant;
             let label = variant.to_string();
-            let cfgs = &m.cfgs;
+            let cfgs = m.cfgs;
             quote! {
                 #(#cfgs)*
                 #error::#variant(_) => f.debug_tuple(#label)
@@ -774,7 +829,7 @@ impl Parts<'_> {
         let output_doc = format!("What [`{name}`] answers: one variant per method.");
         let error_doc = format!(
             "The errors of [`{name}`]'s methods that return a `Result`: one variant per such \
-             method."
+             method (hooks included)."
         );
         quote! {
             #[doc = #task_doc]
@@ -828,16 +883,18 @@ impl Parts<'_> {
         };
         let ident = &hook.ident;
         let private = self.private;
+        let error = &self.error;
         let call = if hook.takes_context {
             quote!(Self::#ident(self, ctx).await)
         } else {
             quote!(Self::#ident(self).await)
         };
-        if hook.fallible {
+        if hook.err.is_some() {
+            let variant = hook.variant();
             quote! {
                 ::core::result::Result::map_err(
                     #private::Fallible::into_result(#call),
-                    ::core::convert::Into::into,
+                    #error::#variant,
                 )
             }
         } else {
@@ -845,11 +902,7 @@ impl Parts<'_> {
         }
     }
 
-    fn worker_impl(
-        &self,
-        init: Option<&HookMethod>,
-        on_restart: Option<&HookMethod>,
-    ) -> TokenStream {
+    fn worker_impl(&self) -> TokenStream {
         let Parts {
             krate,
             private,
@@ -882,8 +935,9 @@ impl Parts<'_> {
             quote!(#(#cfgs)* #task::#variant { #(#arg_names),* } => #answer,)
         });
         let phantom_arm = self.phantom_arm(task);
-        let init_body = self.hook_body(init);
-        let restart_body = self.hook_body(on_restart);
+        let hook = |which| self.hooks.iter().find(|h| h.hook == which);
+        let init_body = self.hook_body(hook(Hook::Init));
+        let restart_body = self.hook_body(hook(Hook::OnRestart));
         quote! {
             impl #impl_generics #krate::worker::Worker for #self_ty #where_clause {
                 type Task = #task_ty;
@@ -894,7 +948,7 @@ impl Parts<'_> {
                 async fn init(
                     &mut self,
                     ctx: #krate::worker::WorkerContext,
-                ) -> ::core::result::Result<(), #private::ractor::ActorProcessingErr> {
+                ) -> ::core::result::Result<(), Self::Error> {
                     #init_body
                 }
 
@@ -912,7 +966,7 @@ impl Parts<'_> {
                 async fn on_restart(
                     &mut self,
                     ctx: #krate::worker::WorkerContext,
-                ) -> ::core::result::Result<(), #private::ractor::ActorProcessingErr> {
+                ) -> ::core::result::Result<(), Self::Error> {
                     #restart_body
                 }
             }

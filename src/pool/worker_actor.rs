@@ -17,7 +17,7 @@ use tracing::Instrument;
 
 use super::shared::{Envelope, Incarnation, Shared, Slot, WorkerMsg};
 use super::TaskError;
-use crate::worker::{Worker, WorkerContext};
+use crate::worker::{start_failed, Worker, WorkerContext};
 
 pub(crate) type Factory<W> = Arc<dyn Fn(usize) -> W + Send + Sync>;
 
@@ -60,9 +60,9 @@ impl<W: Worker> Actor for WorkerActor<W> {
             generation: args.generation,
         };
         let mut worker = (args.factory)(ctx.index);
-        worker.init(ctx).await?;
+        worker.init(ctx).await.map_err(start_failed)?;
         if ctx.generation > 1 {
-            worker.on_restart(ctx).await?;
+            worker.on_restart(ctx).await.map_err(start_failed)?;
         }
         let inc = Arc::new(Incarnation::new(myself));
         args.shared.seat(&args.slot, inc.clone());

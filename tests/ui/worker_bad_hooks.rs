@@ -22,4 +22,24 @@ impl Db {
     }
 }
 
+#[derive(Clone)]
+struct Cache;
+
+#[ractor_otp::worker]
+impl Cache {
+    #[init]
+    async fn warm_up(&mut self) -> Result<u32, String> {
+        Ok(0)
+    }
+
+    #[on_restart]
+    async fn _reload(&mut self) -> Result<(), String> {
+        Ok(())
+    }
+
+    pub async fn reload(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
 fn main() {}
