@@ -38,6 +38,7 @@ mod record;
 mod runner;
 mod sqlite;
 mod store;
+mod transition;
 
 use std::sync::Arc;
 

@@ -44,8 +44,10 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{AsyncMessage, NoTls, Row, Socket};
 
 use crate::jobs::store::{
-    check_group, child_outcome, initial_state, lost_run_error, put_back_state, shown_state,
     ClaimRequest, ClaimedJob, Enqueued, Finish, GroupIds, GroupPolicy, Lease, NewGroup, Store,
+};
+use crate::jobs::transition::{
+    self, Action, AfterFailure, Candidate, ClaimStep, Collector, GroupStep,
 };
 use crate::jobs::{
     AttemptError, ChildOutcome, JobId, JobRecord, JobState, ListFilter, NewJob, Resource,
@@ -620,8 +622,7 @@ async fn insert_job(
     waiting_for: Option<(u32, GroupPolicy)>,
 ) -> Result<Enqueued, StoreError> {
     let o = &job.options;
-    let run_at = o.not_before.map_or(now, |t| t.max(now));
-    let (state, pending, policy) = initial_state(run_at, now, waiting_for);
+    let start = transition::initial(job, now, waiting_for);
     let row = tx
         .query_opt(
             "INSERT INTO otp_jobs (queue, name, version, payload, state, priority, run_at,
@@ -636,9 +637,9 @@ async fn insert_job(
                 &job.name,
                 &i64::from(job.version),
                 &job.payload,
-                &state.as_str(),
+                &start.state.as_str(),
                 &i64::from(o.priority),
-                &run_at.as_millis(),
+                &start.run_at.as_millis(),
                 &i64::from(o.max_attempts),
                 &ms(o.backoff.base),
                 &o.backoff.factor,
@@ -648,8 +649,8 @@ async fn insert_job(
                 &o.resource.as_ref().map(|r| i64::from(r.capacity)),
                 &o.idempotency_key,
                 &parent.map(|p| p.0),
-                &i64::from(pending),
-                &policy,
+                &i64::from(start.pending),
+                &start.policy.map(transition::policy_name),
                 &now.as_millis(),
             ],
         )
@@ -691,7 +692,7 @@ async fn enqueue_group_tx(
     group: &NewGroup,
     now: Timestamp,
 ) -> Result<GroupIds, StoreError> {
-    let n = check_group(group)?;
+    let n = transition::check_group(group)?;
     let collector = insert_job(tx, &group.collector, now, None, Some((n, group.policy))).await?;
     if collector.duplicate {
         let rows = tx
@@ -803,23 +804,28 @@ async fn claim_tx(
         let key: Option<String> = c.try_get(4)?;
         let capacity: Option<i64> = c.try_get(5)?;
         order.insert(id, rank);
-        if state != "executing" && key.is_none() {
-            plain.push(id);
-            taken += 1;
-            continue;
-        }
         let owner: Option<String> = c.try_get(6)?;
-        let expired_at: Option<i64> = c.try_get(7)?;
-        let lost_run = (state == "executing").then(|| lost_run_error(owner.as_deref(), expired_at));
-        if let Some(error) = &lost_run {
-            // The lost run counts as an attempt; with none left, it goes to the dead letter
-            // state instead (no resource needed for that).
-            if attempt >= max_attempts {
-                push_error(tx, id, attempt, now, error).await?;
-                discard(tx, id, error, now).await?;
+        let step = transition::claim_step(&Candidate {
+            state: JobState::from_column(&state, id)?,
+            attempt: u32_of(attempt, "an attempt")?,
+            max_attempts: u32_of(max_attempts, "max_attempts")?,
+            lease_owner: owner.as_deref(),
+            lease_expires_at: c.try_get(7)?,
+        });
+        let lost_run = match step {
+            ClaimStep::Claim if key.is_none() => {
+                plain.push(id);
+                taken += 1;
                 continue;
             }
-        }
+            ClaimStep::Claim => None,
+            ClaimStep::ClaimAfterLostRun { error } => Some(error),
+            ClaimStep::Discard { error } => {
+                push_error(tx, id, attempt, now, &error).await?;
+                discard(tx, id, &error, now).await?;
+                continue;
+            }
+        };
         if let (Some(key), Some(capacity)) = (&key, capacity) {
             // Serializes counting this key's holders with claims in other transactions; a
             // key another claim is counting right now is left for the next look.
@@ -917,11 +923,12 @@ async fn children_of(tx: &Tx<'_>, parent: i64) -> Result<Vec<ChildOutcome>, Stor
         .await?;
     rows.iter()
         .map(|r| {
+            let id: i64 = r.try_get(0)?;
             let state: String = r.try_get(2)?;
-            Ok(child_outcome(
-                JobId(r.try_get(0)?),
+            Ok(transition::child_outcome(
+                JobId(id),
                 r.try_get(1)?,
-                &state,
+                JobState::from_column(&state, id)?,
                 r.try_get(3)?,
                 r.try_get(4)?,
             ))
@@ -985,7 +992,7 @@ async fn count_child(
     ok: bool,
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    let (Some(parent), false) = (parent, counted) else {
+    let Some(parent) = transition::counts_toward(parent, counted) else {
         return Ok(());
     };
     tx.execute("UPDATE otp_jobs SET counted = TRUE WHERE id = $1", &[&id])
@@ -1001,29 +1008,32 @@ async fn count_child(
         return Ok(());
     };
     let state: String = collector.try_get(0)?;
-    let pending: i64 = collector.try_get(1)?;
     let policy: Option<String> = collector.try_get(2)?;
-    if state != "waiting" {
-        return Ok(());
-    }
-    let now_ms = now.as_millis();
-    if !ok && policy.as_deref() == Some("fail_fast") {
-        tx.execute(
-            "UPDATE otp_jobs SET state = 'available', run_at = $1, pending_children = 0 WHERE id = $2",
-            &[&now_ms, &parent],
-        )
-        .await?;
-        tx.wake = true;
-        return cancel_children(tx, parent, now).await;
-    }
-    let pending = (pending - 1).max(0);
-    let state = if pending == 0 { "available" } else { "waiting" };
-    tx.wake |= pending == 0;
+    let collector = Collector {
+        state: JobState::from_column(&state, parent)?,
+        pending: u32_of(collector.try_get(1)?, "pending_children")?,
+        policy: transition::parse_policy(policy.as_deref()),
+    };
+    let step = transition::after_child(collector, ok);
+    let (state, pending) = match step {
+        GroupStep::Unchanged => return Ok(()),
+        GroupStep::Waiting { pending } => (JobState::Waiting, pending),
+        GroupStep::Ready | GroupStep::ReadyCancelSiblings => (JobState::Available, 0),
+    };
+    tx.wake |= state == JobState::Available;
     tx.execute(
         "UPDATE otp_jobs SET pending_children = $1, state = $2, run_at = $3 WHERE id = $4",
-        &[&pending, &state, &now_ms, &parent],
+        &[
+            &i64::from(pending),
+            &state.as_str(),
+            &now.as_millis(),
+            &parent,
+        ],
     )
     .await?;
+    if step == GroupStep::ReadyCancelSiblings {
+        cancel_children(tx, parent, now).await?;
+    }
     Ok(())
 }
 
@@ -1063,10 +1073,8 @@ async fn held(tx: &Tx<'_>, lease: Lease) -> Result<Held, StoreError> {
         .await?
         .ok_or(StoreError::NotFound(lease.id))?;
     let state: String = row.try_get(0)?;
-    let token: i64 = row.try_get(1)?;
-    if state != "executing" || token != lease.token {
-        return Err(StoreError::LeaseLost(lease.id));
-    }
+    let found = (JobState::from_column(&state, lease.id.0)?, row.try_get(1)?);
+    transition::check_lease(lease, Some(found))?;
     Ok(Held {
         attempt: row.try_get(2)?,
         max_attempts: row.try_get(3)?,
@@ -1116,18 +1124,21 @@ async fn finish_tx(
         Finish::Failed { error, retry } => {
             let job = held(tx, lease).await?;
             push_error(tx, id, job.attempt, now, error).await?;
-            if *retry && job.attempt < job.max_attempts {
-                let failed = u32_of(job.attempt, "an attempt")?;
-                let run_at = now.after(job.backoff.delay_after(failed));
-                tx.execute(
-                    "UPDATE otp_jobs SET state = 'retryable', run_at = $1, lease_owner = NULL,
-                        lease_expires_at = NULL WHERE id = $2",
-                    &[&run_at.as_millis(), &id],
-                )
-                .await?;
-                tx.wake = true;
-            } else {
-                discard(tx, id, error, now).await?;
+            let (attempt, max_attempts) = (
+                u32_of(job.attempt, "an attempt")?,
+                u32_of(job.max_attempts, "max_attempts")?,
+            );
+            match transition::after_failure(attempt, max_attempts, &job.backoff, *retry, now) {
+                AfterFailure::Retry { at } => {
+                    tx.execute(
+                        "UPDATE otp_jobs SET state = 'retryable', run_at = $1, lease_owner = NULL,
+                            lease_expires_at = NULL WHERE id = $2",
+                        &[&at.as_millis(), &id],
+                    )
+                    .await?;
+                    tx.wake = true;
+                }
+                AfterFailure::Discard => discard(tx, id, error, now).await?,
             }
         }
         Finish::Snoozed { until } => {
@@ -1154,14 +1165,11 @@ async fn put_back(
     until: Timestamp,
     now: Timestamp,
 ) -> Result<(), StoreError> {
+    let (state, run_at) = transition::put_back(until, now);
     tx.execute(
         "UPDATE otp_jobs SET state = $1, run_at = $2, attempt = GREATEST(attempt - 1, 0),
             lease_owner = NULL, lease_expires_at = NULL WHERE id = $3",
-        &[
-            &put_back_state(until, now).as_str(),
-            &until.max(now).as_millis(),
-            &id,
-        ],
+        &[&state.as_str(), &run_at.as_millis(), &id],
     )
     .await?;
     tx.wake = true;
@@ -1204,7 +1212,7 @@ async fn state_of(tx: &Tx<'_>, id: JobId) -> Result<JobState, StoreError> {
         .await?
         .ok_or(StoreError::NotFound(id))?;
     let state: String = row.try_get(0)?;
-    JobState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("{id} has state `{state}`")))
+    JobState::from_column(&state, id.0)
 }
 
 async fn complete_parked_tx(
@@ -1213,14 +1221,7 @@ async fn complete_parked_tx(
     result: &str,
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    let state = state_of(tx, id).await?;
-    if state != JobState::Parked {
-        return Err(StoreError::InvalidState {
-            id,
-            state,
-            action: "complete (only parked jobs are completed from outside)",
-        });
-    }
+    transition::check_action(Action::CompleteParked, id, state_of(tx, id).await?)?;
     tx.execute(
         "UPDATE otp_jobs SET state = 'completed', result = $1, finished_at = $2 WHERE id = $3",
         &[&result, &now.as_millis(), &id.0],
@@ -1230,14 +1231,7 @@ async fn complete_parked_tx(
 }
 
 async fn release_tx(tx: &mut Tx<'_>, id: JobId, now: Timestamp) -> Result<(), StoreError> {
-    let state = state_of(tx, id).await?;
-    if state != JobState::Parked {
-        return Err(StoreError::InvalidState {
-            id,
-            state,
-            action: "release (only parked jobs are released)",
-        });
-    }
+    transition::check_action(Action::Release, id, state_of(tx, id).await?)?;
     tx.execute(
         "UPDATE otp_jobs SET state = 'available', run_at = $1 WHERE id = $2",
         &[&now.as_millis(), &id.0],
@@ -1248,14 +1242,7 @@ async fn release_tx(tx: &mut Tx<'_>, id: JobId, now: Timestamp) -> Result<(), St
 }
 
 async fn cancel_tx(tx: &mut Tx<'_>, id: JobId, now: Timestamp) -> Result<(), StoreError> {
-    let state = state_of(tx, id).await?;
-    if state.is_final() {
-        return Err(StoreError::InvalidState {
-            id,
-            state,
-            action: "cancel",
-        });
-    }
+    transition::check_action(Action::Cancel, id, state_of(tx, id).await?)?;
     tx.execute(
         "UPDATE otp_jobs SET state = 'cancelled', finished_at = $1, lease_owner = NULL,
             lease_expires_at = NULL WHERE id = $2",
@@ -1267,36 +1254,31 @@ async fn cancel_tx(tx: &mut Tx<'_>, id: JobId, now: Timestamp) -> Result<(), Sto
 }
 
 async fn retry_tx(tx: &mut Tx<'_>, id: JobId, now: Timestamp) -> Result<(), StoreError> {
-    let state = state_of(tx, id).await?;
-    if !matches!(
-        state,
-        JobState::Retryable | JobState::Discarded | JobState::Cancelled
-    ) {
-        return Err(StoreError::InvalidState {
-            id,
-            state,
-            action: "retry (only retryable, discarded or cancelled jobs are retried)",
-        });
-    }
-    // A fan-in child already counted by a collector that still waits is uncounted again.
+    transition::check_action(Action::Retry, id, state_of(tx, id).await?)?;
     let row = tx
         .query_one(
-            "SELECT parent_id, counted FROM otp_jobs WHERE id = $1",
+            "SELECT parent_id, counted, attempt, max_attempts FROM otp_jobs WHERE id = $1",
             &[&id.0],
         )
         .await?;
-    if let (Some(parent), true) = (
-        row.try_get::<_, Option<i64>>(0)?,
-        row.try_get::<_, bool>(1)?,
-    ) {
-        let waiting = tx
-            .execute(
-                "UPDATE otp_jobs SET pending_children = pending_children + 1
-                 WHERE id = $1 AND state = 'waiting'",
+    if let Some(parent) = row.try_get::<_, Option<i64>>(0)? {
+        // Locked: children finishing in other transactions count one after the other.
+        let collector = tx
+            .query_opt(
+                "SELECT state FROM otp_jobs WHERE id = $1 FOR UPDATE",
                 &[&parent],
             )
             .await?;
-        if waiting == 1 {
+        let collector = match collector {
+            Some(c) => Some(JobState::from_column(&c.try_get::<_, String>(0)?, parent)?),
+            None => None,
+        };
+        if transition::retried_child_uncounts(row.try_get(1)?, collector) {
+            tx.execute(
+                "UPDATE otp_jobs SET pending_children = pending_children + 1 WHERE id = $1",
+                &[&parent],
+            )
+            .await?;
             tx.execute(
                 "UPDATE otp_jobs SET counted = FALSE WHERE id = $1",
                 &[&id.0],
@@ -1304,10 +1286,14 @@ async fn retry_tx(tx: &mut Tx<'_>, id: JobId, now: Timestamp) -> Result<(), Stor
             .await?;
         }
     }
+    let attempts = transition::attempts_after_retry(
+        u32_of(row.try_get(2)?, "an attempt")?,
+        u32_of(row.try_get(3)?, "max_attempts")?,
+    );
     tx.execute(
         "UPDATE otp_jobs SET state = 'available', run_at = $1, finished_at = NULL,
-            max_attempts = GREATEST(max_attempts, attempt + 1) WHERE id = $2",
-        &[&now.as_millis(), &id.0],
+            max_attempts = $2 WHERE id = $3",
+        &[&now.as_millis(), &i64::from(attempts), &id.0],
     )
     .await?;
     tx.wake = true;
@@ -1323,8 +1309,7 @@ fn record(row: &Row, now: Timestamp) -> Result<JobRecord, StoreError> {
     let id = JobId(row.try_get(0)?);
     let state: String = row.try_get(5)?;
     let run_at = Timestamp::from_millis(row.try_get(7)?);
-    let state = JobState::parse(&state)
-        .ok_or_else(|| StoreError::Corrupt(format!("{id} has state `{state}`")))?;
+    let state = transition::shown(JobState::from_column(&state, id.0)?, run_at, now);
     let errors: String = row.try_get(19)?;
     let errors = serde_json::from_str(&errors)
         .map_err(|e| StoreError::Corrupt(format!("errors of {id}: {e}")))?;
@@ -1344,7 +1329,7 @@ fn record(row: &Row, now: Timestamp) -> Result<JobRecord, StoreError> {
         name: row.try_get(2)?,
         version: u32_of(row.try_get(3)?, "a version")?,
         payload: row.try_get(4)?,
-        state: shown_state(state, run_at, now),
+        state,
         priority: i32::try_from(priority)
             .map_err(|_| StoreError::Corrupt(format!("{id} has priority {priority}")))?,
         run_at,

@@ -75,6 +75,16 @@ impl JobState {
         JobState::ALL.into_iter().find(|s| s.as_str() == name)
     }
 
+    /// The state a store's `state` column holds for job `id`; an unknown name is corruption.
+    pub(crate) fn from_column(name: &str, id: i64) -> Result<JobState, crate::jobs::StoreError> {
+        JobState::parse(name).ok_or_else(|| {
+            crate::jobs::StoreError::Corrupt(format!(
+                "{} has state `{name}`",
+                crate::jobs::JobId(id)
+            ))
+        })
+    }
+
     /// Completed, discarded and cancelled jobs never change again (but `retry`).
     pub fn is_final(self) -> bool {
         matches!(

@@ -33,8 +33,10 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 use tokio::sync::oneshot;
 
 use crate::jobs::store::{
-    check_group, child_outcome, initial_state, lost_run_error, put_back_state, shown_state,
     ClaimRequest, ClaimedJob, Enqueued, Finish, GroupIds, GroupPolicy, Lease, NewGroup, Store,
+};
+use crate::jobs::transition::{
+    self, Action, AfterFailure, Candidate, ClaimStep, Collector, GroupStep,
 };
 use crate::jobs::{
     AttemptError, ChildOutcome, JobId, JobRecord, JobState, ListFilter, NewJob, Resource,
@@ -438,8 +440,7 @@ fn insert_job(
             });
         }
     }
-    let run_at = o.not_before.map_or(now, |t| t.max(now));
-    let (state, pending, policy) = initial_state(run_at, now, waiting_for);
+    let start = transition::initial(job, now, waiting_for);
     conn.prepare_cached(
         "INSERT INTO otp_jobs (queue, name, version, payload, state, priority, run_at,
             max_attempts, backoff_base_ms, backoff_factor, backoff_max_ms, timeout_ms,
@@ -452,9 +453,9 @@ fn insert_job(
         job.name,
         job.version,
         job.payload,
-        state.as_str(),
+        start.state.as_str(),
         o.priority,
-        run_at.as_millis(),
+        start.run_at.as_millis(),
         o.max_attempts,
         ms(o.backoff.base),
         o.backoff.factor,
@@ -464,8 +465,8 @@ fn insert_job(
         o.resource.as_ref().map(|r| r.capacity),
         o.idempotency_key,
         parent.map(|p| p.0),
-        pending,
-        policy,
+        start.pending,
+        start.policy.map(transition::policy_name),
         now.as_millis(),
     ])?;
     Ok(Enqueued {
@@ -489,7 +490,7 @@ fn enqueue_group_tx(
     group: &NewGroup,
     now: Timestamp,
 ) -> Result<GroupIds, StoreError> {
-    let n = check_group(group)?;
+    let n = transition::check_group(group)?;
     let collector = insert_job(conn, &group.collector, now, None, Some((n, group.policy)))?;
     if collector.duplicate {
         let mut stmt =
@@ -513,8 +514,8 @@ fn enqueue_group_tx(
     })
 }
 
-/// A due candidate for a claim.
-struct Candidate {
+/// A due candidate for a claim, as read.
+struct Found {
     id: i64,
     state: String,
     attempt: u32,
@@ -579,7 +580,7 @@ fn claim_tx(
         let rows = stmt.query_map(params_from_iter(args.iter()), |r| {
             let key: Option<String> = r.get(4)?;
             let capacity: Option<u32> = r.get(5)?;
-            Ok(Candidate {
+            Ok(Found {
                 id: r.get(0)?,
                 state: r.get(1)?,
                 attempt: r.get(2)?,
@@ -602,17 +603,22 @@ fn claim_tx(
         if claimed.len() as u32 >= request.limit {
             break;
         }
-        let lost_run = (c.state == "executing")
-            .then(|| lost_run_error(c.lease_owner.as_deref(), c.lease_expires_at));
-        if let Some(error) = &lost_run {
-            // The lost run counts as an attempt; with none left, it goes to the dead letter
-            // state instead (no resource needed for that).
-            if c.attempt >= c.max_attempts {
-                push_error(conn, c.id, c.attempt, now, error)?;
-                discard(conn, c.id, error, now)?;
+        let step = transition::claim_step(&Candidate {
+            state: JobState::from_column(&c.state, c.id)?,
+            attempt: c.attempt,
+            max_attempts: c.max_attempts,
+            lease_owner: c.lease_owner.as_deref(),
+            lease_expires_at: c.lease_expires_at,
+        });
+        let lost_run = match step {
+            ClaimStep::Claim => None,
+            ClaimStep::ClaimAfterLostRun { error } => Some(error),
+            ClaimStep::Discard { error } => {
+                push_error(conn, c.id, c.attempt, now, &error)?;
+                discard(conn, c.id, &error, now)?;
                 continue;
             }
-        }
+        };
         if let Some((key, capacity)) = &c.resource {
             let holders: u32 = conn
                 .prepare_cached(
@@ -699,7 +705,14 @@ fn children_of(conn: &Connection, parent: i64) -> Result<Vec<ChildOutcome>, Stor
     let mut out = Vec::new();
     for row in rows {
         let (id, name, state, result, error) = row?;
-        out.push(child_outcome(JobId(id), name, &state, result, error));
+        let state = JobState::from_column(&state, id)?;
+        out.push(transition::child_outcome(
+            JobId(id),
+            name,
+            state,
+            result,
+            error,
+        ));
     }
     Ok(out)
 }
@@ -745,7 +758,8 @@ fn child_done(conn: &Connection, id: i64, ok: bool, now: Timestamp) -> Result<()
         .prepare_cached("SELECT parent_id, counted FROM otp_jobs WHERE id = ?")?
         .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    let Some((Some(parent), false)) = row else {
+    let Some(parent) = row.and_then(|(parent, counted)| transition::counts_toward(parent, counted))
+    else {
         return Ok(());
     };
     conn.prepare_cached("UPDATE otp_jobs SET counted = 1 WHERE id = ?")?
@@ -757,23 +771,24 @@ fn child_done(conn: &Connection, id: i64, ok: bool, now: Timestamp) -> Result<()
     let Some((state, pending, policy)) = collector else {
         return Ok(());
     };
-    if state != "waiting" {
-        return Ok(());
-    }
-    if !ok && policy.as_deref() == Some("fail_fast") {
-        conn.prepare_cached(
-            "UPDATE otp_jobs SET state = 'available', run_at = ?, pending_children = 0 WHERE id = ?",
-        )?
-        .execute(params![now.as_millis(), parent])?;
-        cancel_children(conn, parent, now)?;
-        return Ok(());
-    }
-    let pending = pending.saturating_sub(1);
-    let state = if pending == 0 { "available" } else { "waiting" };
+    let collector = Collector {
+        state: JobState::from_column(&state, parent)?,
+        pending,
+        policy: transition::parse_policy(policy.as_deref()),
+    };
+    let step = transition::after_child(collector, ok);
+    let (state, pending) = match step {
+        GroupStep::Unchanged => return Ok(()),
+        GroupStep::Waiting { pending } => (JobState::Waiting, pending),
+        GroupStep::Ready | GroupStep::ReadyCancelSiblings => (JobState::Available, 0),
+    };
     conn.prepare_cached(
         "UPDATE otp_jobs SET pending_children = ?, state = ?, run_at = ? WHERE id = ?",
     )?
-    .execute(params![pending, state, now.as_millis(), parent])?;
+    .execute(params![pending, state.as_str(), now.as_millis(), parent])?;
+    if step == GroupStep::ReadyCancelSiblings {
+        cancel_children(conn, parent, now)?;
+    }
     Ok(())
 }
 
@@ -827,21 +842,23 @@ fn held(conn: &Connection, lease: Lease) -> Result<Held, StoreError> {
             ))
         })
         .optional()?;
-    match row {
-        None => Err(StoreError::NotFound(lease.id)),
-        Some((state, token, ..)) if state != "executing" || token != lease.token => {
-            Err(StoreError::LeaseLost(lease.id))
-        }
-        Some((_, _, attempt, max_attempts, base, factor, max)) => Ok(Held {
-            attempt,
-            max_attempts,
-            backoff: RetryBackoff {
-                base: Duration::from_millis(base.max(0) as u64),
-                factor,
-                max: Duration::from_millis(max.max(0) as u64),
-            },
-        }),
-    }
+    let found = match &row {
+        Some((state, token, ..)) => Some((JobState::from_column(state, lease.id.0)?, *token)),
+        None => None,
+    };
+    transition::check_lease(lease, found)?;
+    let Some((_, _, attempt, max_attempts, base, factor, max)) = row else {
+        return Err(StoreError::NotFound(lease.id));
+    };
+    Ok(Held {
+        attempt,
+        max_attempts,
+        backoff: RetryBackoff {
+            base: Duration::from_millis(base.max(0) as u64),
+            factor,
+            max: Duration::from_millis(max.max(0) as u64),
+        },
+    })
 }
 
 fn finish_tx(
@@ -872,15 +889,21 @@ fn finish_tx(
         }
         Finish::Failed { error, retry } => {
             push_error(conn, id, job.attempt, now, error)?;
-            if *retry && job.attempt < job.max_attempts {
-                let run_at = now.after(job.backoff.delay_after(job.attempt));
-                conn.prepare_cached(
-                    "UPDATE otp_jobs SET state = 'retryable', run_at = ?, lease_owner = NULL,
-                        lease_expires_at = NULL WHERE id = ?",
-                )?
-                .execute(params![run_at.as_millis(), id])?;
-            } else {
-                discard(conn, id, error, now)?;
+            match transition::after_failure(
+                job.attempt,
+                job.max_attempts,
+                &job.backoff,
+                *retry,
+                now,
+            ) {
+                AfterFailure::Retry { at } => {
+                    conn.prepare_cached(
+                        "UPDATE otp_jobs SET state = 'retryable', run_at = ?, lease_owner = NULL,
+                            lease_expires_at = NULL WHERE id = ?",
+                    )?
+                    .execute(params![at.as_millis(), id])?;
+                }
+                AfterFailure::Discard => discard(conn, id, error, now)?,
             }
         }
         Finish::Snoozed { until } => put_back(conn, id, *until, now)?,
@@ -902,12 +925,12 @@ fn put_back(
     until: Timestamp,
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    let state = put_back_state(until, now).as_str();
+    let (state, run_at) = transition::put_back(until, now);
     conn.prepare_cached(
         "UPDATE otp_jobs SET state = ?, run_at = ?, attempt = MAX(attempt - 1, 0),
             lease_owner = NULL, lease_expires_at = NULL WHERE id = ?",
     )?
-    .execute(params![state, until.max(now).as_millis(), id])?;
+    .execute(params![state.as_str(), run_at.as_millis(), id])?;
     Ok(())
 }
 
@@ -934,7 +957,7 @@ fn state_of(conn: &Connection, id: JobId) -> Result<JobState, StoreError> {
         .query_row([id.0], |r| r.get(0))
         .optional()?;
     let state = state.ok_or(StoreError::NotFound(id))?;
-    JobState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("{id} has state `{state}`")))
+    JobState::from_column(&state, id.0)
 }
 
 fn complete_parked_tx(
@@ -943,14 +966,7 @@ fn complete_parked_tx(
     result: &str,
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    let state = state_of(conn, id)?;
-    if state != JobState::Parked {
-        return Err(StoreError::InvalidState {
-            id,
-            state,
-            action: "complete (only parked jobs are completed from outside)",
-        });
-    }
+    transition::check_action(Action::CompleteParked, id, state_of(conn, id)?)?;
     conn.prepare_cached(
         "UPDATE otp_jobs SET state = 'completed', result = ?, finished_at = ? WHERE id = ?",
     )?
@@ -959,28 +975,14 @@ fn complete_parked_tx(
 }
 
 fn release_tx(conn: &Connection, id: JobId, now: Timestamp) -> Result<(), StoreError> {
-    let state = state_of(conn, id)?;
-    if state != JobState::Parked {
-        return Err(StoreError::InvalidState {
-            id,
-            state,
-            action: "release (only parked jobs are released)",
-        });
-    }
+    transition::check_action(Action::Release, id, state_of(conn, id)?)?;
     conn.prepare_cached("UPDATE otp_jobs SET state = 'available', run_at = ? WHERE id = ?")?
         .execute(params![now.as_millis(), id.0])?;
     Ok(())
 }
 
 fn cancel_tx(conn: &Connection, id: JobId, now: Timestamp) -> Result<(), StoreError> {
-    let state = state_of(conn, id)?;
-    if state.is_final() {
-        return Err(StoreError::InvalidState {
-            id,
-            state,
-            action: "cancel",
-        });
-    }
+    transition::check_action(Action::Cancel, id, state_of(conn, id)?)?;
     conn.prepare_cached(
         "UPDATE otp_jobs SET state = 'cancelled', finished_at = ?, lease_owner = NULL,
             lease_expires_at = NULL WHERE id = ?",
@@ -991,38 +993,38 @@ fn cancel_tx(conn: &Connection, id: JobId, now: Timestamp) -> Result<(), StoreEr
 }
 
 fn retry_tx(conn: &Connection, id: JobId, now: Timestamp) -> Result<(), StoreError> {
-    let state = state_of(conn, id)?;
-    if !matches!(
-        state,
-        JobState::Retryable | JobState::Discarded | JobState::Cancelled
-    ) {
-        return Err(StoreError::InvalidState {
-            id,
-            state,
-            action: "retry (only retryable, discarded or cancelled jobs are retried)",
-        });
-    }
-    // A fan-in child already counted by a collector that still waits is uncounted again.
-    let (parent, counted): (Option<i64>, bool) = conn
-        .prepare_cached("SELECT parent_id, counted FROM otp_jobs WHERE id = ?")?
-        .query_row([id.0], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    if let (Some(parent), true) = (parent, counted) {
-        let waiting = conn
-            .prepare_cached(
-                "UPDATE otp_jobs SET pending_children = pending_children + 1
-                 WHERE id = ? AND state = 'waiting'",
+    transition::check_action(Action::Retry, id, state_of(conn, id)?)?;
+    let (parent, counted, attempt, max_attempts): (Option<i64>, bool, u32, u32) = conn
+        .prepare_cached(
+            "SELECT parent_id, counted, attempt, max_attempts FROM otp_jobs WHERE id = ?",
+        )?
+        .query_row([id.0], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+    if let Some(parent) = parent {
+        let collector: Option<String> = conn
+            .prepare_cached("SELECT state FROM otp_jobs WHERE id = ?")?
+            .query_row([parent], |r| r.get(0))
+            .optional()?;
+        let collector = collector
+            .map(|state| JobState::from_column(&state, parent))
+            .transpose()?;
+        if transition::retried_child_uncounts(counted, collector) {
+            conn.prepare_cached(
+                "UPDATE otp_jobs SET pending_children = pending_children + 1 WHERE id = ?",
             )?
             .execute([parent])?;
-        if waiting == 1 {
             conn.prepare_cached("UPDATE otp_jobs SET counted = 0 WHERE id = ?")?
                 .execute([id.0])?;
         }
     }
     conn.prepare_cached(
         "UPDATE otp_jobs SET state = 'available', run_at = ?, finished_at = NULL,
-            max_attempts = MAX(max_attempts, attempt + 1) WHERE id = ?",
+            max_attempts = ? WHERE id = ?",
     )?
-    .execute(params![now.as_millis(), id.0])?;
+    .execute(params![
+        now.as_millis(),
+        transition::attempts_after_retry(attempt, max_attempts),
+        id.0
+    ])?;
     Ok(())
 }
 
@@ -1034,12 +1036,10 @@ fn record(row: &Row<'_>, now: Timestamp) -> rusqlite::Result<Result<JobRecord, S
     let id = JobId(row.get(0)?);
     let state: String = row.get(5)?;
     let run_at = Timestamp::from_millis(row.get(7)?);
-    let Some(state) = JobState::parse(&state) else {
-        return Ok(Err(StoreError::Corrupt(format!(
-            "{id} has state `{state}`"
-        ))));
+    let state = match JobState::from_column(&state, id.0) {
+        Ok(state) => transition::shown(state, run_at, now),
+        Err(e) => return Ok(Err(e)),
     };
-    let state = shown_state(state, run_at, now);
     let errors: String = row.get(19)?;
     let errors = match serde_json::from_str(&errors) {
         Ok(errors) => errors,

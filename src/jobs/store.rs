@@ -1,7 +1,11 @@
 //! The store contract: every state change of a job is one call here, atomic and durable when
 //! it returns. [`SqliteStore`](crate::jobs::SqliteStore) implements it (on a file, or in
-//! memory for tests); other backends implement the same trait and pass the same test suite.
+//! memory for tests) and `PostgresStore` too; both pass the same test suite.
 //!
+//! The state machine itself (what a failure, a lost lease, a child's end or an outside action
+//! does to a job) is decided once, in pure functions both stores call inside their
+//! transactions. A store owns only its storage: its schema and SQL, how it makes each call one
+//! transaction, how rows are locked against concurrent claims, and how it wakes runners.
 //! Time is always passed in (`now`): stores never read a clock, so tests drive them exactly.
 //!
 //! Leases and fencing: [`claim`](Store::claim) moves due jobs to `executing` under a lease
@@ -241,94 +245,4 @@ pub trait Store: Send + Sync + 'static {
     fn wakeups(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
         None
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Decisions every SQL backend makes the same way (kept here so the backends cannot drift).
-// ---------------------------------------------------------------------------------------------
-
-/// The state a job is shown in: a scheduled job whose time has come reads as available.
-pub(crate) fn shown_state(state: JobState, run_at: Timestamp, now: Timestamp) -> JobState {
-    if state == JobState::Scheduled && run_at <= now {
-        JobState::Available
-    } else {
-        state
-    }
-}
-
-/// The state a job is put back in when it becomes claimable again at `until`.
-pub(crate) fn put_back_state(until: Timestamp, now: Timestamp) -> JobState {
-    if until > now {
-        JobState::Scheduled
-    } else {
-        JobState::Available
-    }
-}
-
-/// The error recorded for a run whose lease expired without a result.
-pub(crate) fn lost_run_error(owner: Option<&str>, expired_at: Option<i64>) -> String {
-    format!(
-        "lease of `{}` expired at {} without a result (the runner died or stalled)",
-        owner.unwrap_or("?"),
-        expired_at.unwrap_or(0)
-    )
-}
-
-/// How a child of a fan-in ended, from its stored state, result and last error.
-pub(crate) fn child_outcome(
-    id: JobId,
-    name: String,
-    state: &str,
-    result: Option<String>,
-    error: Option<String>,
-) -> ChildOutcome {
-    let result = match (state, result) {
-        ("completed", Some(result)) => Ok(result),
-        ("completed", None) => Ok("null".to_owned()),
-        ("discarded", _) => Err(crate::jobs::ChildFailure::Discarded(
-            error.unwrap_or_default(),
-        )),
-        // Cancelled, or not finished (a fail-fast group ran its collector early): reported
-        // cancelled, which it is about to be.
-        _ => Err(crate::jobs::ChildFailure::Cancelled),
-    };
-    ChildOutcome { id, name, result }
-}
-
-/// The `group_policy` column's value.
-pub(crate) fn policy_name(policy: GroupPolicy) -> &'static str {
-    match policy {
-        GroupPolicy::Partial => "partial",
-        GroupPolicy::FailFast => "fail_fast",
-    }
-}
-
-/// How a new job starts: its state, the children it waits for, and its group policy.
-pub(crate) fn initial_state(
-    run_at: Timestamp,
-    now: Timestamp,
-    waiting_for: Option<(u32, GroupPolicy)>,
-) -> (JobState, u32, Option<&'static str>) {
-    match waiting_for {
-        Some((n, policy)) if n > 0 => (JobState::Waiting, n, Some(policy_name(policy))),
-        Some((_, policy)) => (JobState::Available, 0, Some(policy_name(policy))),
-        None if run_at > now => (JobState::Scheduled, 0, None),
-        None => (JobState::Available, 0, None),
-    }
-}
-
-/// Fan-out children cannot carry idempotency keys (the collector's key covers the group).
-pub(crate) fn check_group(group: &NewGroup) -> Result<u32, StoreError> {
-    if let Some(child) = group
-        .children
-        .iter()
-        .find(|c| c.options.idempotency_key.is_some())
-    {
-        return Err(StoreError::Invalid(format!(
-            "a fan-out child (`{}`) carries an idempotency key; put the key on the collector",
-            child.name
-        )));
-    }
-    u32::try_from(group.children.len())
-        .map_err(|_| StoreError::Invalid("too many children in one group".into()))
 }
