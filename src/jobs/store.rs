@@ -3,9 +3,18 @@
 //! memory for tests) and `PostgresStore` too; both pass the same test suite.
 //!
 //! The state machine itself (what a failure, a lost lease, a child's end or an outside action
-//! does to a job) is decided once, in pure functions both stores call inside their
-//! transactions. A store owns only its storage: its schema and SQL, how it makes each call one
-//! transaction, how rows are locked against concurrent claims, and how it wakes runners.
+//! does to a job) is decided once, in the crate's pure `jobs::transition` functions, which both
+//! stores call inside their transactions. A store in this crate (as River keeps one driver per
+//! database) writes only its storage:
+//!
+//! * its schema, and each method below as one transaction of its SQL;
+//! * how rows are locked against concurrent claims (SQLite: one writer; PostgreSQL:
+//!   `FOR UPDATE SKIP LOCKED` and an advisory lock per resource key);
+//! * durability and batching (SQLite's journal thread and group commit), and
+//!   [`wakeups`](Store::wakeups) when other processes share the store (PostgreSQL's
+//!   `LISTEN/NOTIFY`);
+//!
+//! and it passes the store suite (`tests/jobs_store.rs`) unchanged.
 //! Time is always passed in (`now`): stores never read a clock, so tests drive them exactly.
 //!
 //! Leases and fencing: [`claim`](Store::claim) moves due jobs to `executing` under a lease
