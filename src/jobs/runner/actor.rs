@@ -1,0 +1,231 @@
+//! The runner's actor: its messages, its state, and the loop that wires them to the roles
+//! (claim, execute, lease, drain). [`RunnerState::forget`] is the one way a run leaves the
+//! runner, whatever ended it.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use tokio::sync::watch;
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+
+use super::builder::RunnerBuilder;
+use super::drain::Drain;
+use super::execute::Verdict;
+use super::pace::pace;
+use super::{Counters, ShutdownReport};
+use crate::jobs::breaker::CircuitBreaker;
+use crate::jobs::{ClaimedJob, JobId, Jobs, StoreError, Timestamp};
+
+pub(super) struct RunnerActor;
+
+pub(super) struct RunnerArgs {
+    pub(super) config: Arc<RunnerBuilder>,
+    pub(super) stats: Arc<Counters>,
+}
+
+pub(crate) enum RunnerMsg {
+    /// Look at the store (from the pacer).
+    Tick,
+    /// Renew leases, give up on hung runs.
+    Heartbeat,
+    /// A run ended and its result was written (or refused).
+    Finished {
+        id: JobId,
+        token: i64,
+        verdict: Verdict,
+        stored: Result<(), StoreError>,
+    },
+    Shutdown {
+        drain: Duration,
+        reply: RpcReplyPort<ShutdownReport>,
+    },
+    DrainDeadline,
+    /// A claim came back.
+    Claimed {
+        claimed: Vec<ClaimedJob>,
+        probed: Vec<(String, bool)>,
+        full: bool,
+        next_due: Option<Timestamp>,
+    },
+}
+
+#[cfg(feature = "cluster")]
+impl ractor::Message for RunnerMsg {}
+
+/// A job running now.
+pub(super) struct Running {
+    pub(super) token: i64,
+    pub(super) name: String,
+    pub(super) abort: AbortHandle,
+    /// The attempt's timeout instant; past it plus the grace, the run is hung.
+    pub(super) deadline: Instant,
+    pub(super) timeout: Duration,
+}
+
+pub(super) struct RunnerState {
+    pub(super) config: Arc<RunnerBuilder>,
+    pub(super) stats: Arc<Counters>,
+    pub(super) owner: String,
+    pub(super) names: Vec<String>,
+    pub(super) running: HashMap<JobId, Running>,
+    pub(super) breakers: HashMap<String, CircuitBreaker>,
+    pub(super) drain: Option<Drain>,
+    /// A claim is in flight (at most one).
+    pub(super) claiming: bool,
+    /// Slots freed or a wake came during the claim in flight: claim again when it is back.
+    pub(super) claim_again: bool,
+    pub(super) tick_pending: Arc<AtomicBool>,
+    pub(super) deadline: watch::Sender<Instant>,
+    pub(super) timers: Vec<AbortHandle>,
+}
+
+#[cfg_attr(feature = "async-trait", ractor::async_trait)]
+impl Actor for RunnerActor {
+    type Msg = RunnerMsg;
+    type State = RunnerState;
+    type Arguments = RunnerArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<RunnerMsg>,
+        args: RunnerArgs,
+    ) -> Result<RunnerState, ActorProcessingErr> {
+        let config = args.config;
+        let mut names: Vec<String> = config.handlers.keys().cloned().collect();
+        names.sort();
+        let owner = format!(
+            "{}-{}-{:016x}",
+            std::process::id(),
+            myself.get_id(),
+            fastrand::u64(..)
+        );
+        let tick_pending = Arc::new(AtomicBool::new(true));
+        let (deadline, deadline_rx) = watch::channel(Instant::now() + config.poll_interval);
+        let pacer = tokio::spawn(pace(
+            myself.clone(),
+            config.jobs.wake_receiver(),
+            config.jobs.store().wakeups(),
+            deadline_rx,
+            tick_pending.clone(),
+        ));
+        let every = config.heartbeat_every();
+        let heart = myself.clone();
+        let heartbeat = tokio::spawn(async move {
+            let mut interval = tokio::time::interval_at(Instant::now() + every, every);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                interval.tick().await;
+                if heart.cast(RunnerMsg::Heartbeat).is_err() {
+                    return;
+                }
+            }
+        });
+        // The first look at the store.
+        myself.cast(RunnerMsg::Tick)?;
+        let breakers = match config.breaker {
+            Some((threshold, cooldown)) => names
+                .iter()
+                .map(|n| (n.clone(), CircuitBreaker::new(threshold, cooldown)))
+                .collect(),
+            None => HashMap::new(),
+        };
+        tracing::info!(%owner, handlers = ?names, queues = ?config.queues, "job runner started");
+        Ok(RunnerState {
+            config,
+            stats: args.stats,
+            owner,
+            names,
+            running: HashMap::new(),
+            breakers,
+            drain: None,
+            claiming: false,
+            claim_again: false,
+            tick_pending,
+            deadline,
+            timers: vec![pacer.abort_handle(), heartbeat.abort_handle()],
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<RunnerMsg>,
+        msg: RunnerMsg,
+        state: &mut RunnerState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            RunnerMsg::Tick => {
+                state.tick_pending.store(false, Ordering::Release);
+                state.claim(&myself);
+            }
+            RunnerMsg::Claimed {
+                claimed,
+                probed,
+                full,
+                next_due,
+            } => {
+                state
+                    .claimed(&myself, claimed, probed, full, next_due)
+                    .await;
+            }
+            RunnerMsg::Heartbeat => state.heartbeat().await,
+            RunnerMsg::Finished {
+                id,
+                token,
+                verdict,
+                stored,
+            } => {
+                // A run already given up on (hung, lease lost) was counted then.
+                if state.running.get(&id).map(|r| r.token) != Some(token) {
+                    return Ok(());
+                }
+                let name = state.forget(id).map(|r| r.name);
+                state.record(id, name.as_deref(), verdict, stored);
+                if !state.drain_finished(&myself) {
+                    state.claim(&myself);
+                }
+            }
+            RunnerMsg::Shutdown { drain, reply } => state.begin_drain(&myself, drain, reply),
+            RunnerMsg::DrainDeadline => state.drain_deadline(&myself).await,
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<RunnerMsg>,
+        state: &mut RunnerState,
+    ) -> Result<(), ActorProcessingErr> {
+        for timer in &state.timers {
+            timer.abort();
+        }
+        let released = state.give_back_all().await;
+        tracing::info!(owner = %state.owner, released, "job runner stopped");
+        Ok(())
+    }
+}
+
+impl RunnerState {
+    pub(super) fn jobs(&self) -> &Jobs {
+        &self.config.jobs
+    }
+
+    /// Slots free for new claims.
+    pub(super) fn free(&self) -> u32 {
+        self.config
+            .concurrency
+            .saturating_sub(self.running.len() as u32)
+    }
+
+    /// Forgets a running job, however its run ended (finished, hung, lease lost, given back
+    /// at shutdown): its task is cancelled (a no-op once it has ended) and its slot freed.
+    pub(super) fn forget(&mut self, id: JobId) -> Option<Running> {
+        let run = self.running.remove(&id)?;
+        run.abort.abort();
+        self.stats.running.fetch_sub(1, Ordering::Relaxed);
+        Some(run)
+    }
+}
