@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use ractor_otp::jobs::{JobId, JobOptions, JobState, ListFilter, SqliteStore, Store};
+use ractor_otp::jobs::{
+    ClaimRequest, Finish, JobId, JobOptions, JobState, Lease, ListFilter, SqliteStore, Store, Turn,
+};
 use store_suite::{claim, email, email_with, get, ids, t, Guarded, EMAIL, LEASE_MS, SEC};
 
 store_suite!(sqlite_memory, async {
@@ -189,6 +191,59 @@ async fn max_batch_one_commits_every_operation() {
     let operations = after.operations - before.operations;
     assert_eq!(operations, 50);
     assert_eq!(commits, operations, "one commit per operation");
+    drop(store);
+}
+
+/// A runner's turn (finishes, a claim, the next due time) is one commit even with group
+/// commit off: what lets a busy runner pay one commit per job for finishing and claiming.
+#[tokio::test]
+async fn a_turn_is_one_commit() {
+    let dir = TempDir::new();
+    let store = SqliteStore::options()
+        .max_batch(1)
+        .open(dir.db())
+        .await
+        .unwrap();
+    for to in ["a", "b", "c", "d"] {
+        store.enqueue(vec![email(to)], t(0)).await.unwrap();
+    }
+    let running = claim(&store, &[EMAIL], 2, t(0)).await;
+    let before = store.journal_stats();
+    let turn = Turn {
+        finished: running
+            .iter()
+            .map(|c| {
+                let lease = Lease {
+                    id: c.id,
+                    token: c.token,
+                };
+                let done = Finish::Completed {
+                    result: "null".into(),
+                    follow_ups: Vec::new(),
+                    groups: Vec::new(),
+                };
+                (lease, done)
+            })
+            .collect(),
+        claim: Some(ClaimRequest {
+            owner: "runner-1".into(),
+            queues: vec!["default".into()],
+            names: vec![EMAIL.into()],
+            limit: 4,
+            lease: std::time::Duration::from_millis(LEASE_MS as u64),
+        }),
+    };
+    let out = store.finish_and_claim(turn, t(SEC)).await.unwrap();
+    assert!(out.finished.iter().all(Result::is_ok));
+    assert_eq!(ids(&out.claimed.unwrap()).len(), 2);
+    let after = store.journal_stats();
+    assert_eq!(
+        (
+            after.commits - before.commits,
+            after.operations - before.operations
+        ),
+        (1, 1)
+    );
     drop(store);
 }
 

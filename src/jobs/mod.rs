@@ -58,6 +58,7 @@ pub use runner::{Runner, RunnerBuilder, RunnerStats, ShutdownReport};
 pub use sqlite::{Durability, JournalStats, SqliteOptions, SqliteStore};
 pub use store::{
     ClaimRequest, ClaimedJob, Enqueued, Finish, GroupIds, GroupPolicy, Lease, NewGroup, Store,
+    Turn, TurnOutcome,
 };
 
 /// The file [`Jobs::open_default`] uses, in the working directory.

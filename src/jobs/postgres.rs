@@ -45,6 +45,7 @@ use tokio_postgres::{AsyncMessage, NoTls, Row, Socket};
 
 use crate::jobs::store::{
     ClaimRequest, ClaimedJob, Enqueued, Finish, GroupIds, GroupPolicy, Lease, NewGroup, Store,
+    Turn, TurnOutcome,
 };
 use crate::jobs::transition::{
     self, Action, AfterFailure, Candidate, ClaimStep, Collector, GroupStep,
@@ -579,6 +580,15 @@ impl Tx<'_> {
             Conn::Tx(tx) => tx.execute(&tx.prepare_cached(sql).await?, params).await?,
             Conn::Auto(c) => c.execute(&c.prepare_cached(sql).await?, params).await?,
         })
+    }
+
+    /// Runs statements with no parameters (savepoints) in the simple protocol.
+    async fn batch(&self, sql: &str) -> Result<(), StoreError> {
+        match &self.conn {
+            Conn::Tx(tx) => tx.batch_execute(sql).await?,
+            Conn::Auto(c) => c.batch_execute(sql).await?,
+        }
+        Ok(())
     }
 
     /// Commits; returns whether something became claimable.
@@ -1158,6 +1168,95 @@ async fn finish_tx(
     Ok(())
 }
 
+/// A runner's turn in one transaction: plain completions (no follow-ups) in one statement,
+/// fenced per row; every other finish in its own savepoint (a refused one rolls back alone);
+/// then the claim and, if it took fewer than asked, the next due time.
+async fn turn_tx(tx: &mut Tx<'_>, turn: &Turn, now: Timestamp) -> Result<TurnOutcome, StoreError> {
+    let mut finished: Vec<Option<Result<(), StoreError>>> = vec![None; turn.finished.len()];
+    let plain: Vec<(usize, Lease, &String)> = turn
+        .finished
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (lease, finish))| match finish {
+            Finish::Completed {
+                result,
+                follow_ups,
+                groups,
+            } if follow_ups.is_empty() && groups.is_empty() => Some((i, *lease, result)),
+            _ => None,
+        })
+        .collect();
+    if !plain.is_empty() {
+        let ids: Vec<i64> = plain.iter().map(|(_, l, _)| l.id.0).collect();
+        let tokens: Vec<i64> = plain.iter().map(|(_, l, _)| l.token).collect();
+        let results: Vec<&str> = plain.iter().map(|(_, _, r)| r.as_str()).collect();
+        let rows = tx
+            .query(
+                "UPDATE otp_jobs j SET state = 'completed', result = l.result, finished_at = $1,
+                    lease_owner = NULL, lease_expires_at = NULL
+                 FROM unnest($2::BIGINT[], $3::BIGINT[], $4::TEXT[]) AS l(id, token, result)
+                 WHERE j.id = l.id AND j.token = l.token AND j.state = 'executing'
+                 RETURNING j.id, j.parent_id, j.counted",
+                &[&now.as_millis(), &ids, &tokens, &results],
+            )
+            .await?;
+        let mut done = std::collections::HashMap::with_capacity(rows.len());
+        for row in rows {
+            let id: i64 = row.try_get(0)?;
+            done.insert(id, (row.try_get::<_, Option<i64>>(1)?, row.try_get(2)?));
+        }
+        for (i, lease, _) in &plain {
+            finished[*i] = Some(match done.get(&lease.id.0) {
+                Some(&(parent, counted)) => {
+                    count_child(tx, lease.id.0, parent, counted, true, now).await?;
+                    Ok(())
+                }
+                // Not held: say why (no such job, or the lease was lost).
+                None => held(tx, *lease)
+                    .await
+                    .and(Err(StoreError::LeaseLost(lease.id))),
+            });
+        }
+    }
+    for (i, (lease, finish)) in turn.finished.iter().enumerate() {
+        if finished[i].is_some() {
+            continue;
+        }
+        tx.batch("SAVEPOINT finish").await?;
+        let result = finish_tx(tx, *lease, finish, now).await;
+        match &result {
+            // The whole transaction runs again.
+            Err(StoreError::Conflict(e)) => return Err(StoreError::Conflict(e.clone())),
+            Err(_) => tx.batch("ROLLBACK TO SAVEPOINT finish").await?,
+            Ok(()) => tx.batch("RELEASE SAVEPOINT finish").await?,
+        }
+        finished[i] = Some(result);
+    }
+    let finished = finished
+        .into_iter()
+        .map(|r| r.unwrap_or(Err(StoreError::Closed)))
+        .collect();
+    let Some(request) = &turn.claim else {
+        return Ok(TurnOutcome {
+            finished,
+            claimed: Ok(Vec::new()),
+            next_due: None,
+        });
+    };
+    // A claim's errors are SQL errors, which abort the transaction: they fail the turn.
+    let claimed = claim_tx(tx, request, now).await?;
+    let next_due = if (claimed.len() as u32) < request.limit {
+        next_due_tx(tx, &request.queues, &request.names).await?
+    } else {
+        None
+    };
+    Ok(TurnOutcome {
+        finished,
+        claimed: Ok(claimed),
+        next_due,
+    })
+}
+
 /// Back to waiting for `until`, the attempt not counted.
 async fn put_back(
     tx: &mut Tx<'_>,
@@ -1521,6 +1620,15 @@ impl Store for PostgresStore {
             .await?)
         }
         .boxed()
+    }
+
+    fn finish_and_claim(
+        &self,
+        turn: Turn,
+        now: Timestamp,
+    ) -> BoxFuture<'_, Result<TurnOutcome, StoreError>> {
+        async move { operation!(self, transaction, |tx| turn_tx(&mut tx, &turn, now).await?) }
+            .boxed()
     }
 
     fn give_back(&self, lease: Lease, now: Timestamp) -> BoxFuture<'_, Result<(), StoreError>> {

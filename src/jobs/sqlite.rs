@@ -34,6 +34,7 @@ use tokio::sync::oneshot;
 
 use crate::jobs::store::{
     ClaimRequest, ClaimedJob, Enqueued, Finish, GroupIds, GroupPolicy, Lease, NewGroup, Store,
+    Turn, TurnOutcome,
 };
 use crate::jobs::transition::{
     self, Action, AfterFailure, Candidate, ClaimStep, Collector, GroupStep,
@@ -918,6 +919,35 @@ fn finish_tx(
     Ok(())
 }
 
+/// A runner's turn in one transaction: each finish in its own savepoint (a refused one rolls
+/// back alone), then the claim, then, if it took fewer than asked, the next due time.
+fn turn_tx(conn: &Connection, turn: &Turn, now: Timestamp) -> Result<TurnOutcome, StoreError> {
+    let finished = turn
+        .finished
+        .iter()
+        .map(|(lease, finish)| in_savepoint(conn, |c| finish_tx(c, *lease, finish, now)))
+        .collect();
+    let Some(request) = &turn.claim else {
+        return Ok(TurnOutcome {
+            finished,
+            claimed: Ok(Vec::new()),
+            next_due: None,
+        });
+    };
+    let claimed = in_savepoint(conn, |c| claim_tx(c, request, now));
+    let next_due = match &claimed {
+        Ok(jobs) if (jobs.len() as u32) < request.limit => {
+            next_due_tx(conn, &request.queues, &request.names)?
+        }
+        _ => None,
+    };
+    Ok(TurnOutcome {
+        finished,
+        claimed,
+        next_due,
+    })
+}
+
 /// Back to waiting for `until`, the attempt not counted.
 fn put_back(
     conn: &Connection,
@@ -1226,6 +1256,14 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
         self.run(move |c| finish_tx(c, lease, &finish, now)).boxed()
+    }
+
+    fn finish_and_claim(
+        &self,
+        turn: Turn,
+        now: Timestamp,
+    ) -> BoxFuture<'_, Result<TurnOutcome, StoreError>> {
+        self.run(move |c| turn_tx(c, &turn, now)).boxed()
     }
 
     fn give_back(&self, lease: Lease, now: Timestamp) -> BoxFuture<'_, Result<(), StoreError>> {

@@ -154,6 +154,29 @@ pub enum Finish {
     Parked,
 }
 
+/// A runner's turn at the store ([`Store::finish_and_claim`]): how its runs ended, and what it
+/// claims next.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Turn {
+    /// Runs that ended, each recorded as [`Store::finish`] would (fenced by its token).
+    pub finished: Vec<(Lease, Finish)>,
+    /// The claim to make after them, if the runner has free slots.
+    pub claim: Option<ClaimRequest>,
+}
+
+/// What a [`Turn`] did.
+#[derive(Debug)]
+pub struct TurnOutcome {
+    /// One answer per finished run, in order: as [`Store::finish`] answers.
+    pub finished: Vec<Result<(), StoreError>>,
+    /// The jobs claimed (empty without a claim), or why the claim failed (the finishes are
+    /// recorded all the same).
+    pub claimed: Result<Vec<ClaimedJob>, StoreError>,
+    /// When a claim took fewer jobs than its limit: when the next job of its queues and types
+    /// is due ([`Store::next_due`]), so the runner sleeps until then.
+    pub next_due: Option<Timestamp>,
+}
+
 /// A storage backend for durable jobs. Every method is one transaction; when it returns `Ok`,
 /// its effect is durable to the store's stated level.
 pub trait Store: Send + Sync + 'static {
@@ -198,6 +221,48 @@ pub trait Store: Send + Sync + 'static {
         finish: Finish,
         now: Timestamp,
     ) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// A runner's turn: records how its runs ended, then claims, in as few transactions as
+    /// the store can (SQLite and PostgreSQL: one), so that a busy runner pays one commit for
+    /// finishing a job and claiming the next. Each finish is fenced and answered on its own: a
+    /// lost lease refuses that one only. The default makes the separate calls.
+    fn finish_and_claim(
+        &self,
+        turn: Turn,
+        now: Timestamp,
+    ) -> BoxFuture<'_, Result<TurnOutcome, StoreError>> {
+        Box::pin(async move {
+            let mut finished = Vec::with_capacity(turn.finished.len());
+            for (lease, finish) in turn.finished {
+                finished.push(self.finish(lease, finish, now).await);
+            }
+            let (claimed, next_due) = match turn.claim {
+                None => (Ok(Vec::new()), None),
+                Some(request) => {
+                    let (queues, names, limit) =
+                        (request.queues.clone(), request.names.clone(), request.limit);
+                    match self.claim(request, now).await {
+                        Ok(claimed) if (claimed.len() as u32) < limit => {
+                            let next_due = match self.next_due(queues, names).await {
+                                Ok(next_due) => next_due,
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "reading the next due job failed");
+                                    None
+                                }
+                            };
+                            (Ok(claimed), next_due)
+                        }
+                        other => (other, None),
+                    }
+                }
+            };
+            Ok(TurnOutcome {
+                finished,
+                claimed,
+                next_due,
+            })
+        })
+    }
 
     /// Gives a job back unrun (shutdown): available again at once, the attempt not counted.
     /// Same fencing as [`finish`](Store::finish).

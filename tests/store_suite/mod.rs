@@ -21,7 +21,7 @@ use futures::future::BoxFuture;
 use ractor_otp::jobs::{
     ChildFailure, ChildOutcome, ClaimRequest, ClaimedJob, Enqueued, Finish, GroupIds, GroupPolicy,
     Job, JobId, JobOptions, JobRecord, JobState, Lease, ListFilter, NewGroup, NewJob, Resource,
-    RetryBackoff, Store, StoreError, Timestamp,
+    RetryBackoff, Store, StoreError, Timestamp, Turn, TurnOutcome,
 };
 use serde::{Deserialize, Serialize};
 
@@ -73,6 +73,7 @@ macro_rules! store_suite {
                 counts_list_every_state,
                 list_filters_and_pages,
                 next_due_reports_earliest_instant,
+                finish_and_claim_is_one_turn,
             );
         }
     };
@@ -144,6 +145,14 @@ impl<S: Store, G: Send + Sync + 'static> Store for Guarded<S, G> {
         now: Timestamp,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
         self.store.finish(lease, finish, now)
+    }
+
+    fn finish_and_claim(
+        &self,
+        turn: Turn,
+        now: Timestamp,
+    ) -> BoxFuture<'_, Result<TurnOutcome, StoreError>> {
+        self.store.finish_and_claim(turn, now)
     }
 
     fn give_back(&self, lease: Lease, now: Timestamp) -> BoxFuture<'_, Result<(), StoreError>> {
@@ -2555,4 +2564,102 @@ pub async fn next_due_reports_earliest_instant<S: Store>(store: S) {
         store.cancel(id, t(12 * SEC)).await.unwrap();
     }
     assert_eq!(next(&["default"], &[EMAIL, REPORT]).await.unwrap(), None);
+}
+
+/// A runner's turn: every finish answered on its own (a stale lease refuses only its own),
+/// plain completions, completions with follow-ups, failures and a fan-in child's end all
+/// recorded, then a claim that already sees what they released (the collector, the
+/// follow-up), and the next due time when it took fewer than asked.
+pub async fn finish_and_claim_is_one_turn<S: Store>(store: S) {
+    let retry_in_1s = JobOptions::new()
+        .max_attempts(3)
+        .backoff(RetryBackoff::fixed(Duration::from_secs(1)));
+    let plain = add(&store, email("plain"), t(0)).await;
+    let parent = add(&store, email("parent"), t(0)).await;
+    let failing = add(&store, email_with("failing", retry_in_1s), t(0)).await;
+    let stale = add(&store, email("stale"), t(0)).await;
+    let fan = store
+        .enqueue_group(
+            group(vec![email("child")], collector("c"), GroupPolicy::Partial),
+            t(0),
+        )
+        .await
+        .unwrap();
+    let child = fan.children[0];
+    let running = claim(&store, &[EMAIL], 10, t(0)).await;
+    assert_eq!(ids(&running), vec![plain, parent, failing, stale, child]);
+    let old_stale = lease(&running[3]);
+    // `stale`'s lease expires and another runner takes it over.
+    let now = t(LEASE_MS);
+    let _renewed = store
+        .heartbeat(
+            [0, 1, 2, 4].iter().map(|&i| lease(&running[i])).collect(),
+            now.after(LEASE),
+            now,
+        )
+        .await
+        .unwrap();
+    let taken = claim_as(&store, "runner-2", &[EMAIL], 10, now).await;
+    assert_eq!(ids(&taken), vec![stale]);
+    let later = add(&store, email("later"), now).await;
+
+    let turn = Turn {
+        finished: vec![
+            (lease(&running[0]), completed("1")),
+            (old_stale, completed("ghost")),
+            (
+                lease(&running[1]),
+                Finish::Completed {
+                    result: "2".into(),
+                    follow_ups: vec![email("follow-up")],
+                    groups: Vec::new(),
+                },
+            ),
+            (lease(&running[2]), failed("boom", true)),
+            (lease(&running[4]), completed("3")),
+        ],
+        claim: Some(request("runner-1", &["default"], &[EMAIL, COLLECT], 10)),
+    };
+    let out = store.finish_and_claim(turn, now).await.unwrap();
+    assert_eq!(out.finished.len(), 5);
+    assert!(out.finished[0].is_ok(), "{:?}", out.finished[0]);
+    lost(out.finished[1].clone(), stale);
+    for i in [2, 3, 4] {
+        assert!(out.finished[i].is_ok(), "{i}: {:?}", out.finished[i]);
+    }
+    let claimed = out.claimed.unwrap();
+    let follow_up = all_ids(&store, now).await.into_iter().max().unwrap();
+    assert_eq!(
+        ids(&claimed),
+        vec![fan.collector, later, follow_up],
+        "the collector released by its child, the job enqueued meanwhile, the follow-up"
+    );
+    let collector = &claimed[0];
+    assert_eq!(collector.children.len(), 1);
+    assert_eq!(collector.children[0].result, Ok("3".to_owned()));
+    // Fewer than asked: the next due job is the failed one's retry (1 s after its failure).
+    assert_eq!(out.next_due, Some(now.after(Duration::from_secs(1))));
+
+    assert_eq!(get(&store, plain, now).await.result.as_deref(), Some("1"));
+    assert_eq!(get(&store, parent, now).await.state, JobState::Completed);
+    assert_eq!(get(&store, failing, now).await.state, JobState::Retryable);
+    let r = get(&store, stale, now).await;
+    assert_eq!((r.state, r.result), (JobState::Executing, None));
+    assert_eq!(r.lease_owner.as_deref(), Some("runner-2"));
+
+    // A turn without a claim only finishes; one with nothing to finish only claims.
+    let out = store
+        .finish_and_claim(
+            Turn {
+                finished: vec![(lease(&taken[0]), completed("4"))],
+                claim: None,
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    assert!(out.finished[0].is_ok());
+    assert!(out.claimed.unwrap().is_empty());
+    assert_eq!(out.next_due, None);
+    assert_eq!(get(&store, stale, now).await.result.as_deref(), Some("4"));
 }
