@@ -655,3 +655,32 @@ async fn a_pool_runs_jobs_and_a_supervisor_runs_the_runner() {
     sup.stop().await;
     pool.stop().await;
 }
+
+/// A busy runner records a run and claims the next job in one store turn: one commit per job
+/// for running it, not a claim and a finish apiece.
+#[tokio::test(start_paused = true)]
+async fn a_busy_runner_pays_one_commit_per_job() {
+    let store = SqliteStore::in_memory().expect("in-memory store");
+    let jobs = Jobs::with_clock(store.clone(), TokioClock::new());
+    let mut ids = Vec::new();
+    for n in 0..20 {
+        ids.push(jobs.enqueue(Step { n }).await.unwrap().id);
+    }
+    let (builder, mut runs) = step_handler(&jobs, |_, _| Act::Ok);
+    let before = store.journal_stats().commits;
+    let runner = builder.concurrency(1).spawn().await.unwrap();
+    for _ in 0..20 {
+        recv(&mut runs).await;
+    }
+    runner.shutdown(WAIT).await.unwrap();
+    let commits = store.journal_stats().commits - before;
+    // The first turn only claims, each next one records a run and claims the next job, the
+    // last only records (a claim and a finish apiece would be 40).
+    assert!(commits <= 22, "{commits} commits for 20 jobs");
+    for id in ids {
+        assert_eq!(
+            jobs.get(id).await.unwrap().unwrap().state,
+            JobState::Completed
+        );
+    }
+}

@@ -1,6 +1,7 @@
 //! The runner's actor: its messages, its state, and the loop that wires them to the roles
 //! (claim, execute, lease, drain). [`RunnerState::forget`] is the one way a run leaves the
-//! runner, whatever ended it.
+//! runner, whatever ended it; a run that ended waits as [`Ended`] for the next store turn,
+//! which records it and claims in one transaction.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,12 +14,13 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use super::builder::RunnerBuilder;
+use super::claim::TurnDone;
 use super::drain::Drain;
 use super::execute::Verdict;
 use super::pace::pace;
 use super::{Counters, ShutdownReport};
 use crate::jobs::breaker::CircuitBreaker;
-use crate::jobs::{ClaimedJob, JobId, Jobs, StoreError, Timestamp};
+use crate::jobs::{Finish, JobId, Jobs, Lease};
 
 pub(super) struct RunnerActor;
 
@@ -32,25 +34,22 @@ pub(crate) enum RunnerMsg {
     Tick,
     /// Renew leases, give up on hung runs.
     Heartbeat,
-    /// A run ended and its result was written (or refused).
-    Finished {
-        id: JobId,
-        token: i64,
-        verdict: Verdict,
-        stored: Result<(), StoreError>,
-    },
+    /// A run ended (from its task): recorded at the next turn.
+    Ended(Ended),
     Shutdown {
         drain: Duration,
         reply: RpcReplyPort<ShutdownReport>,
     },
     DrainDeadline,
-    /// A claim came back.
-    Claimed {
-        claimed: Vec<ClaimedJob>,
-        probed: Vec<(String, bool)>,
-        full: bool,
-        next_due: Option<Timestamp>,
-    },
+    /// A store turn came back.
+    TurnDone(TurnDone),
+}
+
+/// A run that ended, waiting for the store turn that records it.
+pub(crate) struct Ended {
+    pub(super) lease: Lease,
+    pub(super) finish: Finish,
+    pub(super) verdict: Verdict,
 }
 
 #[cfg(feature = "cluster")]
@@ -72,11 +71,13 @@ pub(super) struct RunnerState {
     pub(super) owner: String,
     pub(super) names: Vec<String>,
     pub(super) running: HashMap<JobId, Running>,
+    /// Runs that ended, for the next turn.
+    pub(super) ended: Vec<Ended>,
     pub(super) breakers: HashMap<String, CircuitBreaker>,
     pub(super) drain: Option<Drain>,
-    /// A claim is in flight (at most one).
-    pub(super) claiming: bool,
-    /// Slots freed or a wake came during the claim in flight: claim again when it is back.
+    /// A store turn is in flight (at most one).
+    pub(super) turning: bool,
+    /// A wake came, or a claim filled every slot, during the turn in flight: claim again.
     pub(super) claim_again: bool,
     pub(super) tick_pending: Arc<AtomicBool>,
     pub(super) deadline: watch::Sender<Instant>,
@@ -140,9 +141,10 @@ impl Actor for RunnerActor {
             owner,
             names,
             running: HashMap::new(),
+            ended: Vec::new(),
             breakers,
             drain: None,
-            claiming: false,
+            turning: false,
             claim_again: false,
             tick_pending,
             deadline,
@@ -159,34 +161,22 @@ impl Actor for RunnerActor {
         match msg {
             RunnerMsg::Tick => {
                 state.tick_pending.store(false, Ordering::Release);
-                state.claim(&myself);
+                state.claim_again = true;
+                state.turn(&myself);
             }
-            RunnerMsg::Claimed {
-                claimed,
-                probed,
-                full,
-                next_due,
-            } => {
-                state
-                    .claimed(&myself, claimed, probed, full, next_due)
-                    .await;
-            }
-            RunnerMsg::Heartbeat => state.heartbeat().await,
-            RunnerMsg::Finished {
-                id,
-                token,
-                verdict,
-                stored,
-            } => {
+            RunnerMsg::TurnDone(done) => state.turn_done(&myself, done).await,
+            RunnerMsg::Heartbeat => state.heartbeat(&myself).await,
+            RunnerMsg::Ended(ended) => {
+                let Lease { id, token } = ended.lease;
                 // A run already given up on (hung, lease lost) was counted then.
                 if state.running.get(&id).map(|r| r.token) != Some(token) {
                     return Ok(());
                 }
-                let name = state.forget(id).map(|r| r.name);
-                state.record(id, name.as_deref(), verdict, stored);
-                if !state.drain_finished(&myself) {
-                    state.claim(&myself);
+                if let Some(run) = state.forget(id) {
+                    state.judge(&run.name, ended.verdict);
+                    state.ended.push(ended);
                 }
+                state.turn(&myself);
             }
             RunnerMsg::Shutdown { drain, reply } => state.begin_drain(&myself, drain, reply),
             RunnerMsg::DrainDeadline => state.drain_deadline(&myself).await,
@@ -202,6 +192,7 @@ impl Actor for RunnerActor {
         for timer in &state.timers {
             timer.abort();
         }
+        state.flush_ended().await;
         let released = state.give_back_all().await;
         tracing::info!(owner = %state.owner, released, "job runner stopped");
         Ok(())

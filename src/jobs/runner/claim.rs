@@ -1,16 +1,19 @@
-//! Claiming: which job types to ask for ([`admit`], by each type's circuit breaker), the
-//! claim itself (in its own task, one at a time, so the runner keeps taking finishes), and
-//! what the runner does when it comes back.
+//! The runner's turns at the store: which job types to claim ([`admit`], by each type's
+//! circuit breaker), the turn itself (the runs that ended and the claim, one transaction, in
+//! its own task, one at a time, so the runner keeps taking messages), and what the runner
+//! does when it comes back.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use ractor::ActorRef;
 use tokio::time::Instant;
 
 use super::actor::{RunnerMsg, RunnerState};
+use super::execute::Verdict;
 use super::pace::next_look;
 use crate::jobs::breaker::{Admission, CircuitBreaker};
-use crate::jobs::{ClaimRequest, ClaimedJob, Lease, Timestamp};
+use crate::jobs::{ClaimRequest, ClaimedJob, JobId, Lease, StoreError, Timestamp, Turn};
 
 /// The job types a claim asks for.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -40,101 +43,128 @@ pub(super) fn admit(
     admitted
 }
 
+/// How long a wanted claim waits for a running job's end to carry it, when jobs are running:
+/// a busy runner then pays one store turn per job for finishing it and claiming the next,
+/// instead of a claim of its own in between. An idle runner claims at once.
+const CLAIM_LINGER: Duration = Duration::from_millis(2);
+
+/// What a store turn came back with.
+pub(crate) struct TurnDone {
+    /// The runs it recorded: their job, verdict and whether the store took the result.
+    finished: Vec<(JobId, Verdict, Result<(), StoreError>)>,
+    claimed: Vec<ClaimedJob>,
+    probed: Vec<(String, bool)>,
+    /// It claimed and filled every free slot: more may be due.
+    full: bool,
+    /// It claimed fewer than its free slots: when the next job is due.
+    next_due: Option<Timestamp>,
+}
+
 impl RunnerState {
-    /// Fills free slots with due jobs. The claim runs in its own task (one at a time), so
-    /// the runner keeps taking finishes meanwhile; what frees up during a claim is claimed by
-    /// the next one, right after.
-    pub(super) fn claim(&mut self, myself: &ActorRef<RunnerMsg>) {
-        if self.drain.is_some() {
+    /// Takes a turn at the store unless one is in flight (its end takes the next): records
+    /// the runs that ended and, with free slots and not draining, claims jobs of the types the
+    /// breakers admit, all in one transaction. The turn runs in its own task, so the runner
+    /// keeps taking messages meanwhile.
+    pub(super) fn turn(&mut self, myself: &ActorRef<RunnerMsg>) {
+        if self.turning {
             return;
         }
-        if self.claiming {
-            self.claim_again = true;
-            return;
-        }
-        let free = self.free();
-        if free == 0 {
-            // The next finish claims.
-            self.deadline
-                .send_replace(Instant::now() + self.config.poll_interval);
-            return;
-        }
-        let Admitted { open, probes } = admit(&self.names, &self.breakers, self.jobs().now());
-        self.claiming = true;
+        let free = if self.drain.is_some() { 0 } else { self.free() };
+        let wants_claim = free > 0 && (self.claim_again || !self.ended.is_empty());
         self.claim_again = false;
-        let jobs = self.jobs().clone();
-        let base = ClaimRequest {
+        if self.ended.is_empty() && !wants_claim {
+            if free == 0 && self.drain.is_none() {
+                // The next run's end claims.
+                self.deadline
+                    .send_replace(Instant::now() + self.config.poll_interval);
+            }
+            return;
+        }
+        let (open, probes) = if wants_claim {
+            let Admitted { open, probes } = admit(&self.names, &self.breakers, self.jobs().now());
+            (open, probes)
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        let mut records = Vec::with_capacity(self.ended.len());
+        let mut finished = Vec::with_capacity(self.ended.len());
+        for ended in self.ended.drain(..) {
+            records.push((ended.lease.id, ended.verdict));
+            finished.push((ended.lease, ended.finish));
+        }
+        let request = |names: Vec<String>, limit: u32| ClaimRequest {
             owner: self.owner.clone(),
             queues: self.config.queues.clone(),
-            names: Vec::new(),
-            limit: free,
+            names,
+            limit,
             lease: self.config.lease,
         };
+        let claim = (!open.is_empty()).then(|| request(open, free));
+        let probe_base = request(Vec::new(), 1);
+        self.turning = true;
+        let jobs = self.jobs().clone();
         let runner = myself.clone();
         tokio::spawn(async move {
-            let claim = |names: Vec<String>, limit: u32| {
-                let request = ClaimRequest {
-                    names,
-                    limit,
-                    ..base.clone()
-                };
-                let jobs = jobs.clone();
-                async move {
-                    match jobs.store().claim(request, jobs.now()).await {
-                        Ok(claimed) => claimed,
-                        Err(e) => {
+            let claiming = claim.is_some();
+            let count = finished.len();
+            let turn = Turn { finished, claim };
+            let (results, mut claimed, next_due) = match jobs
+                .store()
+                .finish_and_claim(turn, jobs.now())
+                .await
+            {
+                Ok(outcome) => {
+                    let claimed = outcome.claimed.unwrap_or_else(|e| {
                             tracing::warn!(error = %e, "claiming jobs failed; trying again at the next poll");
                             Vec::new()
-                        }
-                    }
+                        });
+                    (outcome.finished, claimed, outcome.next_due)
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "a store turn failed; its runs' leases will expire and they run again");
+                    (vec![Err(e); count], Vec::new(), None)
                 }
             };
-            let mut claimed = Vec::new();
-            if !open.is_empty() {
-                claimed = claim(open.clone(), free).await;
-            }
             let mut probed = Vec::new();
             for name in probes {
                 if claimed.len() as u32 >= free {
                     break;
                 }
-                let probe = claim(vec![name.clone()], 1).await;
+                let request = ClaimRequest {
+                    names: vec![name.clone()],
+                    ..probe_base.clone()
+                };
+                let probe = match jobs.store().claim(request, jobs.now()).await {
+                    Ok(probe) => probe,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "claiming a probe failed; trying again at the next poll");
+                        Vec::new()
+                    }
+                };
                 probed.push((name, !probe.is_empty()));
                 claimed.extend(probe);
             }
-            let full = claimed.len() as u32 >= free;
-            let next_due = if full || open.is_empty() {
-                None
-            } else {
-                match jobs.store().next_due(base.queues.clone(), open).await {
-                    Ok(next) => next,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "reading the next due job failed");
-                        None
-                    }
-                }
-            };
-            let _ = runner.cast(RunnerMsg::Claimed {
+            let finished = records
+                .into_iter()
+                .zip(results)
+                .map(|((id, verdict), stored)| (id, verdict, stored))
+                .collect();
+            let _ = runner.cast(RunnerMsg::TurnDone(TurnDone {
+                finished,
+                full: claiming && claimed.len() as u32 >= free,
                 claimed,
                 probed,
-                full,
                 next_due,
-            });
+            }));
         });
     }
 
-    /// A claim came back: start its jobs, feed the breakers, plan the next look.
-    pub(super) async fn claimed(
-        &mut self,
-        myself: &ActorRef<RunnerMsg>,
-        claimed: Vec<ClaimedJob>,
-        probed: Vec<(String, bool)>,
-        full: bool,
-        next_due: Option<Timestamp>,
-    ) {
-        self.claiming = false;
+    /// A turn came back: count its runs, start the jobs it claimed, feed the breakers, plan
+    /// the next turn.
+    pub(super) async fn turn_done(&mut self, myself: &ActorRef<RunnerMsg>, done: TurnDone) {
+        self.turning = false;
         let now = self.jobs().now();
-        for (name, found) in probed {
+        for (name, found) in done.probed {
             if let Some(breaker) = self.breakers.get_mut(&name) {
                 if found {
                     tracing::info!(job_type = %name, "circuit breaker: probing");
@@ -144,40 +174,54 @@ impl RunnerState {
                 }
             }
         }
+        if !done.finished.is_empty() {
+            self.jobs().job_finished();
+        }
+        let recorded = done.finished.len();
+        for (id, verdict, stored) in done.finished {
+            self.record(id, verdict, stored);
+        }
         if self.drain.is_some() {
             // Claimed as the runner began to drain: back to the store, unrun.
-            for job in claimed {
+            for job in done.claimed {
                 self.give_back(Lease {
                     id: job.id,
                     token: job.token,
                 })
                 .await;
             }
+            self.drained(myself, recorded);
             return;
         }
-        for job in claimed {
+        for job in done.claimed {
             self.start(myself, job);
         }
         let reopen = self.breakers.values().filter_map(|b| b.reopens_at()).min();
-        let at = next_look(
+        let mut at = next_look(
             Instant::now(),
             now,
             self.config.poll_interval,
-            full,
-            next_due,
+            done.full,
+            done.next_due,
             reopen,
         );
-        self.deadline.send_replace(at);
-        if (full || self.claim_again) && self.free() > 0 {
-            self.claim(myself);
+        self.claim_again |= done.full;
+        if !self.ended.is_empty() {
+            // Runs that ended meanwhile carry the claim.
+            self.turn(myself);
+        } else if self.claim_again && self.free() > 0 {
+            if self.running.is_empty() {
+                self.turn(myself);
+            } else {
+                at = at.min(Instant::now() + CLAIM_LINGER);
+            }
         }
+        self.deadline.send_replace(at);
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     #[test]

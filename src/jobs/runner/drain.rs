@@ -9,7 +9,7 @@ use ractor::{ActorRef, RpcReplyPort};
 
 use super::actor::{RunnerMsg, RunnerState};
 use super::ShutdownReport;
-use crate::jobs::{Lease, StoreError};
+use crate::jobs::{Lease, StoreError, Turn};
 
 /// A shutdown under way: who waits for its report, and how many runs finished meanwhile.
 pub(super) struct Drain {
@@ -18,7 +18,8 @@ pub(super) struct Drain {
 }
 
 impl RunnerState {
-    /// Stops claiming; the runner stops once its running jobs finish or `drain` passes.
+    /// Stops claiming; the runner stops once its running jobs have finished and their results
+    /// are recorded, or when `drain` passes.
     pub(super) fn begin_drain(
         &mut self,
         myself: &ActorRef<RunnerMsg>,
@@ -27,32 +28,40 @@ impl RunnerState {
     ) {
         tracing::info!(owner = %self.owner, running = self.running.len(), ?drain, "job runner draining");
         self.drain = Some(Drain { reply, finished: 0 });
-        if self.running.is_empty() {
+        if self.idle() {
             self.stop_drained(myself);
         } else {
+            self.turn(myself);
             myself.send_after(drain, || RunnerMsg::DrainDeadline);
         }
     }
 
-    /// A run finished: while draining, it is counted (and the last one stops the runner).
-    /// Returns whether the runner is draining.
-    pub(super) fn drain_finished(&mut self, myself: &ActorRef<RunnerMsg>) -> bool {
-        let Some(drain) = &mut self.drain else {
-            return false;
-        };
-        drain.finished += 1;
-        if self.running.is_empty() {
-            self.stop_drained(myself);
-        }
-        true
+    /// Nothing running, nothing waiting to be recorded, no turn in flight.
+    fn idle(&self) -> bool {
+        self.running.is_empty() && self.ended.is_empty() && !self.turning
     }
 
-    /// The drain timeout passed: what still runs is cancelled and given back.
+    /// A turn recorded `recorded` runs while draining: they count as finished, and the last
+    /// one stops the runner.
+    pub(super) fn drained(&mut self, myself: &ActorRef<RunnerMsg>, recorded: usize) {
+        if let Some(drain) = &mut self.drain {
+            drain.finished += recorded;
+        }
+        if self.idle() {
+            self.stop_drained(myself);
+        } else {
+            self.turn(myself);
+        }
+    }
+
+    /// The drain timeout passed: what still runs is cancelled and given back, what ended is
+    /// recorded, and the runner stops.
     pub(super) async fn drain_deadline(&mut self, myself: &ActorRef<RunnerMsg>) {
         let released = self.give_back_all().await;
+        let recorded = self.flush_ended().await;
         if let Some(drain) = self.drain.take() {
             let _ = drain.reply.send(ShutdownReport {
-                finished: drain.finished,
+                finished: drain.finished + recorded,
                 released,
             });
         }
@@ -67,6 +76,40 @@ impl RunnerState {
             });
         }
         myself.stop(Some("shutdown".into()));
+    }
+
+    /// Records the runs that ended and wait for a turn, now, without claiming (the runner is
+    /// stopping); returns how many.
+    pub(super) async fn flush_ended(&mut self) -> usize {
+        if self.ended.is_empty() {
+            return 0;
+        }
+        let ended = std::mem::take(&mut self.ended);
+        let count = ended.len();
+        let mut records = Vec::with_capacity(count);
+        let mut finished = Vec::with_capacity(count);
+        for e in ended {
+            records.push((e.lease.id, e.verdict));
+            finished.push((e.lease, e.finish));
+        }
+        let turn = Turn {
+            finished,
+            claim: None,
+        };
+        let results = match self
+            .jobs()
+            .store()
+            .finish_and_claim(turn, self.jobs().now())
+            .await
+        {
+            Ok(outcome) => outcome.finished,
+            Err(e) => vec![Err(e); count],
+        };
+        self.jobs().job_finished();
+        for ((id, verdict), stored) in records.into_iter().zip(results) {
+            self.record(id, verdict, stored);
+        }
+        count
     }
 
     /// Cancels every running job and gives it back to the store; returns how many.

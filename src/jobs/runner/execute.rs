@@ -1,6 +1,7 @@
 //! One job's run: its handler under its timeout (a panic is a failed attempt), the outcome
-//! turned into the store's [`Finish`] ([`to_finish`]) and written, fenced by the lease's
-//! token, then counted by the runner, which feeds the job type's circuit breaker.
+//! turned into the store's [`Finish`] ([`to_finish`]) and handed to the runner, whose next
+//! store turn writes it (fenced by the lease's token); then it is counted and feeds the job
+//! type's circuit breaker.
 
 use std::sync::atomic::Ordering;
 
@@ -9,7 +10,7 @@ use ractor::ActorRef;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::actor::{RunnerMsg, RunnerState, Running};
+use super::actor::{Ended, RunnerMsg, RunnerState, Running};
 use crate::jobs::handler::{JobErrorKind, RunOutcome};
 use crate::jobs::{ClaimedJob, Finish, JobContext, JobId, Lease, StoreError, Timestamp};
 
@@ -58,14 +59,11 @@ impl RunnerState {
                     Err(_) => RunOutcome::TimedOut(timeout),
                 };
                 let (finish, verdict) = to_finish(outcome, &ctx, jobs.now());
-                let stored = jobs.store().finish(lease, finish, jobs.now()).await;
-                jobs.job_finished();
-                let _ = runner.cast(RunnerMsg::Finished {
-                    id: lease.id,
-                    token: lease.token,
+                let _ = runner.cast(RunnerMsg::Ended(Ended {
+                    lease,
+                    finish,
                     verdict,
-                    stored,
-                });
+                }));
             }
             .instrument(span),
         );
@@ -81,51 +79,46 @@ impl RunnerState {
         );
     }
 
-    /// Counts a finished run and feeds its type's breaker.
-    pub(super) fn record(
-        &mut self,
-        id: JobId,
-        name: Option<&str>,
-        verdict: Verdict,
-        stored: Result<(), StoreError>,
-    ) {
+    /// A run of type `name` ended with `verdict`: its type's breaker learns it at once, so the
+    /// turn that records it already claims by the breaker's new state.
+    pub(super) fn judge(&mut self, name: &str, verdict: Verdict) {
+        let now = self.jobs().now();
+        let Some(breaker) = self.breakers.get_mut(name) else {
+            return;
+        };
+        match verdict {
+            Verdict::Completed => breaker.on_success(),
+            Verdict::Failed { .. } => {
+                let was = breaker.is_tripped();
+                breaker.on_failure(now);
+                if !was && breaker.is_tripped() {
+                    tracing::warn!(
+                        job_type = name,
+                        "circuit breaker tripped: holding this job type back"
+                    );
+                }
+            }
+            // A deferred probe proves nothing: let the next one be tried.
+            Verdict::Deferred => breaker.probe_not_found(now),
+        }
+    }
+
+    /// Counts a run once the store has its result (or refused it: the lease was lost).
+    pub(super) fn record(&mut self, id: JobId, verdict: Verdict, stored: Result<(), StoreError>) {
         if let Err(e) = stored {
             super::bump(&self.stats.lost);
             tracing::warn!(%id, error = %e, "a run's result was not recorded");
             return;
         }
-        let now = self.jobs().now();
-        let breaker = name.and_then(|n| self.breakers.get_mut(n));
         match verdict {
-            Verdict::Completed => {
-                super::bump(&self.stats.completed);
-                if let Some(b) = breaker {
-                    b.on_success();
-                }
-            }
+            Verdict::Completed => super::bump(&self.stats.completed),
             Verdict::Failed { timed_out } => {
                 super::bump(&self.stats.failed);
                 if timed_out {
                     super::bump(&self.stats.timed_out);
                 }
-                if let Some(b) = breaker {
-                    let was = b.is_tripped();
-                    b.on_failure(now);
-                    if !was && b.is_tripped() {
-                        tracing::warn!(
-                            job_type = name.unwrap_or("?"),
-                            "circuit breaker tripped: holding this job type back"
-                        );
-                    }
-                }
             }
-            Verdict::Deferred => {
-                super::bump(&self.stats.deferred);
-                // A deferred probe proves nothing: let the next one be tried.
-                if let Some(b) = breaker {
-                    b.probe_not_found(now);
-                }
-            }
+            Verdict::Deferred => super::bump(&self.stats.deferred),
         }
     }
 }

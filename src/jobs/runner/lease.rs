@@ -5,9 +5,10 @@
 
 use std::time::Duration;
 
+use ractor::ActorRef;
 use tokio::time::Instant;
 
-use super::actor::RunnerState;
+use super::actor::{Ended, RunnerMsg, RunnerState};
 use super::execute::Verdict;
 use crate::jobs::{Finish, JobId, Lease};
 
@@ -27,10 +28,14 @@ pub(super) fn hung(
 impl RunnerState {
     /// Renews the leases of running jobs; cancels runs whose lease was lost and gives up on
     /// runs hung past their timeout.
-    pub(super) async fn heartbeat(&mut self) {
+    pub(super) async fn heartbeat(&mut self, myself: &ActorRef<RunnerMsg>) {
         let deadlines = self.running.iter().map(|(id, r)| (*id, r.deadline));
-        for id in hung(deadlines, Instant::now(), self.config.hang_grace) {
-            self.give_up_hung(id).await;
+        let hung = hung(deadlines, Instant::now(), self.config.hang_grace);
+        for id in &hung {
+            self.give_up_hung(*id);
+        }
+        if !hung.is_empty() {
+            self.turn(myself);
         }
         if self.running.is_empty() {
             return;
@@ -64,9 +69,9 @@ impl RunnerState {
         }
     }
 
-    /// Frees the slot of a run that did not stop when cancelled at its timeout, and records
-    /// its attempt as failed (retried as any timeout is).
-    async fn give_up_hung(&mut self, id: JobId) {
+    /// Frees the slot of a run that did not stop when cancelled at its timeout; its attempt is
+    /// recorded as failed at the next turn (retried as any timeout is).
+    fn give_up_hung(&mut self, id: JobId) {
         let Some(run) = self.forget(id) else {
             return;
         };
@@ -76,26 +81,16 @@ impl RunnerState {
             run.timeout
         );
         tracing::error!(%id, name = %run.name, "{error}");
-        let lease = Lease {
-            id,
-            token: run.token,
+        let ended = Ended {
+            lease: Lease {
+                id,
+                token: run.token,
+            },
+            finish: Finish::Failed { error, retry: true },
+            verdict: Verdict::Failed { timed_out: true },
         };
-        let stored = self
-            .jobs()
-            .store()
-            .finish(
-                lease,
-                Finish::Failed { error, retry: true },
-                self.jobs().now(),
-            )
-            .await;
-        self.jobs().job_finished();
-        self.record(
-            id,
-            Some(&run.name),
-            Verdict::Failed { timed_out: true },
-            stored,
-        );
+        self.judge(&run.name, ended.verdict);
+        self.ended.push(ended);
     }
 }
 
