@@ -16,7 +16,10 @@
 //!   flight (a producer serving many requests at once): bigger batches, fewer commits per job.
 //! * **`postgres, …`** (hand-timed pass only, when `OTP_PG_URL` is set, e.g. under
 //!   `bash .ci/with-postgres`): the same two producer shapes on `PostgresStore` (16
-//!   connections), where concurrent transactions share WAL flushes.
+//!   connections), where concurrent transactions share WAL flushes. Each is compared with
+//!   **anchor `raw tokio-postgres`** of its shape: 16 connections, the same producers and
+//!   jobs in flight, each job one `INSERT` commit and one `UPDATE` commit, pipelined. Target
+//!   >= 10 000 jobs/s and >= 1x the anchor.
 //!
 //! An iteration ends when the `N`-th handler has run *and* its completion is committed (the
 //! handler counts; the counter's waiter then waits for the store to report `N` completed).
@@ -290,6 +293,62 @@ fn run_raw(n: u64) -> Duration {
     elapsed
 }
 
+/// The PostgreSQL anchor: the same shapes as the queue's contenders (`producers` x
+/// `in_flight` jobs at once over 16 connections, pipelined), each job one `INSERT` commit and
+/// one `UPDATE ... SET state = 'completed'` commit, nothing else.
+#[cfg(feature = "postgres")]
+async fn run_raw_postgres(n: u64, producers: u64, in_flight: usize) -> Duration {
+    let url = std::env::var("OTP_PG_URL").expect("OTP_PG_URL");
+    let name = format!("otp_raw_{}_{}", std::process::id(), fastrand::u32(..));
+    let mut clients = Vec::new();
+    for _ in 0..16 {
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        tokio::spawn(connection);
+        clients.push(Arc::new(client));
+    }
+    clients[0]
+        .batch_execute(&format!(
+            "CREATE SCHEMA {name};
+             CREATE TABLE {name}.q (id BIGSERIAL PRIMARY KEY, payload TEXT NOT NULL, state TEXT NOT NULL);"
+        ))
+        .await
+        .expect("schema");
+    let insert =
+        format!("INSERT INTO {name}.q (payload, state) VALUES ('{{}}', 'available') RETURNING id");
+    let update = format!("UPDATE {name}.q SET state = 'completed' WHERE id = $1");
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for p in 0..producers {
+        let share = n / producers + u64::from(p < n % producers);
+        let clients = clients.clone();
+        let (insert, update) = (insert.clone(), update.clone());
+        tasks.push(tokio::spawn(async move {
+            futures::stream::iter(0..share)
+                .for_each_concurrent(in_flight, |i| {
+                    let client = clients[((p * 31 + i) % 16) as usize].clone();
+                    let (insert, update) = (insert.clone(), update.clone());
+                    async move {
+                        let row = client.query_one(&insert, &[]).await.expect("insert");
+                        let id: i64 = row.get(0);
+                        client.execute(&update, &[&id]).await.expect("update");
+                    }
+                })
+                .await;
+        }));
+    }
+    for task in tasks {
+        task.await.expect("producer");
+    }
+    let elapsed = t0.elapsed();
+    clients[0]
+        .batch_execute(&format!("DROP SCHEMA {name} CASCADE"))
+        .await
+        .expect("drop schema");
+    elapsed
+}
+
 fn rusqlite_open(path: &std::path::Path) -> rusqlite::Connection {
     let conn = rusqlite::Connection::open(path).expect("open");
     conn.execute_batch(
@@ -341,17 +400,35 @@ fn report() {
         "{:<28} {:>10.0} {:>14} {:>14}",
         "raw rusqlite (anchor)", raw, "-", "-"
     );
-    let mut setups = vec![(SINGLE, 2_000.0), (GROUP, 20_000.0), (PIPELINED, 20_000.0)];
-    if cfg!(feature = "postgres") && std::env::var("OTP_PG_URL").is_ok() {
-        setups.extend([(PG_GROUP, 20_000.0), (PG_PIPELINED, 20_000.0)]);
-    } else {
+    let mut setups = vec![
+        (SINGLE, 2_000.0, raw),
+        (GROUP, 20_000.0, raw),
+        (PIPELINED, 20_000.0, raw),
+    ];
+    #[cfg(feature = "postgres")]
+    if std::env::var("OTP_PG_URL").is_ok() {
+        // Each PostgreSQL contender against the raw loop of its own shape.
+        for setup in [PG_GROUP, PG_PIPELINED] {
+            let anchor = rt.block_on(run_raw_postgres(n, setup.producers, setup.in_flight));
+            let anchor = n as f64 / anchor.as_secs_f64();
+            println!(
+                "{:<28} {:>10.0} {:>14} {:>14}",
+                format!("raw tokio-postgres, {}", &setup.name[10..]),
+                anchor,
+                "-",
+                "-"
+            );
+            setups.push((setup, 10_000.0, anchor));
+        }
+    }
+    if !(cfg!(feature = "postgres") && std::env::var("OTP_PG_URL").is_ok()) {
         println!(
             "(PostgreSQL contenders skipped: they need the `postgres` feature and OTP_PG_URL; run under .ci/with-postgres)"
         );
     }
     let only = std::env::var("JOBS_BENCH_ONLY").unwrap_or_default();
-    setups.retain(|(setup, _)| setup.name.contains(only.as_str()));
-    for (setup, target) in setups {
+    setups.retain(|(setup, _, _)| setup.name.contains(only.as_str()));
+    for (setup, target, anchor) in setups {
         let (elapsed, mut lat, journal) = rt.block_on(run_queue(setup, n));
         lat.sort_unstable();
         let rate = n as f64 / elapsed.as_secs_f64();
@@ -361,7 +438,7 @@ fn report() {
             rate,
             percentile(&lat, 0.50),
             percentile(&lat, 0.99),
-            rate / raw,
+            rate / anchor,
             if rate >= target { "met" } else { "MISSED" }
         );
         if let Some(journal) = journal {
