@@ -217,6 +217,60 @@ async fn concurrent_claims_from_two_stores_never_share_a_job() {
     assert_eq!(unique, all, "every job was claimed");
 }
 
+/// Enqueues arriving together share one `INSERT`: each caller still gets the ids of its own
+/// jobs, in order, and one that the server refuses (a NUL byte in its payload) fails alone.
+#[ignore = "needs a PostgreSQL server: run `bash .ci/with-postgres cargo test --workspace -- --include-ignored`"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_enqueues_share_inserts_and_each_gets_its_own_jobs() {
+    let Some(guarded) = pg_store().await else {
+        return;
+    };
+    let store = Arc::new(guarded);
+    let mut tasks = Vec::new();
+    for i in 0..64u32 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut jobs = vec![email(&format!("a{i}"))];
+            if i % 3 == 0 {
+                jobs.push(email(&format!("b{i}")));
+            }
+            if i == 17 {
+                jobs[0].payload = "\u{0}".into();
+            }
+            (i, store.enqueue(jobs, t(0)).await)
+        }));
+    }
+    let mut ids = HashSet::new();
+    for task in tasks {
+        let (i, result) = tokio::time::timeout(WAIT, task)
+            .await
+            .expect("bounded")
+            .expect("task");
+        if i == 17 {
+            assert!(
+                matches!(result, Err(StoreError::Database(_))),
+                "the bad enqueue fails: {result:?}"
+            );
+            continue;
+        }
+        let enqueued = result.expect("a good enqueue succeeds");
+        assert_eq!(enqueued.len(), if i % 3 == 0 { 2 } else { 1 });
+        for (k, e) in enqueued.iter().enumerate() {
+            assert!(!e.duplicate);
+            assert!(ids.insert(e.id), "ids are unique");
+            let record = store.get(e.id, t(0)).await.unwrap().expect("stored");
+            let to = if k == 0 {
+                format!("a{i}")
+            } else {
+                format!("b{i}")
+            };
+            assert_eq!(record.payload, email(&to).payload, "job {k} of enqueue {i}");
+        }
+    }
+    // 64 enqueues, 22 of them with two jobs, less the one refused.
+    assert_eq!(ids.len(), 64 + 22 - 1);
+}
+
 #[ignore = "needs a PostgreSQL server: run `bash .ci/with-postgres cargo test --workspace -- --include-ignored`"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn resource_capacity_holds_across_stores() {

@@ -18,6 +18,14 @@
 //!   open on a server with `fsync` or `synchronous_commit` off ([`StoreError::Settings`]).
 //!   Concurrent commits share WAL flushes (PostgreSQL's own group commit).
 //!
+//! # Fewer round trips
+//! - Enqueues without idempotency keys that arrive together share one multi-row `INSERT`
+//!   (one round trip, one commit): while [`COMBINED_IN_FLIGHT`] such inserts are in flight,
+//!   new enqueues wait and ride the next one. Each caller still gets its own ids, and a
+//!   combined insert that fails is run again caller by caller, so one bad enqueue fails alone.
+//! - A runner's turn ([`Store::finish_and_claim`]) records its plain completions in one
+//!   `UPDATE … FROM unnest(…)`, fenced per row, and claims in the same transaction.
+//!
 //! # Wake-ups
 //! A transaction that makes a job claimable (an enqueue, a retry, a collector whose children
 //! are done, …) sends `NOTIFY` on the store's channel, delivered at commit. Each store keeps
@@ -36,7 +44,7 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
@@ -165,6 +173,7 @@ impl PostgresOptions {
             .map_err(|e| StoreError::Invalid(format!("cannot build the connection pool: {e}")))?;
         let (wake, _) = watch::channel(0u64);
         let (outgoing, outgoing_rx) = watch::channel(0u64);
+        let (combiner, combined) = mpsc::unbounded_channel();
         let store = PostgresStore {
             inner: std::sync::Arc::new(Inner {
                 pool,
@@ -173,8 +182,14 @@ impl PostgresOptions {
                 wake: wake.clone(),
                 outgoing,
                 listener: std::sync::Mutex::new(None),
+                combiner,
             }),
         };
+        // Ends when the store's last handle drops its sender.
+        tokio::spawn(combine_enqueues(
+            std::sync::Arc::downgrade(&store.inner),
+            combined,
+        ));
         store.prepare(self.schema.as_deref()).await?;
         let listener = tokio::spawn(listen(config, tls, channel, wake, outgoing_rx));
         if let Ok(mut slot) = store.inner.listener.lock() {
@@ -220,6 +235,8 @@ struct Inner {
     /// for any number of bumps since its last.
     outgoing: watch::Sender<u64>,
     listener: std::sync::Mutex<Option<JoinHandle<()>>>,
+    /// Enqueues waiting to share an `INSERT` ([`combine_enqueues`]).
+    combiner: mpsc::UnboundedSender<Combined>,
 }
 
 impl Drop for Inner {
@@ -530,6 +547,188 @@ async fn listen<T>(
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(30));
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Enqueues that arrive together share one INSERT.
+// ---------------------------------------------------------------------------------------------
+
+/// Combined inserts in flight at once; enqueues arriving while they all are wait for the next.
+pub const COMBINED_IN_FLIGHT: usize = 4;
+/// The most jobs one combined insert carries.
+const COMBINED_ROWS: usize = 1024;
+
+/// One caller's enqueue, waiting for a combined insert.
+struct Combined {
+    jobs: Vec<NewJob>,
+    now: Timestamp,
+    reply: oneshot::Sender<Result<Vec<Enqueued>, StoreError>>,
+}
+
+/// Collects the enqueues waiting when a combined insert may start (at once when fewer than
+/// [`COMBINED_IN_FLIGHT`] are in flight), and runs them as one.
+async fn combine_enqueues(
+    store: std::sync::Weak<Inner>,
+    mut queue: mpsc::UnboundedReceiver<Combined>,
+) {
+    let permits = std::sync::Arc::new(Semaphore::new(COMBINED_IN_FLIGHT));
+    while let Some(first) = queue.recv().await {
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
+        let mut rows = first.jobs.len();
+        let mut batch = vec![first];
+        while rows < COMBINED_ROWS {
+            match queue.try_recv() {
+                Ok(next) => {
+                    rows += next.jobs.len();
+                    batch.push(next);
+                }
+                Err(_) => break,
+            }
+        }
+        let Some(inner) = store.upgrade() else {
+            for waiting in batch {
+                let _ = waiting.reply.send(Err(StoreError::Closed));
+            }
+            return;
+        };
+        tokio::spawn(async move {
+            let store = PostgresStore { inner };
+            store.insert_combined(batch).await;
+            drop(permit);
+        });
+    }
+}
+
+impl PostgresStore {
+    /// Inserts the jobs of several enqueues with one statement and answers each caller; if
+    /// that fails, runs each enqueue on its own so that only a bad one fails.
+    async fn insert_combined(&self, batch: Vec<Combined>) {
+        let all: Vec<(&NewJob, Timestamp)> = batch
+            .iter()
+            .flat_map(|c| c.jobs.iter().map(move |job| (job, c.now)))
+            .collect();
+        let combined: Result<Vec<JobId>, StoreError> =
+            async { operation!(self, autocommit, |tx| insert_many(&mut tx, &all).await?) }.await;
+        match combined {
+            Ok(ids) => {
+                let mut ids = ids.into_iter();
+                for waiting in batch {
+                    let enqueued = ids
+                        .by_ref()
+                        .take(waiting.jobs.len())
+                        .map(|id| Enqueued {
+                            id,
+                            duplicate: false,
+                        })
+                        .collect();
+                    let _ = waiting.reply.send(Ok(enqueued));
+                }
+            }
+            Err(e) if batch.len() == 1 => {
+                for waiting in batch {
+                    let _ = waiting.reply.send(Err(e.clone()));
+                }
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, enqueues = batch.len(), "a combined insert failed; inserting each enqueue on its own");
+                for waiting in batch {
+                    let (jobs, now) = (waiting.jobs, waiting.now);
+                    let alone: Result<Vec<Enqueued>, StoreError> = async {
+                        if jobs.len() == 1 {
+                            operation!(self, autocommit, |tx| enqueue_tx(&mut tx, &jobs, now)
+                                .await?)
+                        } else {
+                            operation!(self, transaction, |tx| enqueue_tx(&mut tx, &jobs, now)
+                                .await?)
+                        }
+                    }
+                    .await;
+                    let _ = waiting.reply.send(alone);
+                }
+            }
+        }
+    }
+}
+
+/// Inserts new jobs (no idempotency keys, no parents) with one statement; their ids in order.
+async fn insert_many(
+    tx: &mut Tx<'_>,
+    jobs: &[(&NewJob, Timestamp)],
+) -> Result<Vec<JobId>, StoreError> {
+    let n = jobs.len();
+    let mut queue = Vec::with_capacity(n);
+    let mut name = Vec::with_capacity(n);
+    let mut version = Vec::with_capacity(n);
+    let mut payload = Vec::with_capacity(n);
+    let mut state = Vec::with_capacity(n);
+    let mut priority = Vec::with_capacity(n);
+    let mut run_at = Vec::with_capacity(n);
+    let mut max_attempts = Vec::with_capacity(n);
+    let mut backoff_base = Vec::with_capacity(n);
+    let mut backoff_factor = Vec::with_capacity(n);
+    let mut backoff_max = Vec::with_capacity(n);
+    let mut timeout = Vec::with_capacity(n);
+    let mut resource_key = Vec::with_capacity(n);
+    let mut resource_capacity = Vec::with_capacity(n);
+    let mut inserted_at = Vec::with_capacity(n);
+    for (job, now) in jobs {
+        let o = &job.options;
+        let start = transition::initial(job, *now, None);
+        queue.push(o.queue.as_str());
+        name.push(job.name.as_str());
+        version.push(i64::from(job.version));
+        payload.push(job.payload.as_str());
+        state.push(start.state.as_str());
+        priority.push(i64::from(o.priority));
+        run_at.push(start.run_at.as_millis());
+        max_attempts.push(i64::from(o.max_attempts));
+        backoff_base.push(ms(o.backoff.base));
+        backoff_factor.push(o.backoff.factor);
+        backoff_max.push(ms(o.backoff.max));
+        timeout.push(o.timeout.map(ms));
+        resource_key.push(o.resource.as_ref().map(|r| r.key.as_str()));
+        resource_capacity.push(o.resource.as_ref().map(|r| i64::from(r.capacity)));
+        inserted_at.push(now.as_millis());
+    }
+    // Rows are inserted in the arrays' order, each taking the next id, and returned in it.
+    let rows = tx
+        .query(
+            "INSERT INTO otp_jobs (queue, name, version, payload, state, priority, run_at,
+                max_attempts, backoff_base_ms, backoff_factor, backoff_max_ms, timeout_ms,
+                resource_key, resource_capacity, inserted_at)
+             SELECT * FROM unnest($1::TEXT[], $2::TEXT[], $3::BIGINT[], $4::TEXT[], $5::TEXT[],
+                $6::BIGINT[], $7::BIGINT[], $8::BIGINT[], $9::BIGINT[], $10::FLOAT8[],
+                $11::BIGINT[], $12::BIGINT[], $13::TEXT[], $14::BIGINT[], $15::BIGINT[])
+             RETURNING id",
+            &[
+                &queue,
+                &name,
+                &version,
+                &payload,
+                &state,
+                &priority,
+                &run_at,
+                &max_attempts,
+                &backoff_base,
+                &backoff_factor,
+                &backoff_max,
+                &timeout,
+                &resource_key,
+                &resource_capacity,
+                &inserted_at,
+            ],
+        )
+        .await?;
+    if rows.len() != n {
+        return Err(StoreError::Database(format!(
+            "a combined insert of {n} jobs returned {} ids",
+            rows.len()
+        )));
+    }
+    tx.wake = true;
+    rows.iter().map(|r| Ok(JobId(r.try_get(0)?))).collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1554,6 +1753,15 @@ impl Store for PostgresStore {
         now: Timestamp,
     ) -> BoxFuture<'_, Result<Vec<Enqueued>, StoreError>> {
         async move {
+            if !jobs.is_empty() && jobs.iter().all(|j| j.options.idempotency_key.is_none()) {
+                // Shares an INSERT with the enqueues arriving meanwhile.
+                let (reply, answer) = oneshot::channel();
+                self.inner
+                    .combiner
+                    .send(Combined { jobs, now, reply })
+                    .map_err(|_| StoreError::Closed)?;
+                return answer.await.map_err(|_| StoreError::Closed)?;
+            }
             if jobs.len() == 1 {
                 // One INSERT (and, for a duplicate key, a read): atomic on its own.
                 operation!(self, autocommit, |tx| enqueue_tx(&mut tx, &jobs, now)
