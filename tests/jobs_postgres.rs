@@ -179,6 +179,39 @@ async fn unreachable_server_is_a_clear_error() {
     assert!(!text.contains("job store failed"), "{text}");
 }
 
+/// A server that accepts the connection and never answers: `connect` fails within its
+/// connect timeout instead of hanging.
+#[tokio::test]
+async fn a_server_that_never_answers_fails_the_connect_within_its_timeout() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let url = format!("postgres://nobody@127.0.0.1:{port}/db");
+    let started = std::time::Instant::now();
+    let connecting = PostgresStore::options()
+        .connect_timeout(Duration::from_millis(300))
+        .connect(&url);
+    let e = tokio::time::timeout(WAIT, connecting)
+        .await
+        .expect("connect gives up by itself")
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        matches!(&e, StoreError::Connect(m) if m.contains("connect timeout")),
+        "{e:?}"
+    );
+    silent.abort();
+}
+
 // ---------------------------------------------------------------------------------------------
 // Several processes on one queue.
 // ---------------------------------------------------------------------------------------------

@@ -684,3 +684,54 @@ async fn a_busy_runner_pays_one_commit_per_job() {
         );
     }
 }
+
+/// A job type no runner of this handle has a handler for.
+#[derive(Serialize, Deserialize)]
+struct Orphan;
+
+impl Job for Orphan {
+    const NAME: &'static str = "orphan";
+    type Output = ();
+}
+
+/// A due job whose type has no handler is counted in the runner's stats (and logged once),
+/// and `wait_for` says why it did not finish; a job that merely runs late says nothing more.
+#[tokio::test(start_paused = true)]
+async fn a_job_nobody_handles_is_counted_and_named_when_waited_for() {
+    let jobs = queue();
+    let orphan = jobs.enqueue(Orphan).await.unwrap().id;
+    let late = jobs
+        .enqueue_with(
+            Step { n: 1 },
+            JobOptions::new().not_before(jobs.now().after(Duration::from_secs(3600))),
+        )
+        .await
+        .unwrap()
+        .id;
+    let (builder, _runs) = step_handler(&jobs, |_, _| Act::Ok);
+    let runner = builder.spawn().await.unwrap();
+    match jobs
+        .wait_for::<Orphan>(orphan, Duration::from_secs(1))
+        .await
+    {
+        Err(e @ ractor_otp::jobs::JobsError::WaitTimedOut { .. }) => {
+            let text = e.to_string();
+            assert!(text.contains("handles job type `orphan`"), "{text}");
+        }
+        other => panic!("expected WaitTimedOut, got {other:?}"),
+    }
+    match jobs.wait_for::<Step>(late, Duration::from_secs(1)).await {
+        Err(e @ ractor_otp::jobs::JobsError::WaitTimedOut { .. }) => {
+            assert!(!e.to_string().contains("handles job type"), "{e}");
+        }
+        other => panic!("expected WaitTimedOut, got {other:?}"),
+    }
+    // The runner looked at start (before the shutdown call, which its mailbox takes after).
+    runner.shutdown(WAIT).await.unwrap();
+    assert_eq!(runner.stats().unhandled, 1);
+    // With the runner gone, no handler of this handle takes `step` either.
+    match jobs.wait_for::<Step>(late, Duration::from_secs(1)).await {
+        Err(e) => assert!(e.to_string().contains("handles job type `step`"), "{e}"),
+        other => panic!("expected WaitTimedOut, got {other:?}"),
+    }
+}

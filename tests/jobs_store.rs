@@ -194,6 +194,19 @@ async fn max_batch_one_commits_every_operation() {
     drop(store);
 }
 
+#[tokio::test]
+async fn a_missing_directory_is_named() {
+    let dir = TempDir::new();
+    let path = dir.path().join("not-there").join("jobs.sqlite3");
+    match SqliteStore::open(&path).await {
+        Err(ractor_otp::jobs::StoreError::Invalid(message)) => {
+            assert!(message.contains("does not exist"), "{message}");
+            assert!(message.contains("not-there"), "{message}");
+        }
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+}
+
 /// A runner's turn (finishes, a claim, the next due time) is one commit even with group
 /// commit off: what lets a busy runner pay one commit per job for finishing and claiming.
 #[tokio::test]

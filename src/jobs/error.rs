@@ -96,12 +96,14 @@ pub enum JobsError {
         error: Option<String>,
     },
     /// `wait_for` gave up; the job goes on.
-    #[error("{id} has not finished in time (it is {state})")]
+    #[error("{id} has not finished in time (it is {state}){}", no_handler.as_ref().map(|name| format!("; no runner started from this `Jobs` handle handles job type `{name}`: give one a handler for it with `.handler(..)` or `.pool(..)`")).unwrap_or_default())]
     WaitTimedOut {
         /// The job.
         id: JobId,
         /// Its state when the wait ended.
         state: JobState,
+        /// Its type, when it was waiting to run and no runner of this handle handles it.
+        no_handler: Option<String>,
     },
     /// Two handlers for one job type, or a runner with none.
     #[error("invalid runner configuration: {0}")]

@@ -97,6 +97,8 @@ struct JobsInner {
     wake: tokio::sync::watch::Sender<u64>,
     /// Bumped whenever a local runner records a run's end: `wait_for` looks again.
     finished: tokio::sync::watch::Sender<u64>,
+    /// The job types the running runners of this handle take, each with how many take it.
+    handled: std::sync::Mutex<std::collections::HashMap<String, usize>>,
 }
 
 impl std::fmt::Debug for Jobs {
@@ -119,6 +121,7 @@ impl Jobs {
                 clock: Arc::new(clock),
                 wake: tokio::sync::watch::Sender::new(0),
                 finished: tokio::sync::watch::Sender::new(0),
+                handled: std::sync::Mutex::default(),
             }),
         }
     }
@@ -148,6 +151,32 @@ impl Jobs {
 
     pub(crate) fn job_finished(&self) {
         self.inner.finished.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// A runner of this handle started (`+1`) or stopped (`-1`) taking these job types.
+    pub(crate) fn count_handlers(&self, names: &[String], started: bool) {
+        let mut handled = match self.inner.handled.lock() {
+            Ok(handled) => handled,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        for name in names {
+            if started {
+                *handled.entry(name.clone()).or_default() += 1;
+            } else if let Some(n) = handled.get_mut(name) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    handled.remove(name);
+                }
+            }
+        }
+    }
+
+    /// Whether a running runner of this handle takes job type `name`.
+    fn handles(&self, name: &str) -> bool {
+        match self.inner.handled.lock() {
+            Ok(handled) => handled.contains_key(name),
+            Err(poisoned) => poisoned.into_inner().contains_key(name),
+        }
     }
 
     /// Waits until job `id` has finished and returns its output: completed → the output,
@@ -184,9 +213,16 @@ impl Jobs {
                 _ = tokio::time::sleep_until(next) => {}
             }
             if tokio::time::Instant::now() >= deadline {
+                let waiting = matches!(
+                    record.state,
+                    JobState::Scheduled | JobState::Available | JobState::Retryable
+                );
+                let no_handler =
+                    (waiting && !self.handles(&record.name)).then(|| record.name.clone());
                 return Err(JobsError::WaitTimedOut {
                     id,
                     state: record.state,
+                    no_handler,
                 });
             }
         }

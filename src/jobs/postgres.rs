@@ -41,7 +41,9 @@
 
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use deadpool_postgres::{
+    Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime, TimeoutType,
+};
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
@@ -87,6 +89,7 @@ pub struct PostgresOptions {
     schema: Option<String>,
     max_connections: usize,
     wait_timeout: Duration,
+    connect_timeout: Duration,
 }
 
 impl Default for PostgresOptions {
@@ -95,6 +98,7 @@ impl Default for PostgresOptions {
             schema: None,
             max_connections: 10,
             wait_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -118,6 +122,18 @@ impl PostgresOptions {
     /// How long an operation waits for a pooled connection before failing (default 30 s).
     pub fn wait_timeout(mut self, timeout: Duration) -> Self {
         self.wait_timeout = timeout;
+        self
+    }
+
+    /// How long opening one connection may take, from the TCP connect through the server's
+    /// answer to the startup and authentication (default 10 s): a server that accepts the
+    /// connection and never answers fails [`connect`](Self::connect) with
+    /// [`StoreError::Connect`] instead of hanging. A connection that goes silent later is
+    /// found by TCP keepalives, which `tokio-postgres` turns on with a 2 h idle time: set a
+    /// shorter one in the URL (`postgres://…?keepalives_idle=30`) where a dead peer must be
+    /// noticed sooner.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
         self
     }
 
@@ -158,6 +174,9 @@ impl PostgresOptions {
             options = format!("{given} {options}");
         }
         config.options(options);
+        // The socket's own timeout; the pool's create timeout (below) bounds the whole opening
+        // (startup, authentication), and the listener bounds its own.
+        config.connect_timeout(self.connect_timeout);
         let manager = Manager::from_config(
             config.clone(),
             tls.clone(),
@@ -169,6 +188,7 @@ impl PostgresOptions {
             .max_size(self.max_connections)
             .runtime(Runtime::Tokio1)
             .wait_timeout(Some(self.wait_timeout))
+            .create_timeout(Some(self.connect_timeout))
             .build()
             .map_err(|e| StoreError::Invalid(format!("cannot build the connection pool: {e}")))?;
         let (wake, _) = watch::channel(0u64);
@@ -330,6 +350,17 @@ impl PostgresStore {
         self.inner.pool.get().await.map_err(|e| match e {
             PoolError::Backend(e) => StoreError::Connect(describe(&e)),
             PoolError::Closed => StoreError::Closed,
+            PoolError::Timeout(TimeoutType::Create) => StoreError::Connect(
+                "the server did not finish opening a connection within the connect timeout \
+                 (it accepted and never answered, or is overloaded); see \
+                 `PostgresOptions::connect_timeout`"
+                    .into(),
+            ),
+            PoolError::Timeout(TimeoutType::Wait) => StoreError::Connect(
+                "every pooled connection stayed busy for the wait timeout; see \
+                 `PostgresOptions::max_connections` and `wait_timeout`"
+                    .into(),
+            ),
             other => StoreError::Connect(other.to_string()),
         })
     }
@@ -490,8 +521,18 @@ async fn listen<T>(
     let bump = |wake: &watch::Sender<u64>| wake.send_modify(|n| *n = n.wrapping_add(1));
     let listen_sql = format!("LISTEN \"{channel}\"");
     let mut backoff = Duration::from_millis(100);
+    let opening = config
+        .get_connect_timeout()
+        .copied()
+        .unwrap_or(Duration::from_secs(10));
     loop {
-        match config.connect(tls.clone()).await {
+        let opened = match tokio::time::timeout(opening, config.connect(tls.clone())).await {
+            Ok(opened) => opened.map_err(StoreError::from),
+            Err(_) => Err(StoreError::Connect(format!(
+                "no answer within the connect timeout ({opening:?})"
+            ))),
+        };
+        match opened {
             Ok((client, mut connection)) => {
                 let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
                 let drive = async {
@@ -541,7 +582,7 @@ async fn listen<T>(
                 drop(client);
             }
             Err(e) => {
-                tracing::warn!(%channel, error = %StoreError::from(e), "job store cannot open its wake-up connection; retrying (runners poll meanwhile)");
+                tracing::warn!(%channel, error = %e, "job store cannot open its wake-up connection; retrying (runners poll meanwhile)");
             }
         }
         tokio::time::sleep(backoff).await;
@@ -1723,6 +1764,26 @@ async fn counts_tx(tx: &Tx<'_>, now: Timestamp) -> Result<Vec<(JobState, u64)>, 
     Ok(counts)
 }
 
+async fn unhandled_tx(
+    tx: &Tx<'_>,
+    queues: &[String],
+    names: &[String],
+    now: Timestamp,
+) -> Result<Vec<(String, u64)>, StoreError> {
+    let rows = tx
+        .query(
+            "SELECT name, COUNT(*) FROM (
+                SELECT name FROM otp_jobs WHERE state IN ('scheduled','available','retryable')
+                    AND run_at <= $1 AND queue = ANY($2) AND NOT (name = ANY($3)) LIMIT 10000) AS due
+             GROUP BY name ORDER BY name",
+            &[&now.as_millis(), &queues, &names],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get::<_, i64>(1)?.max(0) as u64)))
+        .collect()
+}
+
 async fn next_due_tx(
     tx: &Tx<'_>,
     queues: &[String],
@@ -1906,6 +1967,21 @@ impl Store for PostgresStore {
         async move {
             operation!(self, autocommit, |tx| next_due_tx(&tx, &queues, &names)
                 .await?)
+        }
+        .boxed()
+    }
+
+    fn unhandled(
+        &self,
+        queues: Vec<String>,
+        names: Vec<String>,
+        now: Timestamp,
+    ) -> BoxFuture<'_, Result<Vec<(String, u64)>, StoreError>> {
+        async move {
+            operation!(self, autocommit, |tx| unhandled_tx(
+                &tx, &queues, &names, now
+            )
+            .await?)
         }
         .boxed()
     }

@@ -86,9 +86,24 @@ impl SqliteOptions {
         self
     }
 
-    /// Opens (creating if needed) the store at `path`. The parent directory must exist.
+    /// Opens (creating if needed) the store at `path`. The parent directory must exist
+    /// ([`StoreError::Invalid`] says so when it does not).
+    ///
+    /// No integrity check runs at open: `PRAGMA quick_check` reads every page, which on a
+    /// large queue adds seconds to every start. SQLite checks each page it reads, so damage
+    /// surfaces as an error of the operation that meets it; run `PRAGMA integrity_check` on
+    /// the file (e.g. with the `sqlite3` shell) after a disk or filesystem fault.
     pub async fn open(self, path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
         let path = path.as_ref().to_path_buf();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if !dir.is_dir() {
+                return Err(StoreError::Invalid(format!(
+                    "directory {} does not exist: create it before opening {}",
+                    dir.display(),
+                    path.display()
+                )));
+            }
+        }
         let (ready_tx, ready_rx) = oneshot::channel();
         let (tx, rx) = mpsc::channel::<Command>();
         let stats = Arc::new(Counters::default());
@@ -1195,6 +1210,41 @@ fn counts_tx(conn: &Connection, now: Timestamp) -> Result<Vec<(JobState, u64)>, 
     Ok(counts)
 }
 
+/// The most due jobs [`unhandled_tx`] looks at.
+const UNHANDLED_SCAN: i64 = 10_000;
+
+fn unhandled_tx(
+    conn: &Connection,
+    queues: &[String],
+    names: &[String],
+    now: Timestamp,
+) -> Result<Vec<(String, u64)>, StoreError> {
+    if queues.is_empty() {
+        return Ok(Vec::new());
+    }
+    let others = if names.is_empty() {
+        String::new()
+    } else {
+        format!("AND name NOT IN ({})", placeholders(names.len()))
+    };
+    let sql = format!(
+        "SELECT name, COUNT(*) FROM (
+            SELECT name FROM otp_jobs WHERE {DUE} AND run_at <= ? AND queue IN ({q}) {others}
+                LIMIT ?)
+         GROUP BY name ORDER BY name",
+        q = placeholders(queues.len()),
+    );
+    let mut args: Vec<Value> = vec![Value::Integer(now.as_millis())];
+    args.extend(queues.iter().cloned().map(Value::Text));
+    args.extend(names.iter().cloned().map(Value::Text));
+    args.push(Value::Integer(UNHANDLED_SCAN));
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params_from_iter(args.iter()), |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 fn next_due_tx(
     conn: &Connection,
     queues: &[String],
@@ -1333,5 +1383,15 @@ impl Store for SqliteStore {
         names: Vec<String>,
     ) -> BoxFuture<'_, Result<Option<Timestamp>, StoreError>> {
         self.run(move |c| next_due_tx(c, &queues, &names)).boxed()
+    }
+
+    fn unhandled(
+        &self,
+        queues: Vec<String>,
+        names: Vec<String>,
+        now: Timestamp,
+    ) -> BoxFuture<'_, Result<Vec<(String, u64)>, StoreError>> {
+        self.run(move |c| unhandled_tx(c, &queues, &names, now))
+            .boxed()
     }
 }

@@ -311,6 +311,19 @@ pub trait Store: Send + Sync + 'static {
         names: Vec<String>,
     ) -> BoxFuture<'_, Result<Option<Timestamp>, StoreError>>;
 
+    /// Due jobs of these queues whose type is none of `names`, counted by type (from a
+    /// bounded scan: large counts are lower bounds). A runner asks, now and then, to say which
+    /// jobs wait for a handler it does not have. The default says nothing.
+    fn unhandled(
+        &self,
+        queues: Vec<String>,
+        names: Vec<String>,
+        now: Timestamp,
+    ) -> BoxFuture<'_, Result<Vec<(String, u64)>, StoreError>> {
+        let _ = (queues, names, now);
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
     /// Wake-ups from other processes sharing this store: the value changes when something
     /// may have become claimable there (a job enqueued, retried, released, …), so runners
     /// look at once instead of at their next poll. `None` (the default) for a store only

@@ -74,6 +74,7 @@ macro_rules! store_suite {
                 list_filters_and_pages,
                 next_due_reports_earliest_instant,
                 finish_and_claim_is_one_turn,
+                unhandled_counts_due_jobs_of_other_types,
             );
         }
     };
@@ -206,6 +207,15 @@ impl<S: Store, G: Send + Sync + 'static> Store for Guarded<S, G> {
         names: Vec<String>,
     ) -> BoxFuture<'_, Result<Option<Timestamp>, StoreError>> {
         self.store.next_due(queues, names)
+    }
+
+    fn unhandled(
+        &self,
+        queues: Vec<String>,
+        names: Vec<String>,
+        now: Timestamp,
+    ) -> BoxFuture<'_, Result<Vec<(String, u64)>, StoreError>> {
+        self.store.unhandled(queues, names, now)
     }
 
     fn wakeups(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
@@ -2662,4 +2672,41 @@ pub async fn finish_and_claim_is_one_turn<S: Store>(store: S) {
     assert!(out.claimed.unwrap().is_empty());
     assert_eq!(out.next_due, None);
     assert_eq!(get(&store, stale, now).await.result.as_deref(), Some("4"));
+}
+
+/// Due jobs of the given queues whose type is not among the names, by type: not the handled
+/// ones, not those still scheduled, not those of other queues.
+pub async fn unhandled_counts_due_jobs_of_other_types<S: Store>(store: S) {
+    add(&store, email("a"), t(0)).await;
+    add(&store, report_with(1, JobOptions::new()), t(0)).await;
+    add(&store, report_with(2, JobOptions::new()), t(0)).await;
+    add(
+        &store,
+        report_with(3, JobOptions::new().not_before(t(60 * SEC))),
+        t(0),
+    )
+    .await;
+    add(
+        &store,
+        collector_with("elsewhere", JobOptions::new().queue("other")),
+        t(0),
+    )
+    .await;
+    let unhandled = |names: &[&str], at| {
+        store.unhandled(
+            vec!["default".into()],
+            names.iter().map(|n| n.to_string()).collect(),
+            at,
+        )
+    };
+    assert_eq!(
+        unhandled(&[EMAIL], t(SEC)).await.unwrap(),
+        vec![(REPORT.to_owned(), 2)]
+    );
+    assert_eq!(unhandled(&[EMAIL, REPORT], t(SEC)).await.unwrap(), vec![]);
+    // Once due, the scheduled one counts too; with no names, every type does.
+    assert_eq!(
+        unhandled(&[], t(60 * SEC)).await.unwrap(),
+        vec![(EMAIL.to_owned(), 1), (REPORT.to_owned(), 3)]
+    );
 }

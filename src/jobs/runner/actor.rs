@@ -3,7 +3,7 @@
 //! runner, whatever ended it; a run that ended waits as [`Ended`] for the next store turn,
 //! which records it and claims in one transaction.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +34,8 @@ pub(crate) enum RunnerMsg {
     Tick,
     /// Renew leases, give up on hung runs.
     Heartbeat,
+    /// Look for due jobs no handler of this runner takes.
+    CheckUnhandled,
     /// A run ended (from its task): recorded at the next turn.
     Ended(Ended),
     Shutdown {
@@ -82,6 +84,10 @@ pub(super) struct RunnerState {
     pub(super) tick_pending: Arc<AtomicBool>,
     pub(super) deadline: watch::Sender<Instant>,
     pub(super) timers: Vec<AbortHandle>,
+    /// When the runner last looked for due jobs it has no handler for.
+    pub(super) unhandled_checked: Option<Instant>,
+    /// The job types without a handler already logged.
+    pub(super) warned: HashSet<String>,
 }
 
 #[cfg_attr(feature = "async-trait", ractor::async_trait)]
@@ -127,6 +133,8 @@ impl Actor for RunnerActor {
         });
         // The first look at the store.
         myself.cast(RunnerMsg::Tick)?;
+        myself.cast(RunnerMsg::CheckUnhandled)?;
+        config.jobs.count_handlers(&names, true);
         let breakers = match config.breaker {
             Some((threshold, cooldown)) => names
                 .iter()
@@ -149,6 +157,8 @@ impl Actor for RunnerActor {
             tick_pending,
             deadline,
             timers: vec![pacer.abort_handle(), heartbeat.abort_handle()],
+            unhandled_checked: None,
+            warned: HashSet::new(),
         })
     }
 
@@ -165,7 +175,11 @@ impl Actor for RunnerActor {
                 state.turn(&myself);
             }
             RunnerMsg::TurnDone(done) => state.turn_done(&myself, done).await,
-            RunnerMsg::Heartbeat => state.heartbeat(&myself).await,
+            RunnerMsg::Heartbeat => {
+                state.heartbeat(&myself).await;
+                state.check_unhandled().await;
+            }
+            RunnerMsg::CheckUnhandled => state.check_unhandled().await,
             RunnerMsg::Ended(ended) => {
                 let Lease { id, token } = ended.lease;
                 // A run already given up on (hung, lease lost) was counted then.
@@ -192,6 +206,7 @@ impl Actor for RunnerActor {
         for timer in &state.timers {
             timer.abort();
         }
+        state.config.jobs.count_handlers(&state.names, false);
         state.flush_ended().await;
         let released = state.give_back_all().await;
         tracing::info!(owner = %state.owner, released, "job runner stopped");

@@ -20,8 +20,8 @@
 //! The runner by role, one file each: `builder` (configuration and validation), `actor`
 //! (the actor and its state, and the one way a run leaves it), `pace` (when to look at the
 //! store next), `claim` (what to claim, admitted by the breakers), `execute` (one job's run and
-//! how its outcome is recorded), `lease` (renewing leases, giving up on hung runs) and `drain`
-//! (shutdown). The decisions are plain functions, unit-tested in their files.
+//! how its outcome is recorded), `lease` (renewing leases, giving up on hung runs), `drain`
+//! (shutdown) and `unhandled` (saying which due jobs no handler takes). The decisions are plain functions, unit-tested in their files.
 
 mod actor;
 mod builder;
@@ -30,6 +30,7 @@ mod drain;
 mod execute;
 mod lease;
 mod pace;
+mod unhandled;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -87,6 +88,10 @@ pub struct RunnerStats {
     pub lost: u64,
     /// Jobs running now.
     pub running: u64,
+    /// Due jobs in this runner's queues whose type it has no handler for, at its last look
+    /// (at start, then every minute): they wait for a runner that has one. Each such type is
+    /// also logged once, with a warning.
+    pub unhandled: u64,
 }
 
 #[derive(Default)]
@@ -99,6 +104,7 @@ struct Counters {
     deferred: AtomicU64,
     lost: AtomicU64,
     running: AtomicU64,
+    unhandled: AtomicU64,
 }
 
 fn bump(counter: &AtomicU64) {
@@ -130,6 +136,7 @@ impl Runner {
             deferred: get(&s.deferred),
             lost: get(&s.lost),
             running: get(&s.running),
+            unhandled: get(&s.unhandled),
         }
     }
 
