@@ -208,6 +208,7 @@ fn child_process() {
             "retry_backoff" => child_retry_backoff(env).await,
             "follow_up" => child_follow_up(env).await,
             "fan_in" => child_fan_in(env).await,
+            "rescue" => child_rescue(env).await,
             other => panic!("unknown crash scenario `{other}`"),
         }
         // Keep running (the runner, the monitor) until the parent kills us.
@@ -337,6 +338,54 @@ async fn child_kill_mid_job(env: ChildEnv) {
     });
 }
 
+/// The lease of the rescue scenario: long, so a rerun soon after a restart can only be the
+/// rescue's doing.
+const RESCUE_LEASE: Duration = Duration::from_secs(30);
+
+/// The schema a PostgreSQL scenario works in: named after its test directory.
+fn pg_schema(dir: &Path) -> String {
+    let name: String = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().to_lowercase())
+        .unwrap_or_default()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    format!("c{}", &name[name.len().saturating_sub(38)..])
+}
+
+/// One long [`Work`] job under a 30 s lease, on SQLite or (mode `postgres`) PostgreSQL.
+async fn child_rescue(env: ChildEnv) {
+    let jobs = if env.mode == "postgres" {
+        #[cfg(feature = "postgres")]
+        {
+            let url = std::env::var("OTP_PG_URL").expect("child: OTP_PG_URL");
+            let store = ractor_otp::jobs::PostgresStore::options()
+                .schema(pg_schema(&env.dir))
+                .connect(&url)
+                .await
+                .expect("child: connecting");
+            Jobs::new(store)
+        }
+        #[cfg(not(feature = "postgres"))]
+        unreachable!("the PostgreSQL scenario runs with the `postgres` feature")
+    } else {
+        open_jobs(&env).await
+    };
+    let job = NewJob::new(
+        &Work { n: 1, ms: 600_000 },
+        JobOptions::new().idempotency_key("long"),
+    )
+    .expect("child: job");
+    enqueue_once(&jobs, &env.log, vec![job]).await;
+    work_runner(&jobs, &env.log)
+        .lease(RESCUE_LEASE)
+        .heartbeat(Duration::from_secs(5))
+        .spawn()
+        .await
+        .expect("child: runner");
+}
+
 /// Enqueues forever (default durability), logging `acked <id> <n>` after each enqueue returns.
 async fn child_acked_enqueues(env: ChildEnv) {
     let jobs = open_jobs(&env).await;
@@ -393,6 +442,13 @@ async fn child_resource(env: ChildEnv) {
         .collect::<Result<Vec<_>, _>>()
         .expect("child: jobs");
     enqueue_once(&jobs, &env.log, batch).await;
+    // The dead run's place is freed here (its runner's sign of life is gone): logged, so the
+    // parent knows when the store let go of it. The runner's own rescue finds nothing more.
+    jobs.store()
+        .rescue(jobs.now())
+        .await
+        .expect("child: rescue");
+    env.log.line(format_args!("rescued {}", now_ms()));
     work_runner(&jobs, &env.log)
         .concurrency(4)
         .spawn()
@@ -1423,10 +1479,16 @@ fn resource_case(capacity: u32) {
     );
 
     // Each run's hold on the resource: from its start to its end, or, for a run the kill cut
-    // off (still executing in the database afterwards), to its lease expiry: the store frees
-    // a dead holder's place only then. A run claimed but killed before it logged its start
-    // holds from the kill at the latest.
+    // off (still executing in the database afterwards), to its lease expiry or the next
+    // child's rescue of its dead runner's jobs, whichever came first: the store frees a dead
+    // holder's place only then. A run claimed but killed before it logged its start holds
+    // from the kill at the latest.
     let log = case.log();
+    let rescued_at: BTreeMap<u32, i64> = log
+        .iter()
+        .filter(|e| e.is("rescued"))
+        .map(|e| (e.run, e.int(0)))
+        .collect();
     let runs = Runs::of(&log, &["end"]);
     let mut holds: BTreeMap<(i64, u32), (i64, i64)> = BTreeMap::new();
     let mut cut_off: BTreeMap<(i64, u32), (i64, i64)> = BTreeMap::new();
@@ -1437,8 +1499,11 @@ fn resource_case(capacity: u32) {
                 "{key:?}: lease expiry {expiry} more than a lease after the kill at {}",
                 kill.at
             );
-            let entry = cut_off.entry(key).or_insert((kill.at, expiry));
-            assert_eq!(entry.1, expiry, "{key:?}: a dead run's lease was renewed");
+            let freed = rescued_at
+                .get(&(kill.run + 1))
+                .map_or(expiry, |rescued| expiry.min(*rescued));
+            let entry = cut_off.entry(key).or_insert((kill.at, freed));
+            assert_eq!(entry.1, freed, "{key:?}: a dead run's lease was renewed");
         }
     }
     for (key, (_, start)) in &runs.starts {
@@ -1772,4 +1837,73 @@ fn fan_in_collector_runs_exactly_once_across_kills() {
         }
     }
     eprintln!("fan_in: {retried} pieces failed once, {lost} runs lost at kills");
+}
+
+/// kill -9 in the middle of a job under a 30 s lease: the restarted runner finds the dead
+/// runner's sign of life gone and reruns the job within 2 s of starting, not after the lease.
+fn rescue_case(mode: &str) {
+    let mut case = Case::new(&format!("rescue_{mode}"));
+    let mut proc = case.spawn("rescue", mode);
+    case.wait_log(&mut proc, "the first attempt's start", |log| {
+        log.iter()
+            .any(|e| e.is("start") && e.int(1) == 1)
+            .then_some(())
+    });
+    let killed_at = proc.kill();
+    drop(proc);
+    let mut proc = case.spawn("rescue", mode);
+    let (booted, rerun) = case.wait_log(&mut proc, "the rerun's start", |log| {
+        let booted = log.iter().find(|e| e.run == 1 && e.is("boot"))?.int(1);
+        let rerun = log.iter().find(|e| e.is("start") && e.int(1) == 2)?.int(2);
+        Some((booted, rerun))
+    });
+    assert!(
+        rerun - booted <= 2_000,
+        "the rerun started {} ms after the restart (killed at {killed_at}, lease {RESCUE_LEASE:?})",
+        rerun - booted
+    );
+    assert!(
+        rerun - killed_at < RESCUE_LEASE.as_millis() as i64,
+        "the rerun waited for the lease"
+    );
+    drop(proc);
+}
+
+#[test]
+fn a_killed_runners_job_reruns_at_once_on_sqlite() {
+    rescue_case("sqlite");
+}
+
+#[cfg(feature = "postgres")]
+#[ignore = "needs a PostgreSQL server: run `bash .ci/with-postgres cargo test --workspace -- --include-ignored`"]
+#[test]
+fn a_killed_runners_job_reruns_at_once_on_postgres() {
+    let url = match std::env::var("OTP_PG_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ if std::env::var("OTP_PG_REQUIRED").is_ok_and(|v| v == "1") => {
+            panic!("OTP_PG_REQUIRED=1 but OTP_PG_URL is not set")
+        }
+        _ => return,
+    };
+    rescue_case("postgres");
+    // The scenario's schema, dropped.
+    let schema = pg_schema(&std::env::temp_dir().join(format!(
+        "ractor-otp-jobs-crash-{}-rescue_postgres",
+        std::process::id()
+    )));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        let driver = tokio::spawn(connection);
+        let _ = client
+            .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            .await;
+        drop(client);
+        let _ = driver.await;
+    });
 }

@@ -14,6 +14,10 @@
 //!   carries a lease (owner, expiry renewed by heartbeat) and a fencing token; a result whose
 //!   token is stale is refused, an expired lease makes the job claimable again. Completion and
 //!   the follow-up jobs a handler enqueued commit together.
+//! * **Prompt rescue**: each runner holds a sign of life the operating system or the database
+//!   lets go of when its process dies (a locked file beside a SQLite store; a session advisory
+//!   lock on PostgreSQL). Runners look every second (and at start) for dead runners and rerun
+//!   their jobs at once, instead of after the lease; the lease stays the fallback.
 //! * **Options** ([`JobOptions`]): queue, priority, `not_before`, attempts and retry backoff,
 //!   timeout, an exclusive [`Resource`] with a capacity, an idempotency key.
 //! * **Fan-out / fan-in** ([`Group`]): children and a collector that runs once, after all of
@@ -32,6 +36,7 @@ mod clock;
 mod error;
 mod handler;
 mod job;
+mod owner_files;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod record;
@@ -57,8 +62,8 @@ pub use record::{AttemptError, ChildFailure, ChildOutcome, JobRecord, JobState, 
 pub use runner::{Runner, RunnerBuilder, RunnerStats, ShutdownReport};
 pub use sqlite::{Durability, JournalStats, SqliteOptions, SqliteStore};
 pub use store::{
-    ClaimRequest, ClaimedJob, Enqueued, Finish, GroupIds, GroupPolicy, Lease, NewGroup, Store,
-    Turn, TurnOutcome,
+    ClaimRequest, ClaimedJob, Enqueued, Finish, GroupIds, GroupPolicy, Lease, Liveness, NewGroup,
+    Store, Turn, TurnOutcome,
 };
 
 /// The file [`Jobs::open_default`] uses, in the working directory.

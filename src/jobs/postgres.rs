@@ -54,8 +54,8 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{AsyncMessage, NoTls, Row, Socket};
 
 use crate::jobs::store::{
-    ClaimRequest, ClaimedJob, Enqueued, Finish, GroupIds, GroupPolicy, Lease, NewGroup, Store,
-    Turn, TurnOutcome,
+    ClaimRequest, ClaimedJob, Enqueued, Finish, GroupIds, GroupPolicy, Lease, Liveness, NewGroup,
+    Store, Turn, TurnOutcome,
 };
 use crate::jobs::transition::{
     self, Action, AfterFailure, Candidate, ClaimStep, Collector, GroupStep,
@@ -334,6 +334,8 @@ impl PostgresStore {
                 .await?;
             }
         }
+        // Added after version 1 shipped; a table of its own, so no version change.
+        tx.batch_execute(RUNNERS_TABLE).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -425,6 +427,13 @@ const SCHEMA_LOCK: i64 = 0x6f74_705f_6a6f_6273; // "otp_jobs"
 
 /// The advisory lock class (the first `int4` of the two-key form) of resource keys.
 const RESOURCE_LOCK_CLASS: i32 = 0x6f74_7072; // "otpr"
+/// The advisory lock class of runners' signs of life (a session lock per runner).
+const OWNER_LOCK_CLASS: i32 = 0x6f74_706f; // "otpo"
+
+/// The runners that hold a sign of life (a session advisory lock on a connection of their
+/// own): a row is written once the lock is held, and removed by the rescue that finds the
+/// lock free.
+const RUNNERS_TABLE: &str = "CREATE TABLE IF NOT EXISTS otp_runners (owner TEXT PRIMARY KEY)";
 
 const SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS otp_jobs (
@@ -1982,6 +1991,97 @@ impl Store for PostgresStore {
                 &tx, &queues, &names, now
             )
             .await?)
+        }
+        .boxed()
+    }
+
+    /// A session advisory lock on a connection of the runner's own (taken out of the pool),
+    /// then a row in `otp_runners`: the server lets go of the lock when the session ends (the
+    /// process died, or its connection broke; then the runner's jobs may run twice, which
+    /// fencing keeps safe).
+    fn hold_liveness(&self, owner: String) -> BoxFuture<'_, Result<Option<Liveness>, StoreError>> {
+        async move {
+            let client = self.client().await?;
+            let key = format!("{}/{owner}", self.inner.key_prefix);
+            let locked: bool = client
+                .query_one(
+                    "SELECT pg_try_advisory_lock($1, hashtext($2))",
+                    &[&OWNER_LOCK_CLASS, &key],
+                )
+                .await?
+                .try_get(0)?;
+            if !locked {
+                return Err(StoreError::Database(format!(
+                    "the sign of life of runner `{owner}` is held by another session"
+                )));
+            }
+            client
+                .execute(
+                    "INSERT INTO otp_runners (owner) VALUES ($1) ON CONFLICT (owner) DO NOTHING",
+                    &[&owner],
+                )
+                .await?;
+            // Out of the pool for good: the session lives as long as the runner.
+            let session = deadpool_postgres::Object::take(client);
+            Ok(Some(Liveness::new(session)))
+        }
+        .boxed()
+    }
+
+    fn rescue(&self, now: Timestamp) -> BoxFuture<'_, Result<Vec<JobId>, StoreError>> {
+        async move {
+            let client = self.client().await?;
+            let owners: Vec<String> = client
+                .query("SELECT owner FROM otp_runners", &[])
+                .await?
+                .iter()
+                .map(|r| r.try_get(0))
+                .collect::<Result<_, _>>()?;
+            let mut rescued = Vec::new();
+            for owner in owners {
+                let key = format!("{}/{owner}", self.inner.key_prefix);
+                let dead: bool = client
+                    .query_one(
+                        "SELECT pg_try_advisory_lock($1, hashtext($2))",
+                        &[&OWNER_LOCK_CLASS, &key],
+                    )
+                    .await?
+                    .try_get(0)?;
+                if !dead {
+                    continue;
+                }
+                // Held by us until unlocked below: no other rescuer acts on this owner at once.
+                let ended = async {
+                    let rows = client
+                        .query(
+                            "UPDATE otp_jobs SET lease_expires_at = $1
+                             WHERE state = 'executing' AND lease_owner = $2 AND lease_expires_at > $1
+                             RETURNING id",
+                            &[&now.as_millis(), &owner],
+                        )
+                        .await?;
+                    client
+                        .execute("DELETE FROM otp_runners WHERE owner = $1", &[&owner])
+                        .await?;
+                    rows.iter()
+                        .map(|r| Ok(JobId(r.try_get(0)?)))
+                        .collect::<Result<Vec<_>, StoreError>>()
+                }
+                .await;
+                let unlocked = client
+                    .execute(
+                        "SELECT pg_advisory_unlock($1, hashtext($2))",
+                        &[&OWNER_LOCK_CLASS, &key],
+                    )
+                    .await;
+                let ended = ended?;
+                unlocked?;
+                if !ended.is_empty() {
+                    self.notify_others();
+                }
+                rescued.extend(ended);
+            }
+            Ok(rescued)
         }
         .boxed()
     }

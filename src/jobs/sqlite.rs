@@ -21,7 +21,7 @@
 //! (`child_done`), so the collector becomes available exactly once.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
@@ -33,9 +33,10 @@ use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 use tokio::sync::oneshot;
 
+use crate::jobs::owner_files;
 use crate::jobs::store::{
-    ClaimRequest, ClaimedJob, Enqueued, Finish, GroupIds, GroupPolicy, Lease, NewGroup, Store,
-    Turn, TurnOutcome,
+    ClaimRequest, ClaimedJob, Enqueued, Finish, GroupIds, GroupPolicy, Lease, Liveness, NewGroup,
+    Store, Turn, TurnOutcome,
 };
 use crate::jobs::transition::{
     self, Action, AfterFailure, Candidate, ClaimStep, Collector, GroupStep,
@@ -95,6 +96,7 @@ impl SqliteOptions {
     /// the file (e.g. with the `sqlite3` shell) after a disk or filesystem fault.
     pub async fn open(self, path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
         let path = path.as_ref().to_path_buf();
+        let owners_of = path.clone();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             if !dir.is_dir() {
                 return Err(StoreError::Invalid(format!(
@@ -130,6 +132,7 @@ impl SqliteOptions {
         Ok(SqliteStore {
             exec: Arc::new(Exec::Journal(tx)),
             stats,
+            owners: Some(Arc::new(owner_files::owners_dir(&owners_of))),
         })
     }
 }
@@ -155,6 +158,8 @@ impl SqliteOptions {
 pub struct SqliteStore {
     exec: Arc<Exec>,
     stats: Arc<Counters>,
+    /// Where runners' signs of life live (a file store only).
+    owners: Option<Arc<PathBuf>>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -206,6 +211,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             exec: Arc::new(Exec::Inline(Mutex::new(conn))),
             stats: Arc::new(Counters::default()),
+            owners: None,
         })
     }
 
@@ -1210,6 +1216,19 @@ fn counts_tx(conn: &Connection, now: Timestamp) -> Result<Vec<(JobState, u64)>, 
     Ok(counts)
 }
 
+/// Ends now the leases `owner` still holds (it died): the next claim takes those jobs.
+fn end_leases_of(conn: &Connection, owner: &str, now: Timestamp) -> Result<Vec<JobId>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "UPDATE otp_jobs SET lease_expires_at = ?
+         WHERE state = 'executing' AND lease_owner = ? AND lease_expires_at > ?
+         RETURNING id",
+    )?;
+    let rows = stmt.query_map(params![now.as_millis(), owner, now.as_millis()], |r| {
+        r.get(0).map(JobId)
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// The most due jobs [`unhandled_tx`] looks at.
 const UNHANDLED_SCAN: i64 = 10_000;
 
@@ -1393,5 +1412,41 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'_, Result<Vec<(String, u64)>, StoreError>> {
         self.run(move |c| unhandled_tx(c, &queues, &names, now))
             .boxed()
+    }
+
+    /// A file store: a locked file per runner beside the database (see `owner_files`). In
+    /// memory: none (one process, nothing to rescue).
+    fn hold_liveness(&self, owner: String) -> BoxFuture<'_, Result<Option<Liveness>, StoreError>> {
+        let Some(dir) = self.owners.clone() else {
+            return Box::pin(async { Ok(None) });
+        };
+        async move {
+            let held = tokio::task::spawn_blocking(move || owner_files::hold(&dir, &owner))
+                .await
+                .map_err(|e| StoreError::Database(format!("holding a sign of life: {e}")))??;
+            Ok(Some(Liveness::new(held)))
+        }
+        .boxed()
+    }
+
+    fn rescue(&self, now: Timestamp) -> BoxFuture<'_, Result<Vec<JobId>, StoreError>> {
+        let Some(dir) = self.owners.clone() else {
+            return Box::pin(async { Ok(Vec::new()) });
+        };
+        async move {
+            let dead = tokio::task::spawn_blocking(move || owner_files::dead(&dir))
+                .await
+                .map_err(|e| StoreError::Database(format!("looking for dead runners: {e}")))??;
+            let mut rescued = Vec::new();
+            // Each file stays locked (and is removed) once its owner's leases have ended.
+            for (owner, _file) in dead {
+                if owner.is_empty() {
+                    continue;
+                }
+                rescued.extend(self.run(move |c| end_leases_of(c, &owner, now)).await?);
+            }
+            Ok(rescued)
+        }
+        .boxed()
     }
 }

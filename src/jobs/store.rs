@@ -177,6 +177,29 @@ pub struct TurnOutcome {
     pub next_due: Option<Timestamp>,
 }
 
+/// A runner's sign of life in a store ([`Store::hold_liveness`]): held while its process
+/// lives, let go of by the operating system or the database when the process dies, so that
+/// other runners rescue its jobs at once ([`Store::rescue`]) instead of waiting for their
+/// leases. Dropping it (a graceful stop) lets go of it too.
+pub struct Liveness {
+    _held: Box<dyn std::any::Any + Send + Sync>,
+}
+
+impl Liveness {
+    /// A sign of life that lasts as long as `held` (a locked file, a database session).
+    pub fn new(held: impl std::any::Any + Send + Sync) -> Self {
+        Liveness {
+            _held: Box::new(held),
+        }
+    }
+}
+
+impl std::fmt::Debug for Liveness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Liveness").finish_non_exhaustive()
+    }
+}
+
 /// A storage backend for durable jobs. Every method is one transaction; when it returns `Ok`,
 /// its effect is durable to the store's stated level.
 pub trait Store: Send + Sync + 'static {
@@ -321,6 +344,23 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
     ) -> BoxFuture<'_, Result<Vec<(String, u64)>, StoreError>> {
         let _ = (queues, names, now);
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    /// Takes a sign of life for the runner `owner` (the name its leases carry), held until the
+    /// returned [`Liveness`] drops or the process dies. `None` (the default): the store has no
+    /// such signal, and a dead runner's jobs wait for their leases to expire.
+    fn hold_liveness(&self, owner: String) -> BoxFuture<'_, Result<Option<Liveness>, StoreError>> {
+        let _ = owner;
+        Box::pin(async { Ok(None) })
+    }
+
+    /// Rescues the jobs of runners whose sign of life is gone (their process died): their
+    /// leases end at `now`, so the next claim takes them, records the lost run as an attempt
+    /// and gives them a new fencing token. Returns the rescued jobs. A runner whose signal
+    /// the store cannot see is left to its lease. The default rescues nothing.
+    fn rescue(&self, now: Timestamp) -> BoxFuture<'_, Result<Vec<JobId>, StoreError>> {
+        let _ = now;
         Box::pin(async { Ok(Vec::new()) })
     }
 

@@ -18,9 +18,10 @@ use super::claim::TurnDone;
 use super::drain::Drain;
 use super::execute::Verdict;
 use super::pace::pace;
+use super::rescue;
 use super::{Counters, ShutdownReport};
 use crate::jobs::breaker::CircuitBreaker;
-use crate::jobs::{Finish, JobId, Jobs, Lease};
+use crate::jobs::{Finish, JobId, Jobs, Lease, Liveness};
 
 pub(super) struct RunnerActor;
 
@@ -36,6 +37,8 @@ pub(crate) enum RunnerMsg {
     Heartbeat,
     /// Look for due jobs no handler of this runner takes.
     CheckUnhandled,
+    /// Look for dead runners' jobs.
+    Rescue,
     /// A run ended (from its task): recorded at the next turn.
     Ended(Ended),
     Shutdown {
@@ -88,6 +91,8 @@ pub(super) struct RunnerState {
     pub(super) unhandled_checked: Option<Instant>,
     /// The job types without a handler already logged.
     pub(super) warned: HashSet<String>,
+    /// This runner's sign of life in the store, held until it stops.
+    pub(super) liveness: Option<Liveness>,
 }
 
 #[cfg_attr(feature = "async-trait", ractor::async_trait)]
@@ -110,6 +115,7 @@ impl Actor for RunnerActor {
             myself.get_id(),
             fastrand::u64(..)
         );
+        let liveness = rescue::hold(&config.jobs, &owner).await;
         let tick_pending = Arc::new(AtomicBool::new(true));
         let (deadline, deadline_rx) = watch::channel(Instant::now() + config.poll_interval);
         let pacer = tokio::spawn(pace(
@@ -127,6 +133,18 @@ impl Actor for RunnerActor {
             loop {
                 interval.tick().await;
                 if heart.cast(RunnerMsg::Heartbeat).is_err() {
+                    return;
+                }
+            }
+        });
+        let rescuer = myself.clone();
+        let rescues = tokio::spawn(async move {
+            let mut interval = tokio::time::interval(rescue::RESCUE_EVERY);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                // The first tick is at once: a runner rescues before its first claim.
+                interval.tick().await;
+                if rescuer.cast(RunnerMsg::Rescue).is_err() {
                     return;
                 }
             }
@@ -156,9 +174,14 @@ impl Actor for RunnerActor {
             claim_again: false,
             tick_pending,
             deadline,
-            timers: vec![pacer.abort_handle(), heartbeat.abort_handle()],
+            timers: vec![
+                pacer.abort_handle(),
+                heartbeat.abort_handle(),
+                rescues.abort_handle(),
+            ],
             unhandled_checked: None,
             warned: HashSet::new(),
+            liveness,
         })
     }
 
@@ -180,6 +203,7 @@ impl Actor for RunnerActor {
                 state.check_unhandled().await;
             }
             RunnerMsg::CheckUnhandled => state.check_unhandled().await,
+            RunnerMsg::Rescue => state.rescue(&myself).await,
             RunnerMsg::Ended(ended) => {
                 let Lease { id, token } = ended.lease;
                 // A run already given up on (hung, lease lost) was counted then.
@@ -209,6 +233,8 @@ impl Actor for RunnerActor {
         state.config.jobs.count_handlers(&state.names, false);
         state.flush_ended().await;
         let released = state.give_back_all().await;
+        // Its leases are given back: let go of the sign of life.
+        state.liveness.take();
         tracing::info!(owner = %state.owner, released, "job runner stopped");
         Ok(())
     }

@@ -20,8 +20,9 @@
 //! The runner by role, one file each: `builder` (configuration and validation), `actor`
 //! (the actor and its state, and the one way a run leaves it), `pace` (when to look at the
 //! store next), `claim` (what to claim, admitted by the breakers), `execute` (one job's run and
-//! how its outcome is recorded), `lease` (renewing leases, giving up on hung runs), `drain`
-//! (shutdown) and `unhandled` (saying which due jobs no handler takes). The decisions are plain functions, unit-tested in their files.
+//! how its outcome is recorded), `lease` (renewing leases, giving up on hung runs), `rescue`
+//! (a sign of life, and freeing dead runners' jobs at once), `drain` (shutdown) and
+//! `unhandled` (saying which due jobs no handler takes). The decisions are plain functions, unit-tested in their files.
 
 mod actor;
 mod builder;
@@ -30,6 +31,7 @@ mod drain;
 mod execute;
 mod lease;
 mod pace;
+mod rescue;
 mod unhandled;
 
 use std::sync::atomic::{AtomicU64, Ordering};
