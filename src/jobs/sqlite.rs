@@ -139,6 +139,10 @@ impl SqliteOptions {
 
 /// The embedded SQLite store. Cheap to clone: clones share one connection.
 ///
+/// Beside the database file `jobs.sqlite3`, SQLite keeps its write-ahead log
+/// (`jobs.sqlite3-wal`, `-shm`) and each running runner a locked file in
+/// `jobs.sqlite3.owners/`, its sign of life (see [`Store::hold_liveness`]): keep them together.
+///
 /// ```
 /// use ractor_otp::jobs::{SqliteStore, Store, Timestamp};
 ///
