@@ -17,12 +17,13 @@
 //! * `cargo run --example jobs` again: enqueueing `FetchSources` is a no-op (same key), the
 //!   runner picks up where the first run stopped and publishes the report;
 //! * run it once more: everything is done, it only prints the summary. `--fresh` starts over
-//!   (deletes the database and the report). A run killed hard (`kill -9`) is fine too: its
-//!   jobs' 5 s leases expire and the next run takes them over.
+//!   (deletes the database and the report). A run killed hard (`kill -9`) is fine too: the
+//!   next run finds its runner dead and takes its jobs over at once (the 5 s leases are the
+//!   fallback).
 //!
 //! `--postgres postgres://user@host/db` keeps the queue in PostgreSQL instead (schema
 //! `jobs_example`): run the example in two terminals at once and both runners share the work.
-//! For a throwaway server: `bash .ci/with-postgres bash -c 'cargo run --example jobs -- --postgres "$OTP_PG_URL"'`.
+//! For a throwaway server: `bash .ci/with-postgres bash -c 'cargo run --example jobs --features postgres -- --postgres "$OTP_PG_URL"'`.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

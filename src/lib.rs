@@ -83,8 +83,10 @@
 //!
 //! ## Features
 //!
-//! * `postgres` (on by default): the PostgreSQL job store, [`jobs::PostgresStore`]. Turn
-//!   default features off to build without a PostgreSQL client.
+//! * `sqlite` (on by default): durable jobs ([`jobs`], feature `jobs`) with the embedded
+//!   SQLite store. Supervision and pools need neither: with `default-features = false` no
+//!   database client is compiled.
+//! * `postgres`: the PostgreSQL job store, `jobs::PostgresStore` (turns on `jobs`).
 //! * `cluster`: turns on `ractor/cluster` and implements `ractor::Message` for our message
 //!   types. Enable it whenever anything in your build enables `ractor/cluster`.
 //! * `async-trait`: turns on `ractor/async-trait` (under which `ractor::Actor` is an
@@ -97,7 +99,7 @@
 
 /// The README's example, compiled and run as a doctest. It writes its actor for native async
 /// traits, as a user would, so it is left out when the `async-trait` feature is on.
-#[cfg(all(doctest, not(feature = "async-trait")))]
+#[cfg(all(doctest, feature = "sqlite", not(feature = "async-trait")))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
@@ -107,6 +109,8 @@ extern crate self as ractor_otp;
 mod actors;
 pub mod error;
 pub mod exit;
+#[cfg(feature = "jobs")]
+#[cfg_attr(docsrs, doc(cfg(feature = "jobs")))]
 pub mod jobs;
 pub mod pool;
 pub mod supervisor;

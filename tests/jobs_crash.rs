@@ -16,6 +16,8 @@
 //!
 //! Kill points are random: set `JOBS_CRASH_SEED` to replay a run (each test prints its seed).
 
+#![cfg(feature = "sqlite")]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
 use std::future::Future;
@@ -1875,7 +1877,7 @@ fn a_killed_runners_job_reruns_at_once_on_sqlite() {
 }
 
 #[cfg(feature = "postgres")]
-#[ignore = "needs a PostgreSQL server: run `bash .ci/with-postgres cargo test --workspace -- --include-ignored`"]
+#[ignore = "needs a PostgreSQL server: run `bash .ci/with-postgres cargo test --workspace --features postgres --tests -- --include-ignored`"]
 #[test]
 fn a_killed_runners_job_reruns_at_once_on_postgres() {
     let url = match std::env::var("OTP_PG_URL") {

@@ -1,6 +1,8 @@
 //! `#[derive(Job)]`: a derived job is stored under its name and version, runs with its
 //! handler, and its `decode` reads payloads of older versions. (Compile errors: `tests/ui`.)
 
+#![cfg(feature = "sqlite")]
+
 use std::time::Duration;
 
 use ractor_otp::jobs::{Job, JobContext, JobOptions, JobResult, Jobs, NewJob, SqliteStore};

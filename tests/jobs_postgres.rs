@@ -1,10 +1,11 @@
 //! The store suite against `PostgresStore` on a real server, plus what only a shared store
 //! has: several stores (processes) on one queue, and wake-ups by `LISTEN/NOTIFY`.
 //!
-//! The tests that need a server are `#[ignore]`d with the reason, so a plain `cargo test` lists
-//! them as ignored, never as passed. Run them with `-- --include-ignored` and a server in
-//! `OTP_PG_URL`: `bash .ci/with-postgres cargo test --workspace -- --include-ignored` starts a
-//! throwaway cluster and sets it (as `.ci/run` does). Run without a server, they say once why
+//! The file needs the `postgres` feature. The tests that need a server are `#[ignore]`d with
+//! the reason, so `cargo test --features postgres` lists them as ignored, never as passed. Run
+//! them with `-- --include-ignored` and a server in `OTP_PG_URL`: `bash .ci/with-postgres cargo
+//! test --workspace --features postgres --tests -- --include-ignored` starts a throwaway
+//! cluster and sets it (as `.ci/run` does). Run without a server, they say once why
 //! they did not run; with `OTP_PG_REQUIRED=1` (CI) a missing server fails them instead. Every
 //! test works in a fresh schema, dropped afterwards.
 
@@ -28,7 +29,7 @@ use store_suite::{add, claim_as, email, email_with, t, Guarded, EMAIL};
 store_suite!(
     postgres,
     async { pg_store().await },
-    #[ignore = "needs a PostgreSQL server: run `bash .ci/with-postgres cargo test --workspace -- --include-ignored`"]
+    #[ignore = "needs a PostgreSQL server: run `bash .ci/with-postgres cargo test --workspace --features postgres --tests -- --include-ignored`"]
 );
 
 /// A real-time bound for a test against the server.
@@ -49,7 +50,7 @@ fn server_url() -> Option<String> {
                     std::io::stderr(),
                     "\nSKIPPED: the PostgreSQL store tests (tests/jobs_postgres.rs) did not run: \
                      OTP_PG_URL is not set. Run them with a throwaway server: \
-                     `bash .ci/with-postgres cargo test --test jobs_postgres`, or set \
+                     `bash .ci/with-postgres cargo test --features postgres --test jobs_postgres -- --include-ignored`, or set \
                      OTP_PG_URL=postgres://user@host:port/db.\n"
                 );
             });
@@ -216,7 +217,7 @@ async fn a_server_that_never_answers_fails_the_connect_within_its_timeout() {
 // Several processes on one queue.
 // ---------------------------------------------------------------------------------------------
 
-#[ignore = "needs a PostgreSQL server: run `bash .ci/with-postgres cargo test --workspace -- --include-ignored`"]
+#[ignore = "needs a PostgreSQL server: run `bash .ci/with-postgres cargo test --workspace --features postgres --tests -- --include-ignored`"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_claims_from_two_stores_never_share_a_job() {
     let Some((a, b, _schema)) = two_processes().await else {
@@ -252,7 +253,7 @@ async fn concurrent_claims_from_two_stores_never_share_a_job() {
 
 /// Enqueues arriving together share one `INSERT`: each caller still gets the ids of its own
 /// jobs, in order, and one that the server refuses (a NUL byte in its payload) fails alone.
-#[ignore = "needs a PostgreSQL server: run `bash .ci/with-postgres cargo test --workspace -- --include-ignored`"]
+#[ignore = "needs a PostgreSQL server: run `bash .ci/with-postgres cargo test --workspace --features postgres --tests -- --include-ignored`"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_enqueues_share_inserts_and_each_gets_its_own_jobs() {
     let Some(guarded) = pg_store().await else {
@@ -304,7 +305,7 @@ async fn concurrent_enqueues_share_inserts_and_each_gets_its_own_jobs() {
     assert_eq!(ids.len(), 64 + 22 - 1);
 }
 
-#[ignore = "needs a PostgreSQL server: run `bash .ci/with-postgres cargo test --workspace -- --include-ignored`"]
+#[ignore = "needs a PostgreSQL server: run `bash .ci/with-postgres cargo test --workspace --features postgres --tests -- --include-ignored`"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn resource_capacity_holds_across_stores() {
     let Some((a, b, _schema)) = two_processes().await else {
@@ -367,7 +368,7 @@ async fn resource_capacity_holds_across_stores() {
     );
 }
 
-#[ignore = "needs a PostgreSQL server: run `bash .ci/with-postgres cargo test --workspace -- --include-ignored`"]
+#[ignore = "needs a PostgreSQL server: run `bash .ci/with-postgres cargo test --workspace --features postgres --tests -- --include-ignored`"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_idempotent_enqueues_from_two_stores_make_one_job() {
     let Some((a, b, _schema)) = two_processes().await else {
@@ -400,7 +401,7 @@ async fn next_wakeup(rx: &mut tokio::sync::watch::Receiver<u64>) {
         .expect("the store stopped reporting wake-ups");
 }
 
-#[ignore = "needs a PostgreSQL server: run `bash .ci/with-postgres cargo test --workspace -- --include-ignored`"]
+#[ignore = "needs a PostgreSQL server: run `bash .ci/with-postgres cargo test --workspace --features postgres --tests -- --include-ignored`"]
 #[tokio::test]
 async fn an_enqueue_in_one_store_wakes_the_other() {
     let Some((a, b, _schema)) = two_processes().await else {
@@ -427,7 +428,7 @@ impl Job for Greet {
     type Output = String;
 }
 
-#[ignore = "needs a PostgreSQL server: run `bash .ci/with-postgres cargo test --workspace -- --include-ignored`"]
+#[ignore = "needs a PostgreSQL server: run `bash .ci/with-postgres cargo test --workspace --features postgres --tests -- --include-ignored`"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_runner_starts_a_job_another_process_enqueued_without_polling() {
     let Some((a, b, _schema)) = two_processes().await else {

@@ -2,6 +2,8 @@
 //! follow-ups and parking, on an in-memory store and tokio's paused clock (the queue's clock
 //! is a `TokioClock`, so store time and tokio time are one).
 
+#![cfg(feature = "sqlite")]
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

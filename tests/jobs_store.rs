@@ -1,6 +1,8 @@
 //! The store suite against `SqliteStore` (in memory and on a file), plus what only the SQLite
 //! store has: a file that survives reopening, and group commit.
 
+#![cfg(feature = "sqlite")]
+
 mod store_suite;
 
 use std::path::{Path, PathBuf};

@@ -5,5 +5,10 @@
 #[test]
 fn macro_mistakes_are_reported_at_the_mistake() {
     let cases = trybuild::TestCases::new();
-    cases.compile_fail("tests/ui/*.rs");
+    cases.compile_fail("tests/ui/tree_*.rs");
+    cases.compile_fail("tests/ui/worker_*.rs");
+    // `#[derive(Job)]`'s mistakes need the jobs module.
+    if cfg!(feature = "jobs") {
+        cases.compile_fail("tests/ui/job_*.rs");
+    }
 }

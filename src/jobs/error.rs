@@ -53,6 +53,7 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+#[cfg(feature = "sqlite")]
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         StoreError::Database(e.to_string())

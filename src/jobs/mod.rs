@@ -5,11 +5,11 @@
 //! inspects and steers jobs in a [`Store`]; a [`Runner`] claims due jobs under a lease and runs
 //! them with the handlers registered for their names.
 //!
-//! * **Stores**: [`SqliteStore`] (embedded, the default: WAL, `synchronous=FULL`, group commit;
-//!   [`SqliteStore::in_memory`] for tests) and `PostgresStore` (feature `postgres`, on by
-//!   default: one queue shared by several processes or machines, `FOR UPDATE SKIP LOCKED`
-//!   claims, `LISTEN/NOTIFY` wake-ups). Every [`Store`] call is one transaction; both stores
-//!   pass the same test suite.
+//! * **Stores**: [`SqliteStore`] (feature `sqlite`, on by default; embedded: WAL,
+//!   `synchronous=FULL`, group commit; [`SqliteStore::in_memory`] for tests) and `PostgresStore`
+//!   (feature `postgres`: one queue shared by several processes or machines, `FOR UPDATE SKIP
+//!   LOCKED` claims, `LISTEN/NOTIFY` wake-ups). Every [`Store`] call is one transaction; both
+//!   stores pass the same test suite.
 //! * **Guarantees**: an enqueue returns once durable; execution is at least once. A claimed job
 //!   carries a lease (owner, expiry renewed by heartbeat) and a fencing token; a result whose
 //!   token is stale is refused, an expired lease makes the job claimable again. Completion and
@@ -36,13 +36,17 @@ mod clock;
 mod error;
 mod handler;
 mod job;
+#[cfg(feature = "sqlite")]
 mod owner_files;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod record;
 mod runner;
+#[cfg(feature = "sqlite")]
 mod sqlite;
 mod store;
+// Used by the stores: unused in a build with `jobs` and no store.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 mod transition;
 
 use std::sync::Arc;
@@ -60,6 +64,8 @@ pub use postgres::{PostgresOptions, PostgresStore, CONFLICT_RETRIES};
 pub use ractor_otp_macros::Job;
 pub use record::{AttemptError, ChildFailure, ChildOutcome, JobRecord, JobState, ListFilter};
 pub use runner::{Runner, RunnerBuilder, RunnerStats, ShutdownReport};
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use sqlite::{Durability, JournalStats, SqliteOptions, SqliteStore};
 pub use store::{
     ClaimRequest, ClaimedJob, Enqueued, Finish, GroupIds, GroupPolicy, Lease, Liveness, NewGroup,
@@ -67,6 +73,7 @@ pub use store::{
 };
 
 /// The file [`Jobs::open_default`] uses, in the working directory.
+#[cfg(feature = "sqlite")]
 pub const DEFAULT_PATH: &str = "ractor-otp-jobs.sqlite3";
 
 /// A handle to a job queue: enqueue, inspect, cancel, retry, complete. Cheap to clone.
@@ -132,6 +139,8 @@ impl Jobs {
     }
 
     /// The zero-set-up queue: a SQLite file named [`DEFAULT_PATH`] in the working directory.
+    #[cfg(feature = "sqlite")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
     pub async fn open_default() -> Result<Self, JobsError> {
         Ok(Jobs::new(SqliteStore::open(DEFAULT_PATH).await?))
     }

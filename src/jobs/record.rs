@@ -76,6 +76,7 @@ impl JobState {
     }
 
     /// The state a store's `state` column holds for job `id`; an unknown name is corruption.
+    #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
     pub(crate) fn from_column(name: &str, id: i64) -> Result<JobState, crate::jobs::StoreError> {
         JobState::parse(name).ok_or_else(|| {
             crate::jobs::StoreError::Corrupt(format!(

@@ -19,7 +19,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::task::JoinHandle;
 
 use super::spec::{ChildContext, ChildId, ChildSpec, ChildTemplate};
-use crate::actors::panic_text;
+use crate::actors::panic_message;
 
 /// One call of a task function, boxed.
 type Call = BoxFuture<'static, Result<(), ActorProcessingErr>>;
@@ -58,9 +58,7 @@ impl Actor for TaskActor {
         let handle = tokio::spawn(async move {
             let ended = match AssertUnwindSafe(call).catch_unwind().await {
                 Ok(result) => result,
-                Err(panic) => {
-                    Err(format!("the task panicked: {}", panic_text(panic.as_ref())).into())
-                }
+                Err(panic) => Err(panic_message("the task", panic.as_ref()).into()),
             };
             let _ = myself.cast(Ended(ended));
         });
