@@ -91,12 +91,16 @@ impl Worker for TestWorker {
             Job::Fail => return Err(format!("worker {} failed the task", self.index)),
             Job::Spin(started, stop) => {
                 let _ = started.send(self.index);
-                // Let the task just woken run elsewhere first: tokio keeps a task woken from a
-                // thread in that thread's own slot, which a spinning thread never gets to.
-                tokio::task::yield_now().await;
-                while !stop.load(Ordering::Acquire) {
-                    std::hint::spin_loop();
-                }
+                // Spins inside `block_in_place`, which hands this thread's queued tasks to
+                // another thread first: tokio keeps a task woken from a thread in that thread's
+                // own slot, which no other thread takes while this one spins (a spin that
+                // caught the test's own task there hung it). To the pool the worker is just as
+                // stuck: its handler does not return until the test says so.
+                tokio::task::block_in_place(|| {
+                    while !stop.load(Ordering::Acquire) {
+                        std::hint::spin_loop();
+                    }
+                });
             }
         }
         Ok(Ran {
