@@ -430,6 +430,20 @@ const RESOURCE_LOCK_CLASS: i32 = 0x6f74_7072; // "otpr"
 /// The advisory lock class of runners' signs of life (a session lock per runner).
 const OWNER_LOCK_CLASS: i32 = 0x6f74_706f; // "otpo"
 
+/// Takes runner `key`'s sign-of-life lock for this session, if no session holds it.
+async fn try_owner_lock(
+    client: &deadpool_postgres::ClientWrapper,
+    key: &str,
+) -> Result<bool, StoreError> {
+    Ok(client
+        .query_one(
+            "SELECT pg_try_advisory_lock($1, hashtext($2))",
+            &[&OWNER_LOCK_CLASS, &key],
+        )
+        .await?
+        .try_get(0)?)
+}
+
 /// The runners that hold a sign of life (a session advisory lock on a connection of their
 /// own): a row is written once the lock is held, and removed by the rescue that finds the
 /// lock free.
@@ -1274,10 +1288,8 @@ async fn count_child(
         policy: transition::parse_policy(policy.as_deref()),
     };
     let step = transition::after_child(collector, ok);
-    let (state, pending) = match step {
-        GroupStep::Unchanged => return Ok(()),
-        GroupStep::Waiting { pending } => (JobState::Waiting, pending),
-        GroupStep::Ready | GroupStep::ReadyCancelSiblings => (JobState::Available, 0),
+    let Some((state, pending)) = step.collector() else {
+        return Ok(());
     };
     tx.wake |= state == JobState::Available;
     tx.execute(
@@ -2003,14 +2015,7 @@ impl Store for PostgresStore {
         async move {
             let client = self.client().await?;
             let key = format!("{}/{owner}", self.inner.key_prefix);
-            let locked: bool = client
-                .query_one(
-                    "SELECT pg_try_advisory_lock($1, hashtext($2))",
-                    &[&OWNER_LOCK_CLASS, &key],
-                )
-                .await?
-                .try_get(0)?;
-            if !locked {
+            if !try_owner_lock(&client, &key).await? {
                 return Err(StoreError::Database(format!(
                     "the sign of life of runner `{owner}` is held by another session"
                 )));
@@ -2040,14 +2045,8 @@ impl Store for PostgresStore {
             let mut rescued = Vec::new();
             for owner in owners {
                 let key = format!("{}/{owner}", self.inner.key_prefix);
-                let dead: bool = client
-                    .query_one(
-                        "SELECT pg_try_advisory_lock($1, hashtext($2))",
-                        &[&OWNER_LOCK_CLASS, &key],
-                    )
-                    .await?
-                    .try_get(0)?;
-                if !dead {
+                // Taken: its owner's session is gone (it died).
+                if !try_owner_lock(&client, &key).await? {
                     continue;
                 }
                 // Held by us until unlocked below: no other rescuer acts on this owner at once.

@@ -814,10 +814,8 @@ fn child_done(conn: &Connection, id: i64, ok: bool, now: Timestamp) -> Result<()
         policy: transition::parse_policy(policy.as_deref()),
     };
     let step = transition::after_child(collector, ok);
-    let (state, pending) = match step {
-        GroupStep::Unchanged => return Ok(()),
-        GroupStep::Waiting { pending } => (JobState::Waiting, pending),
-        GroupStep::Ready | GroupStep::ReadyCancelSiblings => (JobState::Available, 0),
+    let Some((state, pending)) = step.collector() else {
+        return Ok(());
     };
     conn.prepare_cached(
         "UPDATE otp_jobs SET pending_children = ?, state = ?, run_at = ? WHERE id = ?",

@@ -233,6 +233,17 @@ pub(crate) enum GroupStep {
     ReadyCancelSiblings,
 }
 
+impl GroupStep {
+    /// The collector's new state and pending count, or `None` when it is left as it is.
+    pub(crate) fn collector(self) -> Option<(JobState, u32)> {
+        match self {
+            GroupStep::Unchanged => None,
+            GroupStep::Waiting { pending } => Some((JobState::Waiting, pending)),
+            GroupStep::Ready | GroupStep::ReadyCancelSiblings => Some((JobState::Available, 0)),
+        }
+    }
+}
+
 /// A child ended (`ok`: completed; else discarded or cancelled): what its collector does.
 pub(crate) fn after_child(collector: Collector, ok: bool) -> GroupStep {
     if collector.state != JobState::Waiting {
@@ -525,6 +536,14 @@ mod tests {
                 GroupStep::Ready
             );
         }
+        assert_eq!(
+            GroupStep::Waiting { pending: 2 }.collector(),
+            Some((JobState::Waiting, 2))
+        );
+        for ready in [GroupStep::Ready, GroupStep::ReadyCancelSiblings] {
+            assert_eq!(ready.collector(), Some((JobState::Available, 0)));
+        }
+        assert_eq!(GroupStep::Unchanged.collector(), None);
         // A count that is somehow already zero still releases it, never wraps.
         assert_eq!(
             after_child(waiting(0, GroupPolicy::Partial), true),
