@@ -93,6 +93,8 @@ pub(super) struct RunnerState {
     pub(super) warned: HashSet<String>,
     /// This runner's sign of life in the store, held until it stops.
     pub(super) liveness: Option<Liveness>,
+    /// A rescue is in flight (at most one).
+    pub(super) rescuing: Arc<AtomicBool>,
 }
 
 #[cfg_attr(feature = "async-trait", ractor::async_trait)]
@@ -182,6 +184,7 @@ impl Actor for RunnerActor {
             unhandled_checked: None,
             warned: HashSet::new(),
             liveness,
+            rescuing: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -203,7 +206,7 @@ impl Actor for RunnerActor {
                 state.check_unhandled().await;
             }
             RunnerMsg::CheckUnhandled => state.check_unhandled().await,
-            RunnerMsg::Rescue => state.rescue(&myself).await,
+            RunnerMsg::Rescue => state.rescue(&myself),
             RunnerMsg::Ended(ended) => {
                 let Lease { id, token } = ended.lease;
                 // A run already given up on (hung, lease lost) was counted then.

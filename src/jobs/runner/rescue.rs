@@ -7,6 +7,7 @@
 //! [`Store::hold_liveness`]: crate::jobs::Store::hold_liveness
 //! [`Store::rescue`]: crate::jobs::Store::rescue
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use ractor::ActorRef;
@@ -30,19 +31,24 @@ pub(super) async fn hold(jobs: &Jobs, owner: &str) -> Option<Liveness> {
 }
 
 impl RunnerState {
-    /// Frees the jobs of dead runners; a turn claims them at once.
-    pub(super) async fn rescue(&mut self, myself: &ActorRef<RunnerMsg>) {
-        if self.drain.is_some() {
+    /// Frees the jobs of dead runners, in a task of its own (a store busy or slow to answer
+    /// does not hold the runner up); a rescue that freed some wakes the runner to claim them.
+    pub(super) fn rescue(&mut self, myself: &ActorRef<RunnerMsg>) {
+        if self.drain.is_some() || self.rescuing.load(Ordering::Acquire) {
             return;
         }
-        match self.jobs().store().rescue(self.jobs().now()).await {
-            Ok(rescued) if rescued.is_empty() => {}
-            Ok(rescued) => {
-                tracing::info!(jobs = ?rescued, "rescued the jobs of a runner that died");
-                self.claim_again = true;
-                self.turn(myself);
+        self.rescuing.store(true, Ordering::Release);
+        let (jobs, runner, rescuing) = (self.jobs().clone(), myself.clone(), self.rescuing.clone());
+        tokio::spawn(async move {
+            match jobs.store().rescue(jobs.now()).await {
+                Ok(rescued) if rescued.is_empty() => {}
+                Ok(rescued) => {
+                    tracing::info!(jobs = ?rescued, "rescued the jobs of a runner that died");
+                    let _ = runner.cast(RunnerMsg::Tick);
+                }
+                Err(e) => tracing::debug!(error = %e, "looking for dead runners' jobs failed"),
             }
-            Err(e) => tracing::debug!(error = %e, "looking for dead runners' jobs failed"),
-        }
+            rescuing.store(false, Ordering::Release);
+        });
     }
 }
