@@ -666,6 +666,22 @@ async fn combine_enqueues(
 }
 
 impl PostgresStore {
+    /// One enqueue in its own transaction (one job: a single `INSERT`, and for a duplicate key
+    /// a read, atomic on its own).
+    async fn enqueue_alone(
+        &self,
+        jobs: &[NewJob],
+        now: Timestamp,
+    ) -> Result<Vec<Enqueued>, StoreError> {
+        if jobs.len() == 1 {
+            operation!(self, autocommit, |tx| enqueue_tx(&mut tx, jobs, now)
+                .await?)
+        } else {
+            operation!(self, transaction, |tx| enqueue_tx(&mut tx, jobs, now)
+                .await?)
+        }
+    }
+
     /// Inserts the jobs of several enqueues with one statement and answers each caller; if
     /// that fails, runs each enqueue on its own so that only a bad one fails.
     async fn insert_combined(&self, batch: Vec<Combined>) {
@@ -698,17 +714,7 @@ impl PostgresStore {
             Err(e) => {
                 tracing::debug!(error = %e, enqueues = batch.len(), "a combined insert failed; inserting each enqueue on its own");
                 for waiting in batch {
-                    let (jobs, now) = (waiting.jobs, waiting.now);
-                    let alone: Result<Vec<Enqueued>, StoreError> = async {
-                        if jobs.len() == 1 {
-                            operation!(self, autocommit, |tx| enqueue_tx(&mut tx, &jobs, now)
-                                .await?)
-                        } else {
-                            operation!(self, transaction, |tx| enqueue_tx(&mut tx, &jobs, now)
-                                .await?)
-                        }
-                    }
-                    .await;
+                    let alone = self.enqueue_alone(&waiting.jobs, waiting.now).await;
                     let _ = waiting.reply.send(alone);
                 }
             }
@@ -1844,14 +1850,7 @@ impl Store for PostgresStore {
                     .map_err(|_| StoreError::Closed)?;
                 return answer.await.map_err(|_| StoreError::Closed)?;
             }
-            if jobs.len() == 1 {
-                // One INSERT (and, for a duplicate key, a read): atomic on its own.
-                operation!(self, autocommit, |tx| enqueue_tx(&mut tx, &jobs, now)
-                    .await?)
-            } else {
-                operation!(self, transaction, |tx| enqueue_tx(&mut tx, &jobs, now)
-                    .await?)
-            }
+            self.enqueue_alone(&jobs, now).await
         }
         .boxed()
     }

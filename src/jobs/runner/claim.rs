@@ -13,7 +13,9 @@ use super::actor::{RunnerMsg, RunnerState};
 use super::execute::Verdict;
 use super::pace::next_look;
 use crate::jobs::breaker::{Admission, CircuitBreaker};
-use crate::jobs::{ClaimRequest, ClaimedJob, JobId, Lease, StoreError, Timestamp, Turn};
+use crate::jobs::{
+    ClaimRequest, ClaimedJob, JobId, Lease, StoreError, Timestamp, Turn, TurnOutcome,
+};
 
 /// The job types a claim asks for.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -108,11 +110,17 @@ impl RunnerState {
             let claiming = claim.is_some();
             let count = finished.len();
             let turn = Turn { finished, claim };
-            let (results, mut claimed, next_due) = match jobs
-                .store()
-                .finish_and_claim(turn, jobs.now())
-                .await
-            {
+            // Every type held back by its breaker and nothing to record: only the probes.
+            let outcome = if turn.finished.is_empty() && turn.claim.is_none() {
+                Ok(TurnOutcome {
+                    finished: Vec::new(),
+                    claimed: Ok(Vec::new()),
+                    next_due: None,
+                })
+            } else {
+                jobs.store().finish_and_claim(turn, jobs.now()).await
+            };
+            let (results, mut claimed, next_due) = match outcome {
                 Ok(outcome) => {
                     let claimed = outcome.claimed.unwrap_or_else(|e| {
                             tracing::warn!(error = %e, "claiming jobs failed; trying again at the next poll");
