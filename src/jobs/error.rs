@@ -109,4 +109,13 @@ pub enum JobsError {
     /// Two handlers for one job type, or a runner with none.
     #[error("invalid runner configuration: {0}")]
     InvalidRunner(String),
+    /// A schedule that cannot work (an expression that does not parse, an unknown time
+    /// zone, an interval under a second, bad job options); nothing was declared.
+    #[error("invalid schedule `{name}`: {reason}")]
+    InvalidSchedule {
+        /// The schedule's name.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }

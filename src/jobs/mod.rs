@@ -42,6 +42,7 @@ mod owner_files;
 mod postgres;
 mod record;
 mod runner;
+mod schedule;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod store;
@@ -64,12 +65,13 @@ pub use postgres::{PostgresOptions, PostgresStore, CONFLICT_RETRIES};
 pub use ractor_otp_macros::Job;
 pub use record::{AttemptError, ChildFailure, ChildOutcome, JobRecord, JobState, ListFilter};
 pub use runner::{Runner, RunnerBuilder, RunnerStats, ShutdownReport};
+pub use schedule::{Missed, Overlap, Schedule, ScheduleRecord, Slot, SKIP_THRESHOLD};
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use sqlite::{Durability, JournalStats, SqliteOptions, SqliteStore};
 pub use store::{
-    ClaimRequest, ClaimedJob, Enqueued, Finish, GroupIds, GroupPolicy, Lease, Liveness, NewGroup,
-    Store, Turn, TurnOutcome,
+    ClaimRequest, ClaimedJob, Enqueued, Finish, Fired, Firing, GroupIds, GroupPolicy, Lease,
+    Liveness, NewGroup, ScheduleMark, Store, Turn, TurnOutcome,
 };
 
 /// The file [`Jobs::open_default`] uses, in the working directory.
@@ -323,6 +325,12 @@ impl Jobs {
         self.inner.store.retry(id, self.now()).await?;
         self.wake_runners();
         Ok(())
+    }
+
+    /// Every schedule a runner ever declared in this store, by name: its definition, last
+    /// slot, last job and how many slots fired and were missed.
+    pub async fn schedules(&self) -> Result<Vec<ScheduleRecord>, JobsError> {
+        Ok(self.inner.store.schedules().await?)
     }
 
     /// Completes a parked job with `output` (what a person or an external event decided).

@@ -53,16 +53,17 @@ use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{AsyncMessage, NoTls, Row, Socket};
 
+use crate::jobs::schedule::{self, OverlapStep};
 use crate::jobs::store::{
-    ClaimRequest, ClaimedJob, Enqueued, Finish, GroupIds, GroupPolicy, Lease, Liveness, NewGroup,
-    Store, Turn, TurnOutcome,
+    ClaimRequest, ClaimedJob, Enqueued, Finish, Fired, Firing, GroupIds, GroupPolicy, Lease,
+    Liveness, NewGroup, ScheduleMark, Store, Turn, TurnOutcome,
 };
 use crate::jobs::transition::{
     self, Action, AfterFailure, Candidate, ClaimStep, Collector, GroupStep,
 };
 use crate::jobs::{
     AttemptError, ChildOutcome, JobId, JobRecord, JobState, ListFilter, NewJob, Resource,
-    RetryBackoff, StoreError, Timestamp,
+    RetryBackoff, ScheduleRecord, StoreError, Timestamp,
 };
 
 /// How often an operation that hit a deadlock or serialization failure is run again before
@@ -334,8 +335,9 @@ impl PostgresStore {
                 .await?;
             }
         }
-        // Added after version 1 shipped; a table of its own, so no version change.
+        // Added after version 1 shipped; tables of their own, so no version change.
         tx.batch_execute(RUNNERS_TABLE).await?;
+        tx.batch_execute(SCHEDULES_TABLE).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -448,6 +450,18 @@ async fn try_owner_lock(
 /// own): a row is written once the lock is held, and removed by the rescue that finds the
 /// lock free.
 const RUNNERS_TABLE: &str = "CREATE TABLE IF NOT EXISTS otp_runners (owner TEXT PRIMARY KEY)";
+
+/// Schedules' slot markers and counters.
+const SCHEDULES_TABLE: &str = "CREATE TABLE IF NOT EXISTS otp_schedules (
+    name TEXT PRIMARY KEY,
+    spec TEXT NOT NULL,
+    declared_at BIGINT NOT NULL,
+    seen_at BIGINT NOT NULL,
+    last_slot BIGINT,
+    last_job BIGINT,
+    fired BIGINT NOT NULL DEFAULT 0,
+    missed BIGINT NOT NULL DEFAULT 0
+)";
 
 const SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS otp_jobs (
@@ -1791,6 +1805,117 @@ async fn counts_tx(tx: &Tx<'_>, now: Timestamp) -> Result<Vec<(JobState, u64)>, 
     Ok(counts)
 }
 
+async fn declare_schedules_tx(
+    tx: &Tx<'_>,
+    schedules: &[(String, String)],
+    now: Timestamp,
+) -> Result<Vec<ScheduleMark>, StoreError> {
+    let mut marks = Vec::with_capacity(schedules.len());
+    for (name, spec) in schedules {
+        let row = tx
+            .query_one(
+                "INSERT INTO otp_schedules (name, spec, declared_at, seen_at) VALUES ($1, $2, $3, $3)
+                 ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, seen_at = excluded.seen_at
+                 RETURNING last_slot, declared_at",
+                &[name, spec, &now.as_millis()],
+            )
+            .await?;
+        marks.push(ScheduleMark {
+            name: name.clone(),
+            last_slot: row
+                .try_get::<_, Option<i64>>(0)?
+                .map(Timestamp::from_millis),
+            declared_at: Timestamp::from_millis(row.try_get(1)?),
+        });
+    }
+    Ok(marks)
+}
+
+async fn fire_schedule_tx(
+    tx: &mut Tx<'_>,
+    firing: &Firing,
+    now: Timestamp,
+) -> Result<Fired, StoreError> {
+    // The row lock orders concurrent firings: the second reads the marker the first moved.
+    let Some(row) = tx
+        .query_opt(
+            "SELECT last_slot, last_job FROM otp_schedules WHERE name = $1 FOR UPDATE",
+            &[&firing.schedule],
+        )
+        .await?
+    else {
+        return Err(StoreError::Invalid(format!(
+            "schedule `{}` was never declared",
+            firing.schedule
+        )));
+    };
+    let last_slot = row
+        .try_get::<_, Option<i64>>(0)?
+        .map(Timestamp::from_millis);
+    let last_job: Option<i64> = row.try_get(1)?;
+    if last_slot != firing.expected {
+        return Ok(Fired::Moved { last_slot });
+    }
+    let unfinished = match last_job {
+        Some(id) if !firing.runs.is_empty() => match state_of(tx, JobId(id)).await {
+            Ok(state) => !state.is_final(),
+            Err(StoreError::NotFound(_)) => false,
+            Err(e) => return Err(e),
+        },
+        _ => false,
+    };
+    let mut jobs = Vec::with_capacity(firing.runs.len());
+    let mut held_back = 0;
+    match schedule::overlap_step(firing.overlap, unfinished) {
+        OverlapStep::HoldBack => held_back = firing.runs.len() as u64,
+        step => {
+            if let (OverlapStep::ReplaceThenRun, Some(id)) = (step, last_job) {
+                cancel_tx(tx, JobId(id), now).await?;
+            }
+            for (_, job) in &firing.runs {
+                jobs.push(insert_job(tx, job, now, None, None).await?.id);
+            }
+        }
+    }
+    tx.execute(
+        "UPDATE otp_schedules SET last_slot = $1, last_job = COALESCE($2, last_job),
+            fired = fired + $3, missed = missed + $4 WHERE name = $5",
+        &[
+            &firing.through.as_millis(),
+            &jobs.last().map(|id| id.0),
+            &(jobs.len() as i64),
+            &i64::try_from(firing.missed + held_back).unwrap_or(i64::MAX),
+            &firing.schedule,
+        ],
+    )
+    .await?;
+    Ok(Fired::Done { jobs, held_back })
+}
+
+async fn schedules_tx(tx: &Tx<'_>) -> Result<Vec<ScheduleRecord>, StoreError> {
+    let rows = tx
+        .query(
+            "SELECT name, spec, declared_at, seen_at, last_slot, last_job, fired, missed
+             FROM otp_schedules ORDER BY name",
+            &[],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(ScheduleRecord {
+                name: r.try_get(0)?,
+                spec: r.try_get(1)?,
+                declared_at: Timestamp::from_millis(r.try_get(2)?),
+                seen_at: Timestamp::from_millis(r.try_get(3)?),
+                last_slot: r.try_get::<_, Option<i64>>(4)?.map(Timestamp::from_millis),
+                last_job: r.try_get::<_, Option<i64>>(5)?.map(JobId),
+                fired: r.try_get::<_, i64>(6)?.max(0) as u64,
+                missed: r.try_get::<_, i64>(7)?.max(0) as u64,
+            })
+        })
+        .collect()
+}
+
 async fn unhandled_tx(
     tx: &Tx<'_>,
     queues: &[String],
@@ -2030,6 +2155,38 @@ impl Store for PostgresStore {
             Ok(Some(Liveness::new(session)))
         }
         .boxed()
+    }
+
+    fn declare_schedules(
+        &self,
+        schedules: Vec<(String, String)>,
+        now: Timestamp,
+    ) -> BoxFuture<'_, Result<Vec<ScheduleMark>, StoreError>> {
+        async move {
+            operation!(self, transaction, |tx| declare_schedules_tx(
+                &tx, &schedules, now
+            )
+            .await?)
+        }
+        .boxed()
+    }
+
+    fn fire_schedule(
+        &self,
+        firing: Firing,
+        now: Timestamp,
+    ) -> BoxFuture<'_, Result<Fired, StoreError>> {
+        async move {
+            operation!(self, transaction, |tx| fire_schedule_tx(
+                &mut tx, &firing, now
+            )
+            .await?)
+        }
+        .boxed()
+    }
+
+    fn schedules(&self) -> BoxFuture<'_, Result<Vec<ScheduleRecord>, StoreError>> {
+        async move { operation!(self, autocommit, |tx| schedules_tx(&tx).await?) }.boxed()
     }
 
     fn rescue(&self, now: Timestamp) -> BoxFuture<'_, Result<Vec<JobId>, StoreError>> {

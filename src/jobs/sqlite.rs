@@ -34,16 +34,17 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 use tokio::sync::oneshot;
 
 use crate::jobs::owner_files;
+use crate::jobs::schedule::{self, OverlapStep};
 use crate::jobs::store::{
-    ClaimRequest, ClaimedJob, Enqueued, Finish, GroupIds, GroupPolicy, Lease, Liveness, NewGroup,
-    Store, Turn, TurnOutcome,
+    ClaimRequest, ClaimedJob, Enqueued, Finish, Fired, Firing, GroupIds, GroupPolicy, Lease,
+    Liveness, NewGroup, ScheduleMark, Store, Turn, TurnOutcome,
 };
 use crate::jobs::transition::{
     self, Action, AfterFailure, Candidate, ClaimStep, Collector, GroupStep,
 };
 use crate::jobs::{
     AttemptError, ChildOutcome, JobId, JobRecord, JobState, ListFilter, NewJob, Resource,
-    RetryBackoff, StoreError, Timestamp,
+    RetryBackoff, ScheduleRecord, StoreError, Timestamp,
 };
 
 /// How much a commit survives.
@@ -371,11 +372,25 @@ fn create_schema(conn: &Connection) -> Result<(), StoreError> {
             WHERE resource_key IS NOT NULL;
         CREATE INDEX IF NOT EXISTS otp_jobs_parent ON otp_jobs(parent_id)
             WHERE parent_id IS NOT NULL;
+        {SCHEDULES_TABLE}
         PRAGMA user_version = {SCHEMA_VERSION};
         COMMIT;",
     ))?;
     Ok(())
 }
+
+/// Schedules' slot markers and counters (added after version 3: a table of its own, which an
+/// older library ignores, so no version change).
+const SCHEDULES_TABLE: &str = "CREATE TABLE IF NOT EXISTS otp_schedules (
+    name TEXT PRIMARY KEY,
+    spec TEXT NOT NULL,
+    declared_at INTEGER NOT NULL,
+    seen_at INTEGER NOT NULL,
+    last_slot INTEGER,
+    last_job INTEGER,
+    fired INTEGER NOT NULL DEFAULT 0,
+    missed INTEGER NOT NULL DEFAULT 0
+);";
 
 /// The journal thread: batches whatever is waiting into one transaction.
 fn journal(conn: Connection, queue: mpsc::Receiver<Command>, max_batch: usize, stats: &Counters) {
@@ -1231,6 +1246,106 @@ fn end_leases_of(conn: &Connection, owner: &str, now: Timestamp) -> Result<Vec<J
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+fn declare_schedules_tx(
+    conn: &Connection,
+    schedules: &[(String, String)],
+    now: Timestamp,
+) -> Result<Vec<ScheduleMark>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO otp_schedules (name, spec, declared_at, seen_at) VALUES (?1, ?2, ?3, ?3)
+         ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, seen_at = excluded.seen_at
+         RETURNING last_slot, declared_at",
+    )?;
+    schedules
+        .iter()
+        .map(|(name, spec)| {
+            let (last_slot, declared_at) = stmt
+                .query_row(params![name, spec, now.as_millis()], |r| {
+                    Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, i64>(1)?))
+                })?;
+            Ok(ScheduleMark {
+                name: name.clone(),
+                last_slot: last_slot.map(Timestamp::from_millis),
+                declared_at: Timestamp::from_millis(declared_at),
+            })
+        })
+        .collect()
+}
+
+fn fire_schedule_tx(
+    conn: &Connection,
+    firing: &Firing,
+    now: Timestamp,
+) -> Result<Fired, StoreError> {
+    let row: Option<(Option<i64>, Option<i64>)> = conn
+        .prepare_cached("SELECT last_slot, last_job FROM otp_schedules WHERE name = ?")?
+        .query_row([&firing.schedule], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let Some((last_slot, last_job)) = row else {
+        return Err(StoreError::Invalid(format!(
+            "schedule `{}` was never declared",
+            firing.schedule
+        )));
+    };
+    let last_slot = last_slot.map(Timestamp::from_millis);
+    if last_slot != firing.expected {
+        return Ok(Fired::Moved { last_slot });
+    }
+    let unfinished = match last_job {
+        Some(id) if !firing.runs.is_empty() => match state_of(conn, JobId(id)) {
+            Ok(state) => !state.is_final(),
+            Err(StoreError::NotFound(_)) => false,
+            Err(e) => return Err(e),
+        },
+        _ => false,
+    };
+    let mut jobs = Vec::with_capacity(firing.runs.len());
+    let mut held_back = 0;
+    match schedule::overlap_step(firing.overlap, unfinished) {
+        OverlapStep::HoldBack => held_back = firing.runs.len() as u64,
+        step => {
+            if let (OverlapStep::ReplaceThenRun, Some(id)) = (step, last_job) {
+                cancel_tx(conn, JobId(id), now)?;
+            }
+            for (_, job) in &firing.runs {
+                jobs.push(insert_job(conn, job, now, None, None)?.id);
+            }
+        }
+    }
+    conn.prepare_cached(
+        "UPDATE otp_schedules SET last_slot = ?, last_job = COALESCE(?, last_job),
+            fired = fired + ?, missed = missed + ? WHERE name = ?",
+    )?
+    .execute(params![
+        firing.through.as_millis(),
+        jobs.last().map(|id| id.0),
+        jobs.len() as i64,
+        i64::try_from(firing.missed + held_back).unwrap_or(i64::MAX),
+        firing.schedule,
+    ])?;
+    Ok(Fired::Done { jobs, held_back })
+}
+
+fn schedules_tx(conn: &Connection) -> Result<Vec<ScheduleRecord>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT name, spec, declared_at, seen_at, last_slot, last_job, fired, missed
+         FROM otp_schedules ORDER BY name",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(ScheduleRecord {
+            name: r.get(0)?,
+            spec: r.get(1)?,
+            declared_at: Timestamp::from_millis(r.get(2)?),
+            seen_at: Timestamp::from_millis(r.get(3)?),
+            last_slot: r.get::<_, Option<i64>>(4)?.map(Timestamp::from_millis),
+            last_job: r.get::<_, Option<i64>>(5)?.map(JobId),
+            fired: r.get::<_, i64>(6)?.max(0) as u64,
+            missed: r.get::<_, i64>(7)?.max(0) as u64,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// The most due jobs [`unhandled_tx`] looks at.
 const UNHANDLED_SCAN: i64 = 10_000;
 
@@ -1414,6 +1529,27 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'_, Result<Vec<(String, u64)>, StoreError>> {
         self.run(move |c| unhandled_tx(c, &queues, &names, now))
             .boxed()
+    }
+
+    fn declare_schedules(
+        &self,
+        schedules: Vec<(String, String)>,
+        now: Timestamp,
+    ) -> BoxFuture<'_, Result<Vec<ScheduleMark>, StoreError>> {
+        self.run(move |c| declare_schedules_tx(c, &schedules, now))
+            .boxed()
+    }
+
+    fn fire_schedule(
+        &self,
+        firing: Firing,
+        now: Timestamp,
+    ) -> BoxFuture<'_, Result<Fired, StoreError>> {
+        self.run(move |c| fire_schedule_tx(c, &firing, now)).boxed()
+    }
+
+    fn schedules(&self) -> BoxFuture<'_, Result<Vec<ScheduleRecord>, StoreError>> {
+        self.run(schedules_tx).boxed()
     }
 
     /// A file store: a locked file per runner beside the database (see `owner_files`). In

@@ -28,7 +28,8 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 
 use crate::jobs::{
-    ChildOutcome, JobId, JobRecord, JobState, ListFilter, NewJob, StoreError, Timestamp,
+    ChildOutcome, JobId, JobRecord, JobState, ListFilter, NewJob, Overlap, ScheduleRecord,
+    StoreError, Timestamp,
 };
 
 /// What [`Store::enqueue`] did with one job.
@@ -175,6 +176,55 @@ pub struct TurnOutcome {
     /// When a claim took fewer jobs than its limit: when the next job of its queues and types
     /// is due ([`Store::next_due`]), so the runner sleeps until then.
     pub next_due: Option<Timestamp>,
+}
+
+/// Where a schedule's slot marker stands ([`Store::declare_schedules`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleMark {
+    /// The schedule.
+    pub name: String,
+    /// The last slot fired; `None` before the first.
+    pub last_slot: Option<Timestamp>,
+    /// When it was first declared: slots before it were never due.
+    pub declared_at: Timestamp,
+}
+
+/// A schedule's due slots, to fire in one transaction ([`Store::fire_schedule`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Firing {
+    /// The schedule.
+    pub schedule: String,
+    /// The marker the runner planned from (its last slot; `None` before the first): if the
+    /// store's differs, another runner fired meanwhile and nothing is written.
+    pub expected: Option<Timestamp>,
+    /// The newest due slot: where the marker moves.
+    pub through: Timestamp,
+    /// The slots that run, oldest first, each with its job (whose idempotency key is the
+    /// slot's).
+    pub runs: Vec<(Timestamp, NewJob)>,
+    /// Due slots that do not run (downtime, a starting deadline).
+    pub missed: u64,
+    /// What the runs do while the schedule's last job has not finished.
+    pub overlap: Overlap,
+}
+
+/// What [`Store::fire_schedule`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Fired {
+    /// The marker moved to the firing's `through`; these jobs were enqueued (none when the
+    /// overlap policy held the runs back: `held_back` counts them, as missed).
+    Done {
+        /// The jobs enqueued, oldest slot first.
+        jobs: Vec<JobId>,
+        /// Runs not enqueued because the previous slot's job had not finished.
+        held_back: u64,
+    },
+    /// Another runner moved the marker first: plan again from `last_slot`.
+    Moved {
+        /// Where the marker stands.
+        last_slot: Option<Timestamp>,
+    },
 }
 
 /// A runner's sign of life in a store ([`Store::hold_liveness`]): held while its process
@@ -364,6 +414,37 @@ pub trait Store: Send + Sync + 'static {
         Box::pin(async { Ok(Vec::new()) })
     }
 
+    /// Declares schedules (name, definition in words): a new one is recorded with
+    /// `declared_at = now`; a known one keeps its marker and takes the new definition.
+    /// Returns each one's marker, in order. The default says this store keeps no schedules.
+    fn declare_schedules(
+        &self,
+        schedules: Vec<(String, String)>,
+        now: Timestamp,
+    ) -> BoxFuture<'_, Result<Vec<ScheduleMark>, StoreError>> {
+        let _ = (schedules, now);
+        Box::pin(async { Err(no_schedules()) })
+    }
+
+    /// Fires a schedule's due slots, in one transaction: a compare-and-set of its marker
+    /// (from `expected` to `through`), then, by the overlap rule against its last job, the
+    /// runs' jobs (or none), and its counters. So each slot is enqueued once, however many
+    /// runners declare the schedule. A schedule never declared is
+    /// [`StoreError::Invalid`].
+    fn fire_schedule(
+        &self,
+        firing: Firing,
+        now: Timestamp,
+    ) -> BoxFuture<'_, Result<Fired, StoreError>> {
+        let _ = (firing, now);
+        Box::pin(async { Err(no_schedules()) })
+    }
+
+    /// Every declared schedule, by name.
+    fn schedules(&self) -> BoxFuture<'_, Result<Vec<ScheduleRecord>, StoreError>> {
+        Box::pin(async { Err(no_schedules()) })
+    }
+
     /// Wake-ups from other processes sharing this store: the value changes when something
     /// may have become claimable there (a job enqueued, retried, released, …), so runners
     /// look at once instead of at their next poll. `None` (the default) for a store only
@@ -372,4 +453,8 @@ pub trait Store: Send + Sync + 'static {
     fn wakeups(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
         None
     }
+}
+
+fn no_schedules() -> StoreError {
+    StoreError::Invalid("this store keeps no schedules".into())
 }

@@ -19,9 +19,10 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use ractor_otp::jobs::{
-    ChildFailure, ChildOutcome, ClaimRequest, ClaimedJob, Enqueued, Finish, GroupIds, GroupPolicy,
-    Job, JobId, JobOptions, JobRecord, JobState, Lease, ListFilter, NewGroup, NewJob, Resource,
-    RetryBackoff, Store, StoreError, Timestamp, Turn, TurnOutcome,
+    ChildFailure, ChildOutcome, ClaimRequest, ClaimedJob, Enqueued, Finish, Fired, Firing,
+    GroupIds, GroupPolicy, Job, JobId, JobOptions, JobRecord, JobState, Lease, ListFilter,
+    NewGroup, NewJob, Overlap, Resource, RetryBackoff, ScheduleMark, ScheduleRecord, Store,
+    StoreError, Timestamp, Turn, TurnOutcome,
 };
 use serde::{Deserialize, Serialize};
 
@@ -75,6 +76,8 @@ macro_rules! store_suite {
                 next_due_reports_earliest_instant,
                 finish_and_claim_is_one_turn,
                 unhandled_counts_due_jobs_of_other_types,
+                schedule_slots_fire_once_by_compare_and_set,
+                schedule_overlap_holds_back_or_replaces,
             );
         }
     };
@@ -216,6 +219,26 @@ impl<S: Store, G: Send + Sync + 'static> Store for Guarded<S, G> {
         now: Timestamp,
     ) -> BoxFuture<'_, Result<Vec<(String, u64)>, StoreError>> {
         self.store.unhandled(queues, names, now)
+    }
+
+    fn declare_schedules(
+        &self,
+        schedules: Vec<(String, String)>,
+        now: Timestamp,
+    ) -> BoxFuture<'_, Result<Vec<ScheduleMark>, StoreError>> {
+        self.store.declare_schedules(schedules, now)
+    }
+
+    fn fire_schedule(
+        &self,
+        firing: Firing,
+        now: Timestamp,
+    ) -> BoxFuture<'_, Result<Fired, StoreError>> {
+        self.store.fire_schedule(firing, now)
+    }
+
+    fn schedules(&self) -> BoxFuture<'_, Result<Vec<ScheduleRecord>, StoreError>> {
+        self.store.schedules()
     }
 
     fn wakeups(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
@@ -2709,4 +2732,261 @@ pub async fn unhandled_counts_due_jobs_of_other_types<S: Store>(store: S) {
         unhandled(&[], t(60 * SEC)).await.unwrap(),
         vec![(EMAIL.to_owned(), 1), (REPORT.to_owned(), 3)]
     );
+}
+
+/// A firing of schedule `name` from marker `expected` to `through`, running `runs` (each
+/// slot's job an email keyed by the slot, as a runner makes it).
+fn firing(
+    name: &str,
+    expected: Option<Timestamp>,
+    through: Timestamp,
+    runs: &[Timestamp],
+    missed: u64,
+    overlap: Overlap,
+) -> Firing {
+    Firing {
+        schedule: name.to_owned(),
+        expected,
+        through,
+        runs: runs
+            .iter()
+            .map(|at| {
+                let key = format!("schedule:{name}:{}", at.as_millis());
+                (
+                    *at,
+                    email_with(&key, JobOptions::new().idempotency_key(key.clone())),
+                )
+            })
+            .collect(),
+        missed,
+        overlap,
+    }
+}
+
+fn done(fired: Fired) -> Vec<JobId> {
+    match fired {
+        Fired::Done { jobs, held_back } => {
+            assert_eq!(held_back, 0, "nothing was held back");
+            jobs
+        }
+        other => panic!("expected the firing to happen, got {other:?}"),
+    }
+}
+
+pub async fn schedule_slots_fire_once_by_compare_and_set<S: Store>(store: S) {
+    let declare = |names: &[(&str, &str)], at| {
+        store.declare_schedules(
+            names
+                .iter()
+                .map(|(n, s)| (n.to_string(), s.to_string()))
+                .collect(),
+            at,
+        )
+    };
+    let marks = declare(&[("a", "every 60s"), ("b", "every 1h")], t(0))
+        .await
+        .unwrap();
+    assert_eq!(
+        marks,
+        vec![
+            ScheduleMark {
+                name: "a".into(),
+                last_slot: None,
+                declared_at: t(0)
+            },
+            ScheduleMark {
+                name: "b".into(),
+                last_slot: None,
+                declared_at: t(0)
+            },
+        ]
+    );
+
+    // The first slot: the marker moves from none to 60 s, the job is enqueued with it.
+    let first = done(
+        store
+            .fire_schedule(
+                firing("a", None, t(60 * SEC), &[t(60 * SEC)], 0, Overlap::Allow),
+                t(60 * SEC),
+            )
+            .await
+            .unwrap(),
+    );
+    assert_eq!(first.len(), 1);
+    assert_eq!(
+        state(&store, first[0], t(60 * SEC)).await,
+        JobState::Available
+    );
+    // A second runner that planned from the same marker finds it moved: nothing written.
+    assert_eq!(
+        store
+            .fire_schedule(
+                firing("a", None, t(60 * SEC), &[t(60 * SEC)], 0, Overlap::Allow),
+                t(61 * SEC),
+            )
+            .await
+            .unwrap(),
+        Fired::Moved {
+            last_slot: Some(t(60 * SEC))
+        }
+    );
+    assert_eq!(all_ids(&store, t(61 * SEC)).await, first);
+
+    // Downtime: three slots due, the newest runs, two missed.
+    let second = done(
+        store
+            .fire_schedule(
+                firing(
+                    "a",
+                    Some(t(60 * SEC)),
+                    t(240 * SEC),
+                    &[t(240 * SEC)],
+                    2,
+                    Overlap::Allow,
+                ),
+                t(250 * SEC),
+            )
+            .await
+            .unwrap(),
+    );
+    // A marker moved with no run (every due slot missed).
+    assert_eq!(
+        done(
+            store
+                .fire_schedule(
+                    firing(
+                        "a",
+                        Some(t(240 * SEC)),
+                        t(300 * SEC),
+                        &[],
+                        1,
+                        Overlap::Allow
+                    ),
+                    t(400 * SEC),
+                )
+                .await
+                .unwrap()
+        ),
+        vec![]
+    );
+
+    // Declared again (a restart, a new definition): the marker and first declaration stay.
+    let marks = declare(&[("a", "every 2m")], t(500 * SEC)).await.unwrap();
+    assert_eq!(marks[0].last_slot, Some(t(300 * SEC)));
+    assert_eq!(marks[0].declared_at, t(0));
+
+    let records = store.schedules().await.unwrap();
+    assert_eq!(
+        records.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+        vec!["a", "b"]
+    );
+    let a = &records[0];
+    assert_eq!(a.spec, "every 2m");
+    assert_eq!((a.declared_at, a.seen_at), (t(0), t(500 * SEC)));
+    assert_eq!(a.last_slot, Some(t(300 * SEC)));
+    assert_eq!(a.last_job, Some(second[0]));
+    assert_eq!((a.fired, a.missed), (2, 3));
+    assert_eq!((records[1].last_slot, records[1].fired), (None, 0));
+
+    // A schedule no runner declared is refused.
+    match store
+        .fire_schedule(
+            firing("nope", None, t(60 * SEC), &[t(60 * SEC)], 0, Overlap::Allow),
+            t(60 * SEC),
+        )
+        .await
+    {
+        Err(StoreError::Invalid(reason)) => assert!(reason.contains("never declared"), "{reason}"),
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+}
+
+pub async fn schedule_overlap_holds_back_or_replaces<S: Store>(store: S) {
+    store
+        .declare_schedules(
+            vec![
+                ("forbid".into(), "every 60s".into()),
+                ("replace".into(), "every 60s".into()),
+            ],
+            t(0),
+        )
+        .await
+        .unwrap();
+    let m = |n: i64| t(n * 60 * SEC);
+
+    // Forbid: the first slot's job has not run yet, so the second is held back (missed).
+    let first = done(
+        store
+            .fire_schedule(
+                firing("forbid", None, m(1), &[m(1)], 0, Overlap::Forbid),
+                m(1),
+            )
+            .await
+            .unwrap(),
+    )[0];
+    assert_eq!(
+        store
+            .fire_schedule(
+                firing("forbid", Some(m(1)), m(2), &[m(2)], 0, Overlap::Forbid),
+                m(2)
+            )
+            .await
+            .unwrap(),
+        Fired::Done {
+            jobs: vec![],
+            held_back: 1
+        }
+    );
+    // Once it has finished, the next slot runs.
+    let got = claim(&store, &[EMAIL], 10, m(2)).await;
+    assert_eq!(ids(&got), vec![first]);
+    store
+        .finish(lease(&got[0]), completed("ok"), m(2))
+        .await
+        .unwrap();
+    let third = done(
+        store
+            .fire_schedule(
+                firing("forbid", Some(m(2)), m(3), &[m(3)], 0, Overlap::Forbid),
+                m(3),
+            )
+            .await
+            .unwrap(),
+    );
+    assert_eq!(third.len(), 1);
+    let forbid = store.schedules().await.unwrap().remove(0);
+    assert_eq!((forbid.fired, forbid.missed), (2, 1));
+    assert_eq!(forbid.last_job, Some(third[0]));
+
+    // Replace: the first slot's job is running; the second slot cancels it (its run's
+    // result is refused) and runs.
+    let old = done(
+        store
+            .fire_schedule(
+                firing("replace", None, m(1), &[m(1)], 0, Overlap::Replace),
+                m(1),
+            )
+            .await
+            .unwrap(),
+    )[0];
+    let got = claim(&store, &[EMAIL], 10, m(3)).await;
+    let running = got
+        .iter()
+        .find(|c| c.id == old)
+        .expect("the first slot's job");
+    let new = done(
+        store
+            .fire_schedule(
+                firing("replace", Some(m(1)), m(4), &[m(4)], 0, Overlap::Replace),
+                m(4),
+            )
+            .await
+            .unwrap(),
+    )[0];
+    assert_eq!(state(&store, old, m(4)).await, JobState::Cancelled);
+    assert_eq!(state(&store, new, m(4)).await, JobState::Available);
+    assert!(matches!(
+        store.finish(lease(running), completed("late"), m(4)).await,
+        Err(StoreError::LeaseLost(id)) if id == old
+    ));
 }

@@ -19,6 +19,7 @@ use super::drain::Drain;
 use super::execute::Verdict;
 use super::pace::pace;
 use super::rescue;
+use super::schedule;
 use super::{Counters, ShutdownReport};
 use crate::jobs::breaker::CircuitBreaker;
 use crate::jobs::{Finish, JobId, Jobs, Lease, Liveness};
@@ -151,6 +152,19 @@ impl Actor for RunnerActor {
                 }
             }
         });
+        let mut timers = vec![
+            pacer.abort_handle(),
+            heartbeat.abort_handle(),
+            rescues.abort_handle(),
+        ];
+        if !config.schedules.is_empty() {
+            let keeper = tokio::spawn(schedule::keep(
+                config.jobs.clone(),
+                config.schedules.clone(),
+                args.stats.clone(),
+            ));
+            timers.push(keeper.abort_handle());
+        }
         // The first look at the store.
         myself.cast(RunnerMsg::Tick)?;
         myself.cast(RunnerMsg::CheckUnhandled)?;
@@ -176,11 +190,7 @@ impl Actor for RunnerActor {
             claim_again: false,
             tick_pending,
             deadline,
-            timers: vec![
-                pacer.abort_handle(),
-                heartbeat.abort_handle(),
-                rescues.abort_handle(),
-            ],
+            timers,
             unhandled_checked: None,
             warned: HashSet::new(),
             liveness,

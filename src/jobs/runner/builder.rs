@@ -8,9 +8,10 @@ use std::time::Duration;
 use ractor::{Actor, ActorCell};
 
 use super::actor::{RunnerActor, RunnerArgs};
+use super::schedule::Scheduled;
 use super::{Counters, Runner};
 use crate::jobs::handler::{ErasedHandler, FnHandler, PoolHandler};
-use crate::jobs::{Job, JobContext, JobResult, Jobs, JobsError};
+use crate::jobs::{Job, JobContext, JobResult, Jobs, JobsError, NewJob, Schedule, Slot};
 use crate::supervisor::{ChildContext, ChildId, ChildKind, ChildSpec, ChildStart};
 use crate::worker::{Worker, WorkerHandle};
 
@@ -56,6 +57,7 @@ pub struct RunnerBuilder {
     pub(super) timeout: Duration,
     pub(super) hang_grace: Duration,
     pub(super) breaker: Option<(u32, Duration)>,
+    pub(super) schedules: Vec<Scheduled>,
 }
 
 impl std::fmt::Debug for RunnerBuilder {
@@ -86,6 +88,7 @@ impl RunnerBuilder {
             timeout: Duration::from_secs(300),
             hang_grace: Duration::from_secs(5),
             breaker: None,
+            schedules: Vec::new(),
         }
     }
 
@@ -177,6 +180,56 @@ impl RunnerBuilder {
         self
     }
 
+    /// Enqueues a job made by `make` at each slot of `schedule`, exactly once per slot across
+    /// every runner (in this process or another, on the same store) that declares a schedule
+    /// of that name. The runner declares its schedules in the store when it starts and fires
+    /// them while it runs; a schedule no runner declares any more stops firing (its record
+    /// stays, with its last slot, in [`Jobs::schedules`]). The job need not be one this runner
+    /// handles. See [`Schedule`] for missed and overlapping slots.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ractor_otp::jobs::{Job, JobContext, JobResult, Jobs, Schedule, SqliteStore};
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Serialize, Deserialize)]
+    /// struct Report { day: i64 }
+    /// impl Job for Report {
+    ///     const NAME: &'static str = "report";
+    ///     type Output = ();
+    /// }
+    ///
+    /// async fn report(_job: Report, _ctx: JobContext) -> JobResult<()> {
+    ///     Ok(())
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let jobs = Jobs::new(SqliteStore::in_memory()?);
+    /// let runner = jobs
+    ///     .runner()
+    ///     .handler(report)
+    ///     .schedule(Schedule::cron("daily-report", "0 6 * * *")?, |slot| Report {
+    ///         day: slot.at.as_millis() / 86_400_000,
+    ///     })
+    ///     .spawn()
+    ///     .await?;
+    /// # runner.shutdown(Duration::from_secs(1)).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn schedule<J, F>(mut self, schedule: Schedule, make: F) -> Self
+    where
+        J: Job,
+        F: Fn(&Slot) -> J + Send + Sync + 'static,
+    {
+        self.schedules.push(Scheduled {
+            schedule,
+            make: Arc::new(move |slot: &Slot, options| NewJob::new(&make(slot), options)),
+        });
+        self
+    }
+
     fn validate(&self) -> Result<(), JobsError> {
         let invalid = |m: &str| Err(JobsError::InvalidRunner(m.to_owned()));
         if let Some(e) = &self.error {
@@ -203,6 +256,16 @@ impl RunnerBuilder {
         if let Some((threshold, _)) = self.breaker {
             if threshold == 0 {
                 return invalid("a circuit breaker's threshold must be at least 1");
+            }
+        }
+        let mut names = std::collections::HashSet::new();
+        for s in &self.schedules {
+            s.schedule.validate()?;
+            if !names.insert(s.schedule.name()) {
+                return Err(JobsError::InvalidSchedule {
+                    name: s.schedule.name().to_owned(),
+                    reason: "two schedules of this name in one runner; give each its own".into(),
+                });
             }
         }
         Ok(())

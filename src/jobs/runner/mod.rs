@@ -21,7 +21,8 @@
 //! (the actor and its state, and the one way a run leaves it), `pace` (when to look at the
 //! store next), `claim` (what to claim, admitted by the breakers), `execute` (one job's run and
 //! how its outcome is recorded), `lease` (renewing leases, giving up on hung runs), `rescue`
-//! (a sign of life, and freeing dead runners' jobs at once), `drain` (shutdown) and
+//! (a sign of life, and freeing dead runners' jobs at once), `schedule` (firing recurring
+//! schedules' slots), `drain` (shutdown) and
 //! `unhandled` (saying which due jobs no handler takes). The decisions are plain functions, unit-tested in their files.
 
 mod actor;
@@ -32,6 +33,7 @@ mod execute;
 mod lease;
 mod pace;
 mod rescue;
+mod schedule;
 mod unhandled;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -94,6 +96,11 @@ pub struct RunnerStats {
     /// (at start, then every minute): they wait for a runner that has one. Each such type is
     /// also logged once, with a warning.
     pub unhandled: u64,
+    /// Schedule slots this runner fired (a job enqueued).
+    pub slots_fired: u64,
+    /// Schedule slots this runner counted missed (downtime, a starting deadline, an overlap
+    /// held back).
+    pub slots_missed: u64,
 }
 
 #[derive(Default)]
@@ -107,6 +114,8 @@ struct Counters {
     lost: AtomicU64,
     running: AtomicU64,
     unhandled: AtomicU64,
+    slots_fired: AtomicU64,
+    slots_missed: AtomicU64,
 }
 
 fn bump(counter: &AtomicU64) {
@@ -139,6 +148,8 @@ impl Runner {
             lost: get(&s.lost),
             running: get(&s.running),
             unhandled: get(&s.unhandled),
+            slots_fired: get(&s.slots_fired),
+            slots_missed: get(&s.slots_missed),
         }
     }
 
