@@ -211,6 +211,7 @@ fn child_process() {
             "follow_up" => child_follow_up(env).await,
             "fan_in" => child_fan_in(env).await,
             "rescue" => child_rescue(env).await,
+            "schedule" => child_schedule(env).await,
             other => panic!("unknown crash scenario `{other}`"),
         }
         // Keep running (the runner, the monitor) until the parent kills us.
@@ -383,6 +384,54 @@ async fn child_rescue(env: ChildEnv) {
     work_runner(&jobs, &env.log)
         .lease(RESCUE_LEASE)
         .heartbeat(Duration::from_secs(5))
+        .spawn()
+        .await
+        .expect("child: runner");
+}
+
+/// A schedule's job: its slot.
+#[derive(Serialize, Deserialize)]
+struct Beat {
+    at: i64,
+}
+
+impl Job for Beat {
+    const NAME: &'static str = "beat";
+    type Output = ();
+}
+
+/// A schedule every second whose jobs log `beat <id> <attempt> <slot> <ms>` and take 300 ms.
+async fn child_schedule(env: ChildEnv) {
+    let jobs = open_jobs(&env).await;
+    let log = env.log.clone();
+    runner(&jobs)
+        .handler(move |job: Beat, ctx: JobContext| {
+            let log = log.clone();
+            async move {
+                log.line(format_args!(
+                    "beat {} {} {} {}",
+                    ctx.id().0,
+                    ctx.attempt(),
+                    job.at,
+                    now_ms()
+                ));
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                log.line(format_args!(
+                    "end {} {} {}",
+                    ctx.id().0,
+                    ctx.attempt(),
+                    now_ms()
+                ));
+                Ok(())
+            }
+        })
+        .schedule(
+            ractor_otp::jobs::Schedule::every("beat", Duration::from_secs(1))
+                .expect("child: schedule"),
+            |slot| Beat {
+                at: slot.at.as_millis(),
+            },
+        )
         .spawn()
         .await
         .expect("child: runner");
@@ -1869,6 +1918,87 @@ fn rescue_case(mode: &str) {
         "the rerun waited for the lease"
     );
     drop(proc);
+}
+
+/// kill -9 right after a slot commits (its job has just started), again and again, with
+/// random downtime between runs: no slot is enqueued twice, every slot from the first to the last is either run or counted missed
+/// (never both, never neither), and every job enqueued runs to completion.
+#[test]
+fn a_schedule_fires_each_slot_once_across_kill_9() {
+    let mut case = Case::new("schedule");
+    let mut rng = case.rng();
+    const KILLS: u32 = 4;
+    for _ in 0..KILLS {
+        let mut proc = case.spawn("schedule", "sqlite");
+        let run = proc.run;
+        // A new slot's job (its first attempt, not a rerun of the last run's).
+        case.wait_log(&mut proc, "a new slot's job starting", |log| {
+            log.iter()
+                .any(|e| e.run == run && e.is("beat") && e.int(1) == 1)
+                .then_some(())
+        });
+        // The kill point: right after the slot's commit, or a little into its run.
+        std::thread::sleep(Duration::from_millis(rng.u64(0..250)));
+        drop(proc);
+        // Downtime (the thing under test): slots fall while no process runs.
+        std::thread::sleep(Duration::from_millis(rng.u64(0..2_500)));
+    }
+    // A last run that is let be until every job enqueued so far has completed and a slot
+    // after the restart has run.
+    let mut proc = case.spawn("schedule", "sqlite");
+    let run = proc.run;
+    case.wait_log(&mut proc, "two slots of the last run ending", |log| {
+        (log.iter().filter(|e| e.run == run && e.is("end")).count() >= 2).then_some(())
+    });
+    let beats: Vec<Entry> = case.log().into_iter().filter(|e| e.is("beat")).collect();
+    drop(proc);
+
+    let (record, made) = case.db(|jobs| async move {
+        let record = jobs
+            .schedules()
+            .await
+            .expect("schedules")
+            .into_iter()
+            .find(|r| r.name == "beat")
+            .expect("the schedule's record");
+        let made = all_jobs(&jobs).await;
+        (record, made)
+    });
+    let made: Vec<JobRecord> = made.into_iter().filter(|j| j.name == "beat").collect();
+    let slots: Vec<i64> = made.iter().map(|j| payload::<Beat>(j).at).collect();
+    // One job per slot, in slot order, and the store's count agrees (a slot fired twice would
+    // count twice on one job).
+    assert!(
+        slots.windows(2).all(|w| w[0] < w[1]),
+        "slots out of order or repeated: {slots:?}"
+    );
+    assert_eq!(record.fired, made.len() as u64, "{record:?}");
+    // Every slot from the first to the last is run or missed.
+    let (first, last) = (slots[0], record.last_slot.expect("a last slot").as_millis());
+    assert_eq!(
+        record.fired + record.missed,
+        ((last - first) / 1000 + 1) as u64,
+        "slots unaccounted for: {record:?}, first {first}"
+    );
+    // Every job that started ran to completion, even those killed mid-run.
+    let started: BTreeSet<i64> = beats.iter().map(|e| e.int(0)).collect();
+    for job in &made {
+        if started.contains(&job.id.0) && job.state != JobState::Completed {
+            // Only the last run's jobs may be in flight at its kill.
+            let last_start = beats.iter().rfind(|e| e.int(0) == job.id.0);
+            assert_eq!(
+                last_start.map(|e| e.run),
+                Some(run),
+                "job {} ({:?}) started in an earlier run and never completed",
+                job.id.0,
+                job.state
+            );
+        }
+    }
+    eprintln!(
+        "schedule: {KILLS} kills, {} slots run, {} missed",
+        record.fired, record.missed
+    );
 }
 
 #[test]

@@ -457,3 +457,73 @@ async fn a_runner_starts_a_job_another_process_enqueued_without_polling() {
     let report = runner.shutdown(WAIT).await.unwrap();
     assert_eq!(report.released, 0);
 }
+
+/// A schedule's job in the two-runner case.
+#[derive(Serialize, Deserialize)]
+struct Beat {
+    at: i64,
+}
+
+impl Job for Beat {
+    const NAME: &'static str = "beat";
+    type Output = ();
+}
+
+/// Two processes on one schema, each with a runner declaring the same schedule (every
+/// second): each slot is enqueued once, whichever fires first.
+#[ignore = "needs a PostgreSQL server: run `bash .ci/with-postgres cargo test --workspace --features postgres --tests -- --include-ignored`"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runners_on_one_schema_fire_each_slot_once() {
+    let Some((a, b, _schema)) = two_processes().await else {
+        return;
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<i64>();
+    let start = |jobs: &Jobs| {
+        let tx = tx.clone();
+        jobs.runner()
+            .handler(move |job: Beat, _ctx: JobContext| {
+                let _ = tx.send(job.at);
+                async { JobResult::Ok(()) }
+            })
+            .schedule(
+                ractor_otp::jobs::Schedule::every("beat", Duration::from_secs(1)).unwrap(),
+                |slot| Beat {
+                    at: slot.at.as_millis(),
+                },
+            )
+            .spawn()
+    };
+    let (one, two) = (Jobs::new(a), Jobs::new(b));
+    let ra = start(&one).await.unwrap();
+    let rb = start(&two).await.unwrap();
+    let mut seen = std::collections::BTreeMap::<i64, u32>::new();
+    while seen.len() < 4 {
+        let at = tokio::time::timeout(WAIT, rx.recv())
+            .await
+            .expect("four slots did not run in time")
+            .expect("runs");
+        *seen.entry(at).or_default() += 1;
+    }
+    ra.shutdown(WAIT).await.unwrap();
+    rb.shutdown(WAIT).await.unwrap();
+    let record = one
+        .schedules()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.name == "beat")
+        .expect("the schedule's record");
+    let made = one
+        .list(ractor_otp::jobs::ListFilter {
+            name: Some("beat".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(record.fired, made.len() as u64);
+    assert_eq!(
+        ra.stats().slots_fired + rb.stats().slots_fired,
+        record.fired
+    );
+    assert!(seen.values().all(|n| *n == 1), "a slot ran twice: {seen:?}");
+}

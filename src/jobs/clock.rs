@@ -49,8 +49,26 @@ pub struct TokioClock {
 impl TokioClock {
     /// Starts now. Call it inside a tokio runtime.
     pub fn new() -> Self {
+        Self::starting_at(Timestamp::from(SystemTime::now()))
+    }
+
+    /// Starts at `origin` (a date a test needs: a daylight-saving night, a month's end), then
+    /// moves as tokio's clock does. Call it inside a tokio runtime.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ractor_otp::jobs::{Clock, Timestamp, TokioClock};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let clock = TokioClock::starting_at(Timestamp::from_millis(1_800_000_000_000));
+    /// tokio::time::sleep(Duration::from_secs(60)).await;
+    /// assert_eq!(clock.now(), Timestamp::from_millis(1_800_000_060_000));
+    /// # }
+    /// ```
+    pub fn starting_at(origin: Timestamp) -> Self {
         TokioClock {
-            origin: Timestamp::from(SystemTime::now()),
+            origin,
             start: tokio::time::Instant::now(),
         }
     }

@@ -484,6 +484,8 @@ pub(crate) struct Plan {
 }
 
 /// What a firing does about the previous slot's job (decided in the store's transaction).
+// Used by the stores: unused in a build with `jobs` and no store.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum OverlapStep {
     /// Enqueue the slot's jobs.
@@ -496,6 +498,7 @@ pub(crate) enum OverlapStep {
 
 /// The overlap rule: `previous_unfinished` is whether the schedule's last job exists and is
 /// in no final state.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 pub(crate) fn overlap_step(overlap: Overlap, previous_unfinished: bool) -> OverlapStep {
     match (overlap, previous_unfinished) {
         (_, false) | (Overlap::Allow, true) => OverlapStep::Run,
