@@ -24,7 +24,7 @@ use ractor_otp::jobs::{
     StoreError,
 };
 use serde::{Deserialize, Serialize};
-use store_suite::{add, claim_as, email, email_with, t, Guarded, EMAIL};
+use store_suite::{add, claim_as, email, email_with, t, Guarded, EMAIL, SEC};
 
 store_suite!(
     postgres,
@@ -526,4 +526,52 @@ async fn two_runners_on_one_schema_fire_each_slot_once() {
         record.fired
     );
     assert!(seen.values().all(|n| *n == 1), "a slot ran twice: {seen:?}");
+}
+
+/// A schema of version 1 kept idempotency keys in job rows (a unique index): connecting
+/// upgrades it, bringing the keys to their own table.
+#[ignore = "needs a PostgreSQL server: run `bash .ci/with-postgres cargo test --workspace --features postgres --tests -- --include-ignored`"]
+#[tokio::test]
+async fn a_version_one_schema_keeps_its_idempotency_keys_after_the_upgrade() {
+    let Some(url) = server_url() else {
+        return;
+    };
+    let schema = fresh_schema();
+    let _drop = DropSchema {
+        url: url.clone(),
+        schema: schema.clone(),
+    };
+    let store = connect(&url, &schema).await;
+    let keyed = email_with("once", JobOptions::new().idempotency_key("k-1"));
+    let first = store.enqueue(vec![keyed.clone()], t(0)).await.unwrap()[0].id;
+    drop(store);
+    // Back to how version 1 wrote it.
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let driver = tokio::spawn(connection);
+    client
+        .batch_execute(&format!(
+            "SET search_path TO {schema};
+             DROP TABLE otp_keys;
+             CREATE UNIQUE INDEX otp_jobs_idem ON otp_jobs(idem_key) WHERE idem_key IS NOT NULL;
+             UPDATE otp_jobs_meta SET version = 1;"
+        ))
+        .await
+        .unwrap();
+    let store = connect(&url, &schema).await;
+    let again = store.enqueue(vec![keyed], t(SEC)).await.unwrap();
+    assert_eq!((again[0].id, again[0].duplicate), (first, true));
+    let version: i64 = client
+        .query_one(
+            &format!("SELECT MAX(version) FROM {schema}.otp_jobs_meta"),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(version, 2);
+    drop(store);
+    drop(client);
+    let _ = driver.await;
 }

@@ -737,3 +737,55 @@ async fn a_job_nobody_handles_is_counted_and_named_when_waited_for() {
         other => panic!("expected WaitTimedOut, got {other:?}"),
     }
 }
+
+/// Retention through a runner: a completed job is kept for its retention, then pruned at the
+/// runner's next pass; `Jobs::delete` takes a finished job at once.
+#[tokio::test(start_paused = true)]
+async fn a_runner_prunes_finished_jobs_after_their_retention() {
+    let jobs = queue();
+    let (builder, mut runs) = step_handler(&jobs, |_, _| Act::Ok);
+    let hour = Duration::from_secs(3600);
+    let runner = builder
+        .retention(
+            ractor_otp::jobs::Retention::default()
+                .completed(hour)
+                .every(Duration::from_secs(60)),
+        )
+        .spawn()
+        .await
+        .unwrap();
+    let kept = jobs.enqueue(Step { n: 1 }).await.unwrap().id;
+    let deleted = jobs.enqueue(Step { n: 2 }).await.unwrap().id;
+    jobs.wait_for::<Step>(kept, WAIT).await.unwrap();
+    jobs.wait_for::<Step>(deleted, WAIT).await.unwrap();
+    recv(&mut runs).await;
+    recv(&mut runs).await;
+    jobs.delete(deleted).await.unwrap();
+    assert!(jobs.get(deleted).await.unwrap().is_none());
+    let finished = jobs.now();
+    // Kept through its hour…
+    tokio::time::sleep(hour - Duration::from_secs(1)).await;
+    assert!(jobs.get(kept).await.unwrap().is_some());
+    // …and pruned at the first pass after it.
+    tokio::time::timeout(Duration::from_secs(120), async {
+        while jobs.get(kept).await.unwrap().is_some() {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    })
+    .await
+    .expect("the job was not pruned within two passes of its retention");
+    assert!(jobs.now().since(finished) >= hour);
+    assert_eq!(runner.stats().pruned, 1);
+    // An unfinished job cannot be deleted.
+    let parked = jobs
+        .enqueue_with(
+            Step { n: 3 },
+            JobOptions::new().not_before(jobs.now().after(hour)),
+        )
+        .await
+        .unwrap()
+        .id;
+    let err = jobs.delete(parked).await.unwrap_err();
+    assert!(err.to_string().contains("cancel it first"), "{err}");
+    runner.shutdown(WAIT).await.unwrap();
+}

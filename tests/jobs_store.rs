@@ -281,7 +281,7 @@ async fn open_older_file(dir: &TempDir, older: &str) -> (JobId, rusqlite::Connec
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
     (kept, conn)
 }
 
@@ -310,12 +310,59 @@ async fn version_one_file_is_upgraded_in_place() {
         [
             "otp_jobs_due_order",
             "otp_jobs_due_time",
-            "otp_jobs_idem",
+            "otp_jobs_finished",
             "otp_jobs_leased",
             "otp_jobs_parent",
             "otp_jobs_resource"
         ]
     );
+}
+
+/// Version 3 kept idempotency keys in job rows (a unique index): the upgrade brings them to
+/// their own table, so a job pruned or deleted later still holds its key.
+#[tokio::test]
+async fn version_three_file_keeps_its_idempotency_keys_after_the_upgrade() {
+    let dir = TempDir::new();
+    let store = SqliteStore::open(dir.db()).await.unwrap();
+    let keyed = store
+        .enqueue(
+            vec![email_with("once", JobOptions::new().idempotency_key("k-1"))],
+            t(0),
+        )
+        .await
+        .unwrap()[0]
+        .id;
+    drop(store);
+    rusqlite::Connection::open(dir.db())
+        .unwrap()
+        .execute_batch(
+            "DROP TABLE otp_keys;
+             CREATE UNIQUE INDEX otp_jobs_idem ON otp_jobs(idem_key) WHERE idem_key IS NOT NULL;
+             PRAGMA user_version = 3;",
+        )
+        .unwrap();
+    let store = SqliteStore::open(dir.db()).await.unwrap();
+    let again = store
+        .enqueue(
+            vec![email_with(
+                "twice",
+                JobOptions::new().idempotency_key("k-1"),
+            )],
+            t(SEC),
+        )
+        .await
+        .unwrap();
+    assert_eq!((again[0].id, again[0].duplicate), (keyed, true));
+    drop(store);
+    let conn = rusqlite::Connection::open(dir.db()).unwrap();
+    let unique_index: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name = 'otp_jobs_idem'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(unique_index, 0);
 }
 
 #[tokio::test]

@@ -197,6 +197,7 @@ pub struct JobOptions {
     pub(crate) timeout: Option<Duration>,
     pub(crate) resource: Option<Resource>,
     pub(crate) idempotency_key: Option<String>,
+    pub(crate) unique_for: Option<Duration>,
 }
 
 impl Default for JobOptions {
@@ -210,6 +211,7 @@ impl Default for JobOptions {
             timeout: None,
             resource: None,
             idempotency_key: None,
+            unique_for: None,
         }
     }
 }
@@ -272,10 +274,31 @@ impl JobOptions {
         self
     }
 
-    /// Enqueueing again with the same key returns the first job instead of adding one. Keys
-    /// are remembered as long as the job's row is kept.
+    /// Enqueueing again with the same key returns the first job instead of adding one. A key
+    /// is kept in a table of its own, apart from the job: forever, or for
+    /// [`unique_for`](JobOptions::unique_for); pruning or deleting the job does not forget it
+    /// (a duplicate then returns the id of a job no longer stored).
     pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
         self.idempotency_key = Some(key.into());
+        self
+    }
+
+    /// The idempotency key holds for this long after the enqueue, then a job with the same
+    /// key is a new job ("unique for a period", as Oban's `unique: [period: …]`). Needs an
+    /// idempotency key.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ractor_otp::jobs::JobOptions;
+    ///
+    /// // At most one digest per user per hour, however often it is asked for.
+    /// let options = JobOptions::new()
+    ///     .idempotency_key("digest:user-42")
+    ///     .unique_for(Duration::from_secs(3600));
+    /// # let _ = options;
+    /// ```
+    pub fn unique_for(mut self, period: Duration) -> Self {
+        self.unique_for = Some(period);
         self
     }
 
@@ -305,6 +328,17 @@ impl JobOptions {
             if key.is_empty() {
                 return invalid("an idempotency key must not be empty".into());
             }
+        }
+        match (self.unique_for, &self.idempotency_key) {
+            (Some(_), None) => {
+                return invalid(
+                    "unique_for needs an idempotency key: add `.idempotency_key(..)`".into(),
+                )
+            }
+            (Some(period), Some(_)) if period.is_zero() => {
+                return invalid("unique_for must be greater than zero".into())
+            }
+            _ => {}
         }
         self.backoff
             .validate()

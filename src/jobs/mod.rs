@@ -41,6 +41,7 @@ mod owner_files;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod record;
+mod retention;
 mod runner;
 mod schedule;
 #[cfg(feature = "sqlite")]
@@ -64,6 +65,7 @@ pub use job::{Job, JobId, JobOptions, NewJob, Resource, RetryBackoff, Timestamp}
 pub use postgres::{PostgresOptions, PostgresStore, CONFLICT_RETRIES};
 pub use ractor_otp_macros::Job;
 pub use record::{AttemptError, ChildFailure, ChildOutcome, JobRecord, JobState, ListFilter};
+pub use retention::{Prune, Pruned, Retention};
 pub use runner::{Runner, RunnerBuilder, RunnerStats, ShutdownReport};
 pub use schedule::{Missed, Overlap, Schedule, ScheduleRecord, Slot, SKIP_THRESHOLD};
 #[cfg(feature = "sqlite")]
@@ -325,6 +327,13 @@ impl Jobs {
         self.inner.store.retry(id, self.now()).await?;
         self.wake_runners();
         Ok(())
+    }
+
+    /// Deletes a finished job now, without waiting for retention; its idempotency key stays
+    /// until it expires. A job not finished, a child whose collector has not run yet, and a
+    /// collector with unfinished children are refused ([`StoreError::InvalidState`]).
+    pub async fn delete(&self, id: JobId) -> Result<(), JobsError> {
+        Ok(self.inner.store.delete(id, self.now()).await?)
     }
 
     /// Every schedule a runner ever declared in this store, by name: its definition, last

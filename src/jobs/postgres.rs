@@ -62,8 +62,8 @@ use crate::jobs::transition::{
     self, Action, AfterFailure, Candidate, ClaimStep, Collector, GroupStep,
 };
 use crate::jobs::{
-    AttemptError, ChildOutcome, JobId, JobRecord, JobState, ListFilter, NewJob, Resource,
-    RetryBackoff, ScheduleRecord, StoreError, Timestamp,
+    AttemptError, ChildOutcome, JobId, JobRecord, JobState, ListFilter, NewJob, Prune, Pruned,
+    Resource, RetryBackoff, ScheduleRecord, StoreError, Timestamp,
 };
 
 /// How often an operation that hit a deadlock or serialization failure is run again before
@@ -325,9 +325,23 @@ impl PostgresStore {
                     "the store's schema is version {v}, newer than this library's {SCHEMA_VERSION}; upgrade ractor-otp"
                 )));
             }
+            Some(v) if v < 2 => {
+                // Version 2 moved idempotency keys out of job rows: the keys come along once.
+                tx.batch_execute(SCHEMA_2).await?;
+                tx.batch_execute(
+                    "INSERT INTO otp_keys (key, job_id, expires_at)
+                        SELECT idem_key, id, NULL FROM otp_jobs WHERE idem_key IS NOT NULL
+                        ON CONFLICT DO NOTHING;
+                     DROP INDEX IF EXISTS otp_jobs_idem;",
+                )
+                .await?;
+                tx.execute("UPDATE otp_jobs_meta SET version = $1", &[&SCHEMA_VERSION])
+                    .await?;
+            }
             Some(_) => {}
             None => {
                 tx.batch_execute(SCHEMA).await?;
+                tx.batch_execute(SCHEMA_2).await?;
                 tx.execute(
                     "INSERT INTO otp_jobs_meta (version) VALUES ($1)",
                     &[&SCHEMA_VERSION],
@@ -422,7 +436,7 @@ macro_rules! operation {
     };
 }
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// The advisory lock key (one `bigint`) taken while creating the tables.
 const SCHEMA_LOCK: i64 = 0x6f74_705f_6a6f_6273; // "otp_jobs"
@@ -450,6 +464,20 @@ async fn try_owner_lock(
 /// own): a row is written once the lock is held, and removed by the rescue that finds the
 /// lock free.
 const RUNNERS_TABLE: &str = "CREATE TABLE IF NOT EXISTS otp_runners (owner TEXT PRIMARY KEY)";
+
+/// What version 2 added: idempotency keys apart from the jobs (pruning a job keeps its key),
+/// each with the job that holds it and when it expires (never, without `unique_for`); and the
+/// index the pruner scans.
+const SCHEMA_2: &str = "
+    CREATE TABLE IF NOT EXISTS otp_keys (
+        key TEXT PRIMARY KEY,
+        job_id BIGINT NOT NULL,
+        expires_at BIGINT
+    );
+    CREATE INDEX IF NOT EXISTS otp_keys_expiry ON otp_keys(expires_at)
+        WHERE expires_at IS NOT NULL;
+    CREATE INDEX IF NOT EXISTS otp_jobs_finished ON otp_jobs(finished_at)
+        WHERE state IN ('completed','discarded','cancelled');";
 
 /// Schedules' slot markers and counters.
 const SCHEDULES_TABLE: &str = "CREATE TABLE IF NOT EXISTS otp_schedules (
@@ -495,8 +523,6 @@ const SCHEMA: &str = "
         inserted_at BIGINT NOT NULL,
         finished_at BIGINT
     );
-    CREATE UNIQUE INDEX IF NOT EXISTS otp_jobs_idem ON otp_jobs(idem_key)
-        WHERE idem_key IS NOT NULL;
     CREATE INDEX IF NOT EXISTS otp_jobs_ready ON otp_jobs(queue, priority DESC, run_at, id)
         WHERE state IN ('scheduled','available','retryable');
     CREATE INDEX IF NOT EXISTS otp_jobs_next ON otp_jobs(run_at)
@@ -680,14 +706,15 @@ async fn combine_enqueues(
 }
 
 impl PostgresStore {
-    /// One enqueue in its own transaction (one job: a single `INSERT`, and for a duplicate key
-    /// a read, atomic on its own).
+    /// One enqueue in its own transaction (one job without an idempotency key: a single
+    /// `INSERT`, atomic on its own; a key is taken in its own table, then the job inserted,
+    /// which needs a transaction).
     async fn enqueue_alone(
         &self,
         jobs: &[NewJob],
         now: Timestamp,
     ) -> Result<Vec<Enqueued>, StoreError> {
-        if jobs.len() == 1 {
+        if matches!(jobs, [job] if job.options.idempotency_key.is_none()) {
             operation!(self, autocommit, |tx| enqueue_tx(&mut tx, jobs, now)
                 .await?)
         } else {
@@ -915,15 +942,42 @@ async fn insert_job(
     waiting_for: Option<(u32, GroupPolicy)>,
 ) -> Result<Enqueued, StoreError> {
     let o = &job.options;
+    if let Some(key) = &o.idempotency_key {
+        // Takes the key unless it is held (and not expired): then the holder is the answer. A
+        // concurrent enqueue of the same key waits here for this one's commit, then finds
+        // the key held.
+        let taken = tx
+            .query_opt(
+                "INSERT INTO otp_keys (key, job_id, expires_at) VALUES ($1, 0, $2)
+                 ON CONFLICT (key) DO UPDATE SET job_id = 0, expires_at = excluded.expires_at
+                    WHERE otp_keys.expires_at IS NOT NULL AND otp_keys.expires_at <= $3
+                 RETURNING 1",
+                &[
+                    key,
+                    &o.unique_for.map(|d| now.after(d).as_millis()),
+                    &now.as_millis(),
+                ],
+            )
+            .await?
+            .is_some();
+        if !taken {
+            let existing = tx
+                .query_one("SELECT job_id FROM otp_keys WHERE key = $1", &[key])
+                .await?;
+            return Ok(Enqueued {
+                id: JobId(existing.try_get(0)?),
+                duplicate: true,
+            });
+        }
+    }
     let start = transition::initial(job, now, waiting_for);
     let row = tx
-        .query_opt(
+        .query_one(
             "INSERT INTO otp_jobs (queue, name, version, payload, state, priority, run_at,
                 max_attempts, backoff_base_ms, backoff_factor, backoff_max_ms, timeout_ms,
                 resource_key, resource_capacity, idem_key, parent_id, pending_children,
                 group_policy, inserted_at)
              VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19)
-             ON CONFLICT (idem_key) WHERE idem_key IS NOT NULL DO NOTHING
              RETURNING id",
             &[
                 &o.queue,
@@ -948,23 +1002,18 @@ async fn insert_job(
             ],
         )
         .await?;
-    if let Some(row) = row {
-        tx.wake = true;
-        return Ok(Enqueued {
-            id: JobId(row.try_get(0)?),
-            duplicate: false,
-        });
-    }
-    // The key exists (committed, or committed while this insert waited for it).
-    let existing = tx
-        .query_one(
-            "SELECT id FROM otp_jobs WHERE idem_key = $1",
-            &[&o.idempotency_key],
+    let id: i64 = row.try_get(0)?;
+    if let Some(key) = &o.idempotency_key {
+        tx.execute(
+            "UPDATE otp_keys SET job_id = $1 WHERE key = $2",
+            &[&id, key],
         )
         .await?;
+    }
+    tx.wake = true;
     Ok(Enqueued {
-        id: JobId(existing.try_get(0)?),
-        duplicate: true,
+        id: JobId(id),
+        duplicate: false,
     })
 }
 
@@ -1805,6 +1854,86 @@ async fn counts_tx(tx: &Tx<'_>, now: Timestamp) -> Result<Vec<(JobState, u64)>, 
     Ok(counts)
 }
 
+async fn prune_tx(tx: &Tx<'_>, prune: &Prune) -> Result<Pruned, StoreError> {
+    let limit = i64::from(prune.limit);
+    let cutoffs = [
+        prune.completed_before,
+        prune.cancelled_before,
+        prune.discarded_before,
+    ];
+    let mut pruned = Pruned::default();
+    if let Some(latest) = cutoffs.iter().flatten().max() {
+        // A child while its collector waits, a collector while a child is unfinished: kept.
+        // Rows another transaction holds (a retry, another pruner) are left for later.
+        pruned.jobs = tx
+            .execute(
+                "DELETE FROM otp_jobs WHERE id IN (
+                    SELECT id FROM otp_jobs j
+                    WHERE j.state IN ('completed','discarded','cancelled')
+                        AND j.finished_at < $4
+                        AND j.finished_at < CASE j.state WHEN 'completed' THEN $1::BIGINT
+                            WHEN 'cancelled' THEN $2::BIGINT ELSE $3::BIGINT END
+                        AND (j.parent_id IS NULL OR NOT EXISTS (
+                            SELECT 1 FROM otp_jobs p WHERE p.id = j.parent_id
+                                AND p.state NOT IN ('completed','discarded','cancelled')))
+                        AND NOT EXISTS (
+                            SELECT 1 FROM otp_jobs c WHERE c.parent_id = j.id
+                                AND c.state NOT IN ('completed','discarded','cancelled'))
+                    ORDER BY j.finished_at LIMIT $5
+                    FOR UPDATE SKIP LOCKED)",
+                &[
+                    &cutoffs[0].map(Timestamp::as_millis),
+                    &cutoffs[1].map(Timestamp::as_millis),
+                    &cutoffs[2].map(Timestamp::as_millis),
+                    &latest.as_millis(),
+                    &limit,
+                ],
+            )
+            .await?;
+    }
+    pruned.keys = tx
+        .execute(
+            "DELETE FROM otp_keys WHERE key IN (
+                SELECT key FROM otp_keys WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)",
+            &[&prune.keys_expired_by.as_millis(), &limit],
+        )
+        .await?;
+    Ok(pruned)
+}
+
+async fn delete_tx(tx: &Tx<'_>, id: JobId) -> Result<(), StoreError> {
+    let row = tx
+        .query_opt(
+            "SELECT state, parent_id FROM otp_jobs WHERE id = $1 FOR UPDATE",
+            &[&id.0],
+        )
+        .await?
+        .ok_or(StoreError::NotFound(id))?;
+    let state = JobState::from_column(&row.try_get::<_, String>(0)?, id.0)?;
+    let collector_waits = match row.try_get::<_, Option<i64>>(1)? {
+        Some(parent) => match state_of(tx, JobId(parent)).await {
+            Ok(parent_state) => !parent_state.is_final(),
+            Err(StoreError::NotFound(_)) => false,
+            Err(e) => return Err(e),
+        },
+        None => false,
+    };
+    let children_unfinished: bool = tx
+        .query_one(
+            &format!(
+                "SELECT EXISTS (SELECT 1 FROM otp_jobs WHERE parent_id = $1
+                    AND state NOT IN {FINAL_STATES})"
+            ),
+            &[&id.0],
+        )
+        .await?
+        .try_get(0)?;
+    transition::check_delete(id, state, collector_waits, children_unfinished)?;
+    tx.execute("DELETE FROM otp_jobs WHERE id = $1", &[&id.0])
+        .await?;
+    Ok(())
+}
+
 async fn declare_schedules_tx(
     tx: &Tx<'_>,
     schedules: &[(String, String)],
@@ -2155,6 +2284,14 @@ impl Store for PostgresStore {
             Ok(Some(Liveness::new(session)))
         }
         .boxed()
+    }
+
+    fn prune(&self, prune: Prune, _now: Timestamp) -> BoxFuture<'_, Result<Pruned, StoreError>> {
+        async move { operation!(self, transaction, |tx| prune_tx(&tx, &prune).await?) }.boxed()
+    }
+
+    fn delete(&self, id: JobId, _now: Timestamp) -> BoxFuture<'_, Result<(), StoreError>> {
+        async move { operation!(self, transaction, |tx| delete_tx(&tx, id).await?) }.boxed()
     }
 
     fn declare_schedules(

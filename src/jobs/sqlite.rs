@@ -43,8 +43,8 @@ use crate::jobs::transition::{
     self, Action, AfterFailure, Candidate, ClaimStep, Collector, GroupStep,
 };
 use crate::jobs::{
-    AttemptError, ChildOutcome, JobId, JobRecord, JobState, ListFilter, NewJob, Resource,
-    RetryBackoff, ScheduleRecord, StoreError, Timestamp,
+    AttemptError, ChildOutcome, JobId, JobRecord, JobState, ListFilter, NewJob, Prune, Pruned,
+    Resource, RetryBackoff, ScheduleRecord, StoreError, Timestamp,
 };
 
 /// How much a commit survives.
@@ -313,7 +313,7 @@ const STATEMENT_CACHE: usize = 64;
 /// 2: partial indexes for due and leased jobs (version 1's full indexes are dropped).
 /// 3: the due-job indexes' condition is spelled with `OR` (see [`DUE`]); version 2's are
 /// dropped and rebuilt under new names.
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 fn create_schema(conn: &Connection) -> Result<(), StoreError> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -357,8 +357,6 @@ fn create_schema(conn: &Connection) -> Result<(), StoreError> {
             inserted_at INTEGER NOT NULL,
             finished_at INTEGER
         );
-        CREATE UNIQUE INDEX IF NOT EXISTS otp_jobs_idem ON otp_jobs(idem_key)
-            WHERE idem_key IS NOT NULL;
         DROP INDEX IF EXISTS otp_jobs_due;
         DROP INDEX IF EXISTS otp_jobs_lease;
         DROP INDEX IF EXISTS otp_jobs_ready;
@@ -372,12 +370,32 @@ fn create_schema(conn: &Connection) -> Result<(), StoreError> {
             WHERE resource_key IS NOT NULL;
         CREATE INDEX IF NOT EXISTS otp_jobs_parent ON otp_jobs(parent_id)
             WHERE parent_id IS NOT NULL;
+        CREATE INDEX IF NOT EXISTS otp_jobs_finished ON otp_jobs(finished_at) WHERE {FINAL};
         {SCHEDULES_TABLE}
+        {KEYS_TABLE}
+        {keys_from_jobs}
+        DROP INDEX IF EXISTS otp_jobs_idem;
         PRAGMA user_version = {SCHEMA_VERSION};
         COMMIT;",
+        // Version 4 moved idempotency keys out of job rows: a store written by an earlier
+        // version brings its keys along once.
+        keys_from_jobs = if version < 4 { KEYS_FROM_JOBS } else { "" },
     ))?;
     Ok(())
 }
+
+/// Idempotency keys, apart from the jobs (pruning a job keeps its key): the job that holds
+/// each, and when it expires (never, without `unique_for`).
+const KEYS_TABLE: &str = "CREATE TABLE IF NOT EXISTS otp_keys (
+    key TEXT PRIMARY KEY,
+    job_id INTEGER NOT NULL,
+    expires_at INTEGER
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS otp_keys_expiry ON otp_keys(expires_at) WHERE expires_at IS NOT NULL;";
+
+/// The keys of a store from before version 4, which lived in job rows.
+const KEYS_FROM_JOBS: &str = "INSERT OR IGNORE INTO otp_keys (key, job_id, expires_at)
+    SELECT idem_key, id, NULL FROM otp_jobs WHERE idem_key IS NOT NULL;";
 
 /// Schedules' slot markers and counters (added after version 3: a table of its own, which an
 /// older library ignores, so no version change).
@@ -481,11 +499,28 @@ fn insert_job(
 ) -> Result<Enqueued, StoreError> {
     let o = &job.options;
     if let Some(key) = &o.idempotency_key {
-        let existing: Option<i64> = conn
-            .prepare_cached("SELECT id FROM otp_jobs WHERE idem_key = ?")?
-            .query_row([key], |r| r.get(0))
-            .optional()?;
-        if let Some(id) = existing {
+        // Takes the key unless it is held (and not expired): then the holder is the answer.
+        let taken = conn
+            .prepare_cached(
+                "INSERT INTO otp_keys (key, job_id, expires_at) VALUES (?1, 0, ?2)
+                 ON CONFLICT (key) DO UPDATE SET job_id = 0, expires_at = excluded.expires_at
+                    WHERE otp_keys.expires_at IS NOT NULL AND otp_keys.expires_at <= ?3
+                 RETURNING 1",
+            )?
+            .query_row(
+                params![
+                    key,
+                    o.unique_for.map(|d| now.after(d).as_millis()),
+                    now.as_millis()
+                ],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some();
+        if !taken {
+            let id: i64 = conn
+                .prepare_cached("SELECT job_id FROM otp_keys WHERE key = ?")?
+                .query_row([key], |r| r.get(0))?;
             return Ok(Enqueued {
                 id: JobId(id),
                 duplicate: true,
@@ -521,8 +556,13 @@ fn insert_job(
         start.policy.map(transition::policy_name),
         now.as_millis(),
     ])?;
+    let id = conn.last_insert_rowid();
+    if let Some(key) = &o.idempotency_key {
+        conn.prepare_cached("UPDATE otp_keys SET job_id = ? WHERE key = ?")?
+            .execute(params![id, key])?;
+    }
     Ok(Enqueued {
-        id: JobId(conn.last_insert_rowid()),
+        id: JobId(id),
         duplicate: false,
     })
 }
@@ -1246,6 +1286,73 @@ fn end_leases_of(conn: &Connection, owner: &str, now: Timestamp) -> Result<Vec<J
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+fn prune_tx(conn: &Connection, prune: &Prune) -> Result<Pruned, StoreError> {
+    let limit = i64::from(prune.limit);
+    let cutoffs = [
+        prune.completed_before,
+        prune.cancelled_before,
+        prune.discarded_before,
+    ];
+    let mut pruned = Pruned::default();
+    if let Some(latest) = cutoffs.iter().flatten().max() {
+        // A child while its collector waits, a collector while a child is unfinished: kept.
+        pruned.jobs = conn
+            .prepare_cached(&format!(
+                "DELETE FROM otp_jobs WHERE id IN (
+                    SELECT id FROM otp_jobs WHERE {FINAL} AND finished_at < ?4
+                        AND finished_at < CASE state WHEN 'completed' THEN ?1
+                            WHEN 'cancelled' THEN ?2 ELSE ?3 END
+                        AND (parent_id IS NULL OR NOT EXISTS (
+                            SELECT 1 FROM otp_jobs p WHERE p.id = otp_jobs.parent_id
+                                AND p.state NOT IN ('completed', 'discarded', 'cancelled')))
+                        AND NOT EXISTS (
+                            SELECT 1 FROM otp_jobs c WHERE c.parent_id = otp_jobs.id
+                                AND c.state NOT IN ('completed', 'discarded', 'cancelled'))
+                    ORDER BY finished_at LIMIT ?5)"
+            ))?
+            .execute(params![
+                cutoffs[0].map(Timestamp::as_millis),
+                cutoffs[1].map(Timestamp::as_millis),
+                cutoffs[2].map(Timestamp::as_millis),
+                latest.as_millis(),
+                limit,
+            ])? as u64;
+    }
+    pruned.keys = conn
+        .prepare_cached(
+            "DELETE FROM otp_keys WHERE key IN (
+                SELECT key FROM otp_keys WHERE expires_at <= ? LIMIT ?)",
+        )?
+        .execute(params![prune.keys_expired_by.as_millis(), limit])? as u64;
+    Ok(pruned)
+}
+
+fn delete_tx(conn: &Connection, id: JobId) -> Result<(), StoreError> {
+    let row: Option<(String, Option<i64>)> = conn
+        .prepare_cached("SELECT state, parent_id FROM otp_jobs WHERE id = ?")?
+        .query_row([id.0], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let (state, parent) = row.ok_or(StoreError::NotFound(id))?;
+    let state = JobState::from_column(&state, id.0)?;
+    let collector_waits = match parent {
+        Some(parent) => match state_of(conn, JobId(parent)) {
+            Ok(parent_state) => !parent_state.is_final(),
+            Err(StoreError::NotFound(_)) => false,
+            Err(e) => return Err(e),
+        },
+        None => false,
+    };
+    let children_unfinished: bool = conn
+        .prepare_cached(&format!(
+            "SELECT EXISTS (SELECT 1 FROM otp_jobs WHERE parent_id = ? AND NOT {FINAL})"
+        ))?
+        .query_row([id.0], |r| r.get(0))?;
+    transition::check_delete(id, state, collector_waits, children_unfinished)?;
+    conn.prepare_cached("DELETE FROM otp_jobs WHERE id = ?")?
+        .execute([id.0])?;
+    Ok(())
+}
+
 fn declare_schedules_tx(
     conn: &Connection,
     schedules: &[(String, String)],
@@ -1529,6 +1636,14 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'_, Result<Vec<(String, u64)>, StoreError>> {
         self.run(move |c| unhandled_tx(c, &queues, &names, now))
             .boxed()
+    }
+
+    fn prune(&self, prune: Prune, _now: Timestamp) -> BoxFuture<'_, Result<Pruned, StoreError>> {
+        self.run(move |c| prune_tx(c, &prune)).boxed()
+    }
+
+    fn delete(&self, id: JobId, _now: Timestamp) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.run(move |c| delete_tx(c, id)).boxed()
     }
 
     fn declare_schedules(

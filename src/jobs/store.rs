@@ -28,8 +28,8 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 
 use crate::jobs::{
-    ChildOutcome, JobId, JobRecord, JobState, ListFilter, NewJob, Overlap, ScheduleRecord,
-    StoreError, Timestamp,
+    ChildOutcome, JobId, JobRecord, JobState, ListFilter, NewJob, Overlap, Prune, Pruned,
+    ScheduleRecord, StoreError, Timestamp,
 };
 
 /// What [`Store::enqueue`] did with one job.
@@ -412,6 +412,27 @@ pub trait Store: Send + Sync + 'static {
     fn rescue(&self, now: Timestamp) -> BoxFuture<'_, Result<Vec<JobId>, StoreError>> {
         let _ = now;
         Box::pin(async { Ok(Vec::new()) })
+    }
+
+    /// Deletes one batch of what retention lets go of (see [`Prune`]), in one short
+    /// transaction: final jobs past their state's cutoff that no fan-in still needs, and
+    /// expired idempotency keys. The default says this store does not prune.
+    fn prune(&self, prune: Prune, now: Timestamp) -> BoxFuture<'_, Result<Pruned, StoreError>> {
+        let _ = (prune, now);
+        Box::pin(async { Err(StoreError::Invalid("this store does not prune".into())) })
+    }
+
+    /// Deletes a finished job's row now (its idempotency key stays until it expires).
+    /// [`StoreError::InvalidState`] for a job not finished, a child whose collector still
+    /// waits for it, or a collector with unfinished children. The default says this store
+    /// does not delete.
+    fn delete(&self, id: JobId, now: Timestamp) -> BoxFuture<'_, Result<(), StoreError>> {
+        let _ = (id, now);
+        Box::pin(async {
+            Err(StoreError::Invalid(
+                "this store does not delete jobs".into(),
+            ))
+        })
     }
 
     /// Declares schedules (name, definition in words): a new one is recorded with

@@ -302,6 +302,27 @@ pub(crate) fn check_action(action: Action, id: JobId, state: JobState) -> Result
     }
 }
 
+/// Whether job `id` in `state` may be deleted: only finished, and not while a fan-in needs
+/// it (`collector_waits`: it is a child whose collector has not run; `children_unfinished`:
+/// it is a collector with a child still to finish).
+pub(crate) fn check_delete(
+    id: JobId,
+    state: JobState,
+    collector_waits: bool,
+    children_unfinished: bool,
+) -> Result<(), StoreError> {
+    let refused = |action| Err(StoreError::InvalidState { id, state, action });
+    if !state.is_final() {
+        refused("delete (only finished jobs are deleted; cancel it first)")
+    } else if collector_waits {
+        refused("delete (its collector has not run yet and needs its outcome)")
+    } else if children_unfinished {
+        refused("delete (it is a collector whose children have not all finished)")
+    } else {
+        Ok(())
+    }
+}
+
 /// A retried child that its collector already counted is awaited again (uncounted, the
 /// collector's pending count up by one) while that collector still waits; a collector that
 /// already ran is left alone.
@@ -654,6 +675,28 @@ mod tests {
                 outcome(unfinished, None, None),
                 Err(ChildFailure::Cancelled)
             );
+        }
+    }
+
+    #[test]
+    fn only_finished_jobs_no_fan_in_needs_are_deleted() {
+        let id = JobId(7);
+        assert!(check_delete(id, JobState::Completed, false, false).is_ok());
+        assert!(check_delete(id, JobState::Discarded, false, false).is_ok());
+        for (state, waits, children, why) in [
+            (JobState::Executing, false, false, "cancel it first"),
+            (JobState::Completed, true, false, "collector has not run"),
+            (
+                JobState::Cancelled,
+                false,
+                true,
+                "children have not all finished",
+            ),
+        ] {
+            let err = check_delete(id, state, waits, children)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(why), "{err}");
         }
     }
 }

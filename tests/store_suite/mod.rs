@@ -21,8 +21,8 @@ use futures::future::BoxFuture;
 use ractor_otp::jobs::{
     ChildFailure, ChildOutcome, ClaimRequest, ClaimedJob, Enqueued, Finish, Fired, Firing,
     GroupIds, GroupPolicy, Job, JobId, JobOptions, JobRecord, JobState, Lease, ListFilter,
-    NewGroup, NewJob, Overlap, Resource, RetryBackoff, ScheduleMark, ScheduleRecord, Store,
-    StoreError, Timestamp, Turn, TurnOutcome,
+    NewGroup, NewJob, Overlap, Prune, Pruned, Resource, RetryBackoff, ScheduleMark, ScheduleRecord,
+    Store, StoreError, Timestamp, Turn, TurnOutcome,
 };
 use serde::{Deserialize, Serialize};
 
@@ -78,6 +78,10 @@ macro_rules! store_suite {
                 unhandled_counts_due_jobs_of_other_types,
                 schedule_slots_fire_once_by_compare_and_set,
                 schedule_overlap_holds_back_or_replaces,
+                prune_deletes_old_finished_jobs_by_state_in_batches,
+                pruning_keeps_uniqueness_and_what_a_fan_in_needs,
+                unique_for_expires_a_key,
+                delete_takes_only_finished_jobs_no_fan_in_needs,
             );
         }
     };
@@ -219,6 +223,14 @@ impl<S: Store, G: Send + Sync + 'static> Store for Guarded<S, G> {
         now: Timestamp,
     ) -> BoxFuture<'_, Result<Vec<(String, u64)>, StoreError>> {
         self.store.unhandled(queues, names, now)
+    }
+
+    fn prune(&self, prune: Prune, now: Timestamp) -> BoxFuture<'_, Result<Pruned, StoreError>> {
+        self.store.prune(prune, now)
+    }
+
+    fn delete(&self, id: JobId, now: Timestamp) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.store.delete(id, now)
     }
 
     fn declare_schedules(
@@ -2989,4 +3001,244 @@ pub async fn schedule_overlap_holds_back_or_replaces<S: Store>(store: S) {
         store.finish(lease(running), completed("late"), m(4)).await,
         Err(StoreError::LeaseLost(id)) if id == old
     ));
+}
+
+/// A batch pruning every final state finished before `before`, and keys expired by it.
+fn prune_all(before: Timestamp, limit: u32) -> Prune {
+    Prune {
+        completed_before: Some(before),
+        cancelled_before: Some(before),
+        discarded_before: Some(before),
+        keys_expired_by: before,
+        limit,
+    }
+}
+
+/// Runs job `id` (claimed alone) to `finish` at `at`.
+async fn run_to<S: Store>(store: &S, id: JobId, finish: Finish, at: Timestamp) {
+    let got = claim(store, &[EMAIL, REPORT, COLLECT], 1, at).await;
+    assert_eq!(ids(&got), vec![id], "the job to run next");
+    store.finish(lease(&got[0]), finish, at).await.unwrap();
+}
+
+pub async fn prune_deletes_old_finished_jobs_by_state_in_batches<S: Store>(store: S) {
+    let mut done = Vec::new();
+    for n in 0..3 {
+        let id = add(&store, email(&format!("done-{n}")), t(0)).await;
+        run_to(&store, id, completed("ok"), t(SEC)).await;
+        done.push(id);
+    }
+    let dead = add(&store, email("dead"), t(0)).await;
+    run_to(&store, dead, failed("no", false), t(SEC)).await;
+    let gone = add(&store, email("gone"), t(0)).await;
+    store.cancel(gone, t(SEC)).await.unwrap();
+    let late = add(&store, email("late"), t(0)).await;
+    run_to(&store, late, completed("ok"), t(100 * SEC)).await;
+    let waiting = add(&store, email("waiting"), t(0)).await;
+    let running = add(&store, report_with(1, JobOptions::new()), t(0)).await;
+    claim(&store, &[REPORT], 1, t(0)).await;
+
+    // Completed and discarded before 10 s go, two at a time; cancelled jobs are kept.
+    let batch = Prune {
+        completed_before: Some(t(10 * SEC)),
+        cancelled_before: None,
+        discarded_before: Some(t(10 * SEC)),
+        keys_expired_by: t(10 * SEC),
+        limit: 2,
+    };
+    let mut pruned = Vec::new();
+    loop {
+        let p = store.prune(batch, t(10 * SEC)).await.unwrap();
+        assert_eq!(p.keys, 0);
+        pruned.push(p.jobs);
+        if p.jobs < 2 {
+            break;
+        }
+    }
+    assert_eq!(pruned, vec![2, 2, 0]);
+    let left = all_ids(&store, t(10 * SEC)).await;
+    assert_eq!(left, vec![gone, late, waiting, running]);
+    assert_eq!(
+        store.get(done[0], t(10 * SEC)).await.unwrap(),
+        None,
+        "a pruned job is gone"
+    );
+    // Later, with every state's cutoff passed: only unfinished jobs stay.
+    let p = store
+        .prune(prune_all(t(200 * SEC), 100), t(200 * SEC))
+        .await
+        .unwrap();
+    assert_eq!(p.jobs, 2);
+    assert_eq!(all_ids(&store, t(200 * SEC)).await, vec![waiting, running]);
+}
+
+pub async fn pruning_keeps_uniqueness_and_what_a_fan_in_needs<S: Store>(store: S) {
+    // A keyed job, completed and pruned: its key still answers.
+    let keyed = email_with("once", JobOptions::new().idempotency_key("report-2026-12"));
+    let first = add(&store, keyed.clone(), t(0)).await;
+    run_to(&store, first, completed("ok"), t(SEC)).await;
+    let p = store
+        .prune(prune_all(t(10 * SEC), 100), t(10 * SEC))
+        .await
+        .unwrap();
+    assert_eq!(p, Pruned { jobs: 1, keys: 0 });
+    let again = store.enqueue(vec![keyed], t(20 * SEC)).await.unwrap();
+    assert_eq!((again[0].id, again[0].duplicate), (first, true));
+
+    // A fan-in: a child that finished is kept while its collector waits, and after the
+    // collector is ready (its outcome is what the collector reads).
+    let group_ids = store
+        .enqueue_group(
+            group(
+                vec![email("a"), email("b")],
+                collector("sum"),
+                GroupPolicy::Partial,
+            ),
+            t(20 * SEC),
+        )
+        .await
+        .unwrap();
+    let (a, b, coll) = (
+        group_ids.children[0],
+        group_ids.children[1],
+        group_ids.collector,
+    );
+    run_to(&store, a, completed("1"), t(21 * SEC)).await;
+    assert_eq!(
+        store
+            .prune(prune_all(t(100 * SEC), 100), t(100 * SEC))
+            .await
+            .unwrap()
+            .jobs,
+        0
+    );
+    run_to(&store, b, completed("2"), t(101 * SEC)).await;
+    assert_eq!(
+        store
+            .prune(prune_all(t(200 * SEC), 100), t(200 * SEC))
+            .await
+            .unwrap()
+            .jobs,
+        0
+    );
+    let got = claim(&store, &[COLLECT], 1, t(201 * SEC)).await;
+    assert_eq!(
+        got[0].children.len(),
+        2,
+        "the collector reads both outcomes"
+    );
+    store
+        .finish(lease(&got[0]), completed("3"), t(201 * SEC))
+        .await
+        .unwrap();
+    // The group is finished: all three go.
+    assert_eq!(
+        store
+            .prune(prune_all(t(300 * SEC), 100), t(300 * SEC))
+            .await
+            .unwrap()
+            .jobs,
+        3
+    );
+    assert!(store.get(coll, t(300 * SEC)).await.unwrap().is_none());
+}
+
+pub async fn unique_for_expires_a_key<S: Store>(store: S) {
+    let options = || {
+        JobOptions::new()
+            .idempotency_key("digest:42")
+            .unique_for(Duration::from_secs(60))
+    };
+    let first = add(&store, email_with("1", options()), t(0)).await;
+    // Within the period: the first job, even once it has finished.
+    let dup = store
+        .enqueue(vec![email_with("2", options())], t(30 * SEC))
+        .await
+        .unwrap();
+    assert_eq!((dup[0].id, dup[0].duplicate), (first, true));
+    // Past it: a new job, holding the key for its own period.
+    let second = store
+        .enqueue(vec![email_with("3", options())], t(60 * SEC))
+        .await
+        .unwrap();
+    assert!(!second[0].duplicate);
+    assert_ne!(second[0].id, first);
+    let dup = store
+        .enqueue(vec![email_with("4", options())], t(119 * SEC))
+        .await
+        .unwrap();
+    assert_eq!((dup[0].id, dup[0].duplicate), (second[0].id, true));
+    // The pruner reclaims expired keys, and only those.
+    let keys = |at| Prune {
+        completed_before: None,
+        cancelled_before: None,
+        discarded_before: None,
+        keys_expired_by: at,
+        limit: 100,
+    };
+    assert_eq!(
+        store
+            .prune(keys(t(119 * SEC)), t(119 * SEC))
+            .await
+            .unwrap()
+            .keys,
+        0
+    );
+    assert_eq!(
+        store
+            .prune(keys(t(120 * SEC)), t(120 * SEC))
+            .await
+            .unwrap()
+            .keys,
+        1
+    );
+    let third = store
+        .enqueue(vec![email_with("5", options())], t(121 * SEC))
+        .await
+        .unwrap();
+    assert!(!third[0].duplicate);
+    assert_eq!(all_ids(&store, t(121 * SEC)).await.len(), 3);
+}
+
+pub async fn delete_takes_only_finished_jobs_no_fan_in_needs<S: Store>(store: S) {
+    let refused = |r: Result<(), StoreError>, why: &str| match r {
+        Err(StoreError::InvalidState { action, .. }) => {
+            assert!(action.contains(why), "{action}")
+        }
+        other => panic!("expected InvalidState ({why}), got {other:?}"),
+    };
+    let waiting = add(&store, email("waiting"), t(0)).await;
+    refused(store.delete(waiting, t(0)).await, "cancel it first");
+    run_to(&store, waiting, completed("ok"), t(SEC)).await;
+    store.delete(waiting, t(2 * SEC)).await.unwrap();
+    assert!(store.get(waiting, t(2 * SEC)).await.unwrap().is_none());
+    assert_eq!(
+        store.delete(waiting, t(2 * SEC)).await,
+        Err(StoreError::NotFound(waiting))
+    );
+
+    // A child the collector still waits for; then a collector whose child runs again.
+    let ids_ = store
+        .enqueue_group(
+            group(
+                vec![email("a"), email("b")],
+                collector("sum"),
+                GroupPolicy::Partial,
+            ),
+            t(0),
+        )
+        .await
+        .unwrap();
+    let (a, b, coll) = (ids_.children[0], ids_.children[1], ids_.collector);
+    run_to(&store, a, failed("no", false), t(3 * SEC)).await;
+    refused(store.delete(a, t(3 * SEC)).await, "collector has not run");
+    run_to(&store, b, completed("2"), t(4 * SEC)).await;
+    run_to(&store, coll, completed("sum"), t(5 * SEC)).await;
+    store.retry(a, t(6 * SEC)).await.unwrap();
+    refused(
+        store.delete(coll, t(6 * SEC)).await,
+        "children have not all finished",
+    );
+    // The finished child may go now that its collector has run.
+    store.delete(b, t(6 * SEC)).await.unwrap();
 }

@@ -18,6 +18,7 @@ use super::claim::TurnDone;
 use super::drain::Drain;
 use super::execute::Verdict;
 use super::pace::pace;
+use super::prune;
 use super::rescue;
 use super::schedule;
 use super::{Counters, ShutdownReport};
@@ -157,6 +158,12 @@ impl Actor for RunnerActor {
             heartbeat.abort_handle(),
             rescues.abort_handle(),
         ];
+        let pruner = tokio::spawn(prune::keep_pruning(
+            config.jobs.clone(),
+            config.retention,
+            args.stats.clone(),
+        ));
+        timers.push(pruner.abort_handle());
         if !config.schedules.is_empty() {
             let keeper = tokio::spawn(schedule::keep(
                 config.jobs.clone(),

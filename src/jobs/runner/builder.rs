@@ -11,7 +11,7 @@ use super::actor::{RunnerActor, RunnerArgs};
 use super::schedule::Scheduled;
 use super::{Counters, Runner};
 use crate::jobs::handler::{ErasedHandler, FnHandler, PoolHandler};
-use crate::jobs::{Job, JobContext, JobResult, Jobs, JobsError, NewJob, Schedule, Slot};
+use crate::jobs::{Job, JobContext, JobResult, Jobs, JobsError, NewJob, Retention, Schedule, Slot};
 use crate::supervisor::{ChildContext, ChildId, ChildKind, ChildSpec, ChildStart};
 use crate::worker::{Worker, WorkerHandle};
 
@@ -58,6 +58,7 @@ pub struct RunnerBuilder {
     pub(super) hang_grace: Duration,
     pub(super) breaker: Option<(u32, Duration)>,
     pub(super) schedules: Vec<Scheduled>,
+    pub(super) retention: Retention,
 }
 
 impl std::fmt::Debug for RunnerBuilder {
@@ -89,6 +90,7 @@ impl RunnerBuilder {
             hang_grace: Duration::from_secs(5),
             breaker: None,
             schedules: Vec::new(),
+            retention: Retention::default(),
         }
     }
 
@@ -180,6 +182,14 @@ impl RunnerBuilder {
         self
     }
 
+    /// How long finished jobs are kept before this runner prunes them (default
+    /// [`Retention::default`]: completed and cancelled 24 h, discarded 7 days;
+    /// [`Retention::never`] keeps them all).
+    pub fn retention(mut self, retention: Retention) -> Self {
+        self.retention = retention;
+        self
+    }
+
     /// Enqueues a job made by `make` at each slot of `schedule`, exactly once per slot across
     /// every runner (in this process or another, on the same store) that declares a schedule
     /// of that name. The runner declares its schedules in the store when it starts and fires
@@ -258,6 +268,7 @@ impl RunnerBuilder {
                 return invalid("a circuit breaker's threshold must be at least 1");
             }
         }
+        self.retention.validate()?;
         let mut names = std::collections::HashSet::new();
         for s in &self.schedules {
             s.schedule.validate()?;

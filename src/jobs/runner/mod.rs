@@ -22,7 +22,7 @@
 //! store next), `claim` (what to claim, admitted by the breakers), `execute` (one job's run and
 //! how its outcome is recorded), `lease` (renewing leases, giving up on hung runs), `rescue`
 //! (a sign of life, and freeing dead runners' jobs at once), `schedule` (firing recurring
-//! schedules' slots), `drain` (shutdown) and
+//! schedules' slots), `prune` (retention), `drain` (shutdown) and
 //! `unhandled` (saying which due jobs no handler takes). The decisions are plain functions, unit-tested in their files.
 
 mod actor;
@@ -32,6 +32,7 @@ mod drain;
 mod execute;
 mod lease;
 mod pace;
+mod prune;
 mod rescue;
 mod schedule;
 mod unhandled;
@@ -96,6 +97,8 @@ pub struct RunnerStats {
     /// (at start, then every minute): they wait for a runner that has one. Each such type is
     /// also logged once, with a warning.
     pub unhandled: u64,
+    /// Finished jobs this runner pruned ([`Retention`](crate::jobs::Retention)).
+    pub pruned: u64,
     /// Schedule slots this runner fired (a job enqueued).
     pub slots_fired: u64,
     /// Schedule slots this runner counted missed (downtime, a starting deadline, an overlap
@@ -116,6 +119,7 @@ struct Counters {
     unhandled: AtomicU64,
     slots_fired: AtomicU64,
     slots_missed: AtomicU64,
+    pruned: AtomicU64,
 }
 
 fn bump(counter: &AtomicU64) {
@@ -148,6 +152,7 @@ impl Runner {
             lost: get(&s.lost),
             running: get(&s.running),
             unhandled: get(&s.unhandled),
+            pruned: get(&s.pruned),
             slots_fired: get(&s.slots_fired),
             slots_missed: get(&s.slots_missed),
         }
