@@ -477,7 +477,7 @@ const SCHEMA_2: &str = "
     CREATE INDEX IF NOT EXISTS otp_keys_expiry ON otp_keys(expires_at)
         WHERE expires_at IS NOT NULL;
     CREATE INDEX IF NOT EXISTS otp_jobs_finished ON otp_jobs(finished_at)
-        WHERE state IN ('completed','discarded','cancelled');";
+        WHERE finished_at IS NOT NULL;";
 
 /// Schedules' slot markers and counters.
 const SCHEDULES_TABLE: &str = "CREATE TABLE IF NOT EXISTS otp_schedules (

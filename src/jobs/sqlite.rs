@@ -370,7 +370,10 @@ fn create_schema(conn: &Connection) -> Result<(), StoreError> {
             WHERE resource_key IS NOT NULL;
         CREATE INDEX IF NOT EXISTS otp_jobs_parent ON otp_jobs(parent_id)
             WHERE parent_id IS NOT NULL;
-        CREATE INDEX IF NOT EXISTS otp_jobs_finished ON otp_jobs(finished_at) WHERE {FINAL};
+        -- The pruner's: conditioned on the column alone, so that only the writes that set it
+        -- (a job's end, a retry) touch the index, not every change of state.
+        CREATE INDEX IF NOT EXISTS otp_jobs_finished ON otp_jobs(finished_at)
+            WHERE finished_at IS NOT NULL;
         {SCHEDULES_TABLE}
         {KEYS_TABLE}
         {keys_from_jobs}
