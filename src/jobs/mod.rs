@@ -19,7 +19,16 @@
 //!   lock on PostgreSQL). Runners look every second (and at start) for dead runners and rerun
 //!   their jobs at once, instead of after the lease; the lease stays the fallback.
 //! * **Options** ([`JobOptions`]): queue, priority, `not_before`, attempts and retry backoff,
-//!   timeout, an exclusive [`Resource`] with a capacity, an idempotency key.
+//!   timeout, an exclusive [`Resource`] with a capacity, an idempotency key (kept apart from
+//!   the job, for ever or [`unique_for`](JobOptions::unique_for) a period).
+//! * **Recurring schedules** ([`Schedule`], [`RunnerBuilder::schedule`]): cron in a time zone
+//!   or an interval; exactly one job per slot across every process and machine sharing the
+//!   store (a compare-and-set on the schedule's last slot commits with the job's insert; no
+//!   leader); [`Missed`] slots after downtime, a starting deadline, [`Overlap`], jitter.
+//! * **Retention** ([`Retention`]): runners prune finished jobs in short batches (completed and
+//!   cancelled after 24 h, discarded after 7 days by default); uniqueness, fan-in and
+//!   schedules keep their guarantees in rows of their own, so pruning never weakens them.
+//!   [`Jobs::delete`] removes one finished job at once.
 //! * **Fan-out / fan-in** ([`Group`]): children and a collector that runs once, after all of
 //!   them, with every outcome ([`GroupPolicy`]).
 //! * **States** ([`JobState`]): scheduled → available → executing → completed | retryable → … |
