@@ -2001,6 +2001,51 @@ fn a_schedule_fires_each_slot_once_across_kill_9() {
     );
 }
 
+/// Two processes on one SQLite file, both declaring the schedule (every second): each slot
+/// is enqueued once, whichever process fires first.
+#[test]
+fn two_processes_on_one_file_fire_each_slot_once() {
+    let mut case = Case::new("schedule_two_processes");
+    let mut one = case.spawn("schedule", "sqlite");
+    let mut two = case.spawn("schedule", "sqlite");
+    // Both are up, and four slots have ended.
+    case.wait_log(&mut one, "four slots' runs ending", |log| {
+        let booted = log.iter().filter(|e| e.is("boot")).count();
+        (booted == 2 && log.iter().filter(|e| e.is("end")).count() >= 4).then_some(())
+    });
+    assert!(two.exited().is_none(), "the second process exited");
+    drop((one, two));
+    let (record, made) = case.db(|jobs| async move {
+        let record = jobs
+            .schedules()
+            .await
+            .expect("schedules")
+            .into_iter()
+            .find(|r| r.name == "beat")
+            .expect("the schedule's record");
+        (record, all_jobs(&jobs).await)
+    });
+    let slots: Vec<i64> = made
+        .iter()
+        .filter(|j| j.name == "beat")
+        .map(|j| payload::<Beat>(j).at)
+        .collect();
+    assert!(
+        slots.windows(2).all(|w| w[0] < w[1]),
+        "a slot enqueued twice: {slots:?}"
+    );
+    assert_eq!(record.fired, slots.len() as u64, "{record:?}");
+    // Each slot's job started once (no process died, so no rerun).
+    let starts: Vec<i64> = case
+        .log()
+        .iter()
+        .filter(|e| e.is("beat"))
+        .map(|e| e.int(0))
+        .collect();
+    let distinct: BTreeSet<i64> = starts.iter().copied().collect();
+    assert_eq!(starts.len(), distinct.len(), "a job ran twice: {starts:?}");
+}
+
 #[test]
 fn a_killed_runners_job_reruns_at_once_on_sqlite() {
     rescue_case("sqlite");

@@ -2969,6 +2969,28 @@ pub async fn schedule_overlap_holds_back_or_replaces<S: Store>(store: S) {
     let forbid = store.schedules().await.unwrap().remove(0);
     assert_eq!((forbid.fired, forbid.missed), (2, 1));
     assert_eq!(forbid.last_job, Some(third[0]));
+    // Its last job finished and pruned: the schedule's marker is its own, the next slot runs.
+    let got = claim(&store, &[EMAIL], 10, m(3)).await;
+    assert_eq!(ids(&got), vec![third[0]]);
+    store
+        .finish(lease(&got[0]), completed("ok"), m(3))
+        .await
+        .unwrap();
+    let pruned = store.prune(prune_all(m(10), 100), m(10)).await.unwrap();
+    assert_eq!(pruned.jobs, 2);
+    assert_eq!(
+        done(
+            store
+                .fire_schedule(
+                    firing("forbid", Some(m(3)), m(10), &[m(10)], 6, Overlap::Forbid),
+                    m(10),
+                )
+                .await
+                .unwrap()
+        )
+        .len(),
+        1
+    );
 
     // Replace: the first slot's job is running; the second slot cancels it (its run's
     // result is refused) and runs.
