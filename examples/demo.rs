@@ -1258,9 +1258,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     println!();
-    println!("{}", paint.bold("final tree (which_children):"));
-    println!("app");
-    print_tree(&root, &shared, "").await;
+    println!("{}", paint.bold("final tree (root.tree()):"));
+    match root.tree().await {
+        Ok(tree) => print!("{tree}"),
+        Err(e) => println!("(no tree: {e})"),
+    }
 
     // ---- orderly shutdown ----
     println!();
@@ -1279,66 +1281,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         shared.t0.elapsed().as_secs_f64()
     );
     Ok(())
-}
-
-/// Prints the live tree from `which_children`, recursing into nested supervisors.
-async fn print_tree(root: &SupervisorRef, shared: &Shared, indent: &str) {
-    // Box the recursion (async fns cannot recurse directly).
-    fn go<'a>(
-        sup: &'a SupervisorRef,
-        shared: &'a Shared,
-        indent: String,
-    ) -> futures::future::BoxFuture<'a, ()> {
-        Box::pin(async move {
-            let children = match sup.which_children().await {
-                Ok(c) => c,
-                Err(e) => {
-                    println!("{indent}└─ ({e})");
-                    return;
-                }
-            };
-            for (i, c) in children.iter().enumerate() {
-                let last = i + 1 == children.len();
-                let branch = format!("{indent}{}{}", if last { "└─ " } else { "├─ " }, c.id);
-                let status = match &c.status {
-                    ChildStatus::Running(_) => "running",
-                    ChildStatus::Restarting => "restarting",
-                    ChildStatus::NotRunning => "not running",
-                };
-                println!("{branch:<22}{status:<12}incarnation {}", c.generation);
-                let deeper = format!("{indent}{}", if last { "   " } else { "│  " });
-                let Some(cell) = c.status.cell() else {
-                    continue;
-                };
-                if let Some(nested) = SupervisorRef::from_cell(cell.clone()) {
-                    go(&nested, shared, deeper).await;
-                } else if c.kind == ChildKind::Supervisor {
-                    let dynamic = DynamicSupervisorRef::<SessionArgs>::from_cell(cell.clone());
-                    if let Some(dynamic) = dynamic {
-                        let kids = dynamic.which_children().await.unwrap_or_default();
-                        for (j, k) in kids.iter().enumerate() {
-                            let last = j + 1 == kids.len();
-                            let user = k
-                                .cell()
-                                .and_then(|c| lock(&shared.users).get(&c.get_id()).copied())
-                                .map_or("?".to_string(), |u| format!("user-{u}"));
-                            let status = if k.cell().is_some() {
-                                "running"
-                            } else {
-                                "restarting"
-                            };
-                            println!(
-                                "{:<22}{status:<12}incarnation {}",
-                                format!("{deeper}{}{user}", if last { "└─ " } else { "├─ " }),
-                                k.generation
-                            );
-                        }
-                    }
-                }
-            }
-        })
-    }
-    go(root, shared, indent.to_string()).await;
 }
 
 /// Groups the `post_stop` log by subsystem: `ingest: writer → parser → source`.

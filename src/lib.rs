@@ -112,6 +112,7 @@ pub mod exit;
 #[cfg(feature = "jobs")]
 #[cfg_attr(docsrs, doc(cfg(feature = "jobs")))]
 pub mod jobs;
+pub mod observe;
 pub mod pool;
 pub mod supervisor;
 pub mod worker;

@@ -43,6 +43,8 @@ pub(crate) enum Control<W: Worker> {
     Resize(usize, RpcReplyPort<Result<(), PoolError>>),
     Drain(Duration, RpcReplyPort<bool>),
     Handle(RpcReplyPort<PoolRef<W>>),
+    /// For a tree walk: the pool's label and its workers' supervisor.
+    Observe(RpcReplyPort<(String, SupervisorRef)>),
     /// Apply the autoscaler to the current load.
     Autoscale,
     /// Ping every worker; publish the stats.
@@ -252,6 +254,9 @@ impl<W: Worker> PoolState<W> {
                     shared: state.shared.clone(),
                     control: myself,
                 });
+            }
+            Control::Observe(reply) => {
+                let _ = reply.send((state.label.clone(), state.workers.clone()));
             }
             Control::Resize(size, reply) => {
                 let _ = reply.send(state.resize(size).await);

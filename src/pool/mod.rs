@@ -482,10 +482,12 @@ impl<W: Worker> PoolBuilder<W> {
             let builder = self.clone();
             async move {
                 let pool = builder.spawn_linked(ctx.supervisor().clone()).await?;
+                ctx.offer_probe(pool.probe());
                 Ok(ChildStart::Started(pool.get_cell()))
             }
         })
         .kind(ChildKind::Supervisor)
+        .observable()
     }
 
     async fn spawn_inner(self, parent: Option<ActorCell>) -> Result<PoolRef<W>, StartError> {
@@ -565,6 +567,48 @@ impl<W: Worker> PoolRef<W> {
     /// The control actor's cell (link to it, or use it as a child).
     pub fn get_cell(&self) -> ActorCell {
         self.control.get_cell()
+    }
+
+    /// A snapshot of the pool as a tree: its load and counters ([`PoolStats`]) and its
+    /// workers (state, incarnation, restarts). `None` once the pool has stopped.
+    pub async fn tree(&self) -> Option<crate::observe::TreeNode> {
+        let (label, workers) = self.observe_parts().await?;
+        let observed = self.observed(workers, &label).await?;
+        Some(crate::observe::TreeNode::root(label, observed))
+    }
+
+    async fn observe_parts(&self) -> Option<(String, crate::supervisor::SupervisorRef)> {
+        match self
+            .control
+            .call(|r| PoolMsg(Control::Observe(r)), None)
+            .await
+        {
+            Ok(ractor::rpc::CallResult::Success(parts)) => Some(parts),
+            _ => None,
+        }
+    }
+
+    /// The pool's part of a tree at `path`: its stats, and its workers as its children.
+    async fn observed(
+        &self,
+        workers: crate::supervisor::SupervisorRef,
+        path: &str,
+    ) -> Option<crate::observe::Observed> {
+        let mut observed = workers.observe(path).await?;
+        observed.kind = crate::observe::NodeKind::Pool(self.stats());
+        Some(observed)
+    }
+
+    /// A probe into this pool, for its parent's tree walks.
+    pub(crate) fn probe(&self) -> crate::observe::Probe {
+        let pool = self.clone();
+        crate::observe::Probe::new(move |path: String| {
+            let pool = pool.clone();
+            Box::pin(async move {
+                let (_, workers) = pool.observe_parts().await?;
+                pool.observed(workers, &path).await
+            })
+        })
     }
 
     fn envelope(

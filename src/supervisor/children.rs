@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use super::backoff::BackoffState;
 use super::spec::{ChildId, ChildKind, ChildSpec, Restart};
 use super::strategy::PlanChild;
+use crate::observe::{ChildView, NodeStatus, Probe};
 
 /// A child's place in the table; key order is start order.
 pub(crate) type Key = u64;
@@ -39,6 +40,8 @@ pub(crate) struct Slot {
     pub(crate) generation: u64,
     pub(crate) started_at: Option<Instant>,
     pub(crate) backoff: BackoffState,
+    /// The live incarnation's probe, if it gave one (an observable child).
+    pub(crate) probe: Option<Probe>,
 }
 
 impl Slot {
@@ -99,6 +102,7 @@ impl Children {
             generation: 0,
             started_at: None,
             backoff: BackoffState::default(),
+            probe: None,
         };
         self.slots.insert(key, slot);
         key
@@ -195,6 +199,27 @@ impl Children {
             }
         }
         c
+    }
+
+    /// Every child as a tree walk sees it, in start order.
+    pub(crate) fn views(&self) -> Vec<ChildView> {
+        self.slots
+            .values()
+            .map(|s| {
+                let status = match &s.state {
+                    SlotState::Running(_) => NodeStatus::Running,
+                    SlotState::Restarting { .. } => NodeStatus::Restarting,
+                    SlotState::NotRunning => NodeStatus::NotRunning,
+                };
+                ChildView {
+                    id: s.spec.id.clone(),
+                    status,
+                    kind: s.spec.policy.kind,
+                    generation: s.generation,
+                    probe: s.probe.clone().filter(|_| status == NodeStatus::Running),
+                }
+            })
+            .collect()
     }
 
     pub(crate) fn infos(&self) -> Vec<ChildInfo> {

@@ -46,6 +46,9 @@ use super::spec::{AutoShutdown, ChildContext, ChildId, ChildSpec, Restart, Strat
 use super::strategy::{exit_action, restart_plan, ExitAction};
 use crate::error::{IntensityExceeded, StartError, SupervisorError};
 use crate::exit::{ExitClass, ExitReason, SHUTDOWN_REASON};
+use crate::observe::{
+    observe_children, ChildView, NodeKind, Observed, Probe, ProbeSlot, SupervisorSummary,
+};
 
 type Reply<T> = RpcReplyPort<T>;
 
@@ -59,6 +62,8 @@ pub(crate) enum Request {
     CountChildren(Reply<ChildCounts>),
     LookupChild(ChildId, Reply<Result<ActorCell, SupervisorError>>),
     Subscribe(Reply<EventStream>),
+    /// What a tree walk needs of this supervisor.
+    Snapshot(Reply<CoreView>),
     /// A scheduled restart (after a backoff delay, or the retry of a failed start).
     Restart {
         key: Key,
@@ -95,6 +100,36 @@ pub(crate) async fn call<M: ractor::Message, T: Send + 'static>(
         Ok(ractor::rpc::CallResult::Success(value)) => Ok(value),
         _ => Err(SupervisorError::SupervisorStopped),
     }
+}
+
+/// A supervisor as a tree walk sees it ([`Request::Snapshot`]).
+pub(crate) struct CoreView {
+    pub(crate) label: String,
+    pub(crate) summary: SupervisorSummary,
+    pub(crate) children: Vec<ChildView>,
+}
+
+impl CoreView {
+    /// This supervisor's part of the picture at `path`, its children's asked for at once.
+    pub(crate) async fn observe(self, path: &str) -> Observed {
+        Observed {
+            kind: NodeKind::Supervisor(self.summary),
+            children: observe_children(self.children, path).await,
+        }
+    }
+}
+
+/// A probe into the supervisor `actor` (static or dynamic): its view, observed.
+pub(crate) fn probe<M: CoreMsg>(actor: ActorRef<M>) -> Probe {
+    Probe::new(move |path: String| {
+        let actor = actor.clone();
+        Box::pin(async move {
+            let view = call(&actor, |reply| Request::Snapshot(reply).into())
+                .await
+                .ok()?;
+            Some(view.observe(&path).await)
+        })
+    })
 }
 
 /// What sets a dynamic supervisor apart (OTP's `?is_simple`).
@@ -146,6 +181,22 @@ impl Core {
     /// The supervisor's span: every request and exit is handled inside it.
     pub(crate) fn span(&self) -> tracing::Span {
         self.span.clone()
+    }
+
+    /// What a tree walk needs: this supervisor's summary and its children (with the probes of
+    /// the running ones that gave one).
+    fn view(&self) -> CoreView {
+        CoreView {
+            label: self.label.clone(),
+            summary: SupervisorSummary {
+                strategy: self.flags.strategy,
+                dynamic: self.dynamic.is_some(),
+                intensity: self.flags.intensity,
+                period: self.flags.period,
+                restarts_in_window: self.intensity.in_window(Instant::now()),
+            },
+            children: self.children.views(),
+        }
     }
 
     /// The id the next dynamic child gets: `#1`, `#2`, ... in start order.
@@ -224,11 +275,13 @@ impl Core {
         slot.generation += 1;
         let id = slot.spec.id.clone();
         let generation = slot.generation;
+        let probe_slot = slot.spec.policy.observable.then(ProbeSlot::default);
         let ctx = ChildContext {
             supervisor: myself.get_cell(),
             id: id.clone(),
             generation,
             name: slot.spec.policy.name.clone(),
+            probe: probe_slot.clone(),
         };
         let start = (slot.spec.start)(ctx);
         let span = tracing::info_span!("child", id = %id, generation);
@@ -241,6 +294,7 @@ impl Core {
                     .set_state(key, SlotState::Running(cell.clone()));
                 if let Some(slot) = self.children.get_mut(key) {
                     slot.started_at = Some(Instant::now());
+                    slot.probe = probe_slot.and_then(|p| p.get().cloned());
                 }
                 let actor = cell.get_id();
                 tracing::debug!(child = %id, generation, %actor, "child started");
@@ -573,6 +627,9 @@ impl Core {
             }
             Request::WhichChildren(reply) => {
                 let _ = reply.send(self.children.infos());
+            }
+            Request::Snapshot(reply) => {
+                let _ = reply.send(self.view());
             }
             Request::CountChildren(reply) => {
                 let _ = reply.send(self.children.counts(self.dynamic.is_some()));

@@ -60,6 +60,16 @@ impl RestartIntensity {
         }
     }
 
+    /// Restarts recorded within the window that ends at `now`.
+    pub fn in_window(&self, now: Instant) -> u32 {
+        let recent = self
+            .history
+            .iter()
+            .filter(|t| now.saturating_duration_since(**t) <= self.period)
+            .count();
+        u32::try_from(recent).unwrap_or(u32::MAX)
+    }
+
     fn forget_before(&mut self, now: Instant) {
         while let Some(&oldest) = self.history.front() {
             if now.saturating_duration_since(oldest) > self.period {
@@ -76,6 +86,19 @@ mod tests {
     use super::*;
 
     const P: Duration = Duration::from_secs(5);
+
+    #[test]
+    fn in_window_counts_what_the_window_holds_without_forgetting() {
+        let t0 = Instant::now();
+        let mut w = RestartIntensity::new(3, P);
+        w.record(t0);
+        w.record(t0 + Duration::from_secs(2));
+        assert_eq!(w.in_window(t0 + Duration::from_secs(2)), 2);
+        // Exactly `period` old still counts; one past it does not.
+        assert_eq!(w.in_window(t0 + P), 2);
+        assert_eq!(w.in_window(t0 + P + Duration::from_millis(1)), 1);
+        assert_eq!(w.in_window(t0 + 3 * P), 0);
+    }
 
     #[test]
     fn n_restarts_allowed_the_next_gives_up() {

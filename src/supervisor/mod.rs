@@ -83,7 +83,10 @@ macro_rules! common_settings {
                 id,
                 self,
                 |b| &mut b.settings,
-                |b, parent| async move { Ok(b.spawn_linked(parent).await?.get_cell()) },
+                |b, parent| async move {
+                    let handle = b.spawn_linked(parent).await?;
+                    Ok((handle.get_cell(), handle.probe()))
+                },
             )
         }
     };
@@ -120,6 +123,27 @@ macro_rules! common_handle {
         ) -> Result<$crate::supervisor::ChildCounts, $crate::error::SupervisorError> {
             self.request($crate::supervisor::core::Request::CountChildren)
                 .await
+        }
+
+        /// A snapshot of the whole tree under this supervisor: every nested supervisor, pool,
+        /// job runner and child, with its state, incarnation and restarts, and each
+        /// supervisor's intensity budget left (see [`TreeNode`](crate::observe::TreeNode);
+        /// `Display` draws it). The walk asks the nested nodes at once, each bounded by
+        /// [`PROBE_TIMEOUT`](crate::observe::PROBE_TIMEOUT).
+        pub async fn tree(
+            &self,
+        ) -> Result<$crate::observe::TreeNode, $crate::error::SupervisorError> {
+            let view = self
+                .request($crate::supervisor::core::Request::Snapshot)
+                .await?;
+            let name = view.label.clone();
+            let observed = view.observe(&name).await;
+            Ok($crate::observe::TreeNode::root(name, observed))
+        }
+
+        /// A probe into this supervisor, for its parent's tree walks.
+        pub(crate) fn probe(&self) -> $crate::observe::Probe {
+            $crate::supervisor::core::probe(self.actor.clone())
         }
 
         /// Subscribes to the supervisor's events from now on.
@@ -337,7 +361,9 @@ pub(crate) fn nested_spec<B, F, Fut>(
 where
     B: Clone + Send + Sync + 'static,
     F: Fn(B, ActorCell) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Result<ActorCell, StartError>> + Send + 'static,
+    Fut: std::future::Future<Output = Result<(ActorCell, crate::observe::Probe), StartError>>
+        + Send
+        + 'static,
 {
     ChildSpec::new(id, move |ctx: ChildContext| {
         let mut builder = builder.clone();
@@ -349,9 +375,14 @@ where
             s.registered_name = Some(name.to_string());
         }
         let started = spawn(builder, ctx.supervisor().clone());
-        async move { Ok(ChildStart::Started(started.await?)) }
+        async move {
+            let (cell, probe) = started.await?;
+            ctx.offer_probe(probe);
+            Ok(ChildStart::Started(cell))
+        }
     })
     .kind(ChildKind::Supervisor)
+    .observable()
 }
 
 /// A handle to a running [`Supervisor`]: cheap to clone, like ractor's `ActorRef`.
@@ -381,6 +412,12 @@ impl SupervisorRef {
     /// The supervisor's typed actor ref.
     pub fn actor_ref(&self) -> &ActorRef<SupervisorMsg> {
         &self.actor
+    }
+
+    /// This supervisor's part of a tree walk at `path`; `None` once it has stopped.
+    pub(crate) async fn observe(&self, path: &str) -> Option<crate::observe::Observed> {
+        let view = self.request(self::core::Request::Snapshot).await.ok()?;
+        Some(view.observe(path).await)
     }
 
     /// Gives up on the running incarnation `actor` of a child that cannot be stopped (a task

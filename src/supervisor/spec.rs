@@ -193,9 +193,19 @@ pub struct ChildContext {
     pub(crate) id: ChildId,
     pub(crate) generation: u64,
     pub(crate) name: Option<String>,
+    /// For an observable child: where it leaves its probe.
+    pub(crate) probe: Option<crate::observe::ProbeSlot>,
 }
 
 impl ChildContext {
+    /// Leaves the starting child's probe for its supervisor (an observable child's start
+    /// function calls it once it has spawned).
+    pub(crate) fn offer_probe(&self, probe: crate::observe::Probe) {
+        if let Some(slot) = &self.probe {
+            let _ = slot.set(probe);
+        }
+    }
+
     /// The supervisor's cell: spawn the child linked to it
     /// (`Actor::spawn_linked(name, actor, args, ctx.supervisor().clone())`).
     pub fn supervisor(&self) -> &ActorCell {
@@ -292,6 +302,9 @@ pub(crate) struct ChildPolicy {
     pub(crate) significant: bool,
     pub(crate) backoff: Option<Backoff>,
     pub(crate) name: Option<String>,
+    /// The child hands its supervisor a probe when it starts (a nested supervisor, a pool, a
+    /// job runner), so tree snapshots look into it.
+    pub(crate) observable: bool,
 }
 
 /// Something that becomes a child spec once given an id: the builder of a nested supervisor,
@@ -351,8 +364,16 @@ impl ChildSpec {
                 significant: false,
                 backoff: None,
                 name: None,
+                observable: false,
             }),
         }
+    }
+
+    /// Marks the child as one that hands its supervisor a probe when it starts
+    /// ([`ChildContext::offer_probe`]).
+    pub(crate) fn observable(mut self) -> Self {
+        Arc::make_mut(&mut self.policy).observable = true;
+        self
     }
 
     /// A child that runs `actor` with a clone of `args` at every start.

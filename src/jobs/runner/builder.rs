@@ -322,10 +322,12 @@ impl RunnerBuilder {
             let builder = self.clone();
             async move {
                 let runner = builder.spawn_linked(ctx.supervisor().clone()).await?;
+                ctx.offer_probe(runner.probe());
                 Ok(ChildStart::Started(runner.actor.get_cell()))
             }
         })
         .kind(ChildKind::Worker)
+        .observable()
     }
 }
 

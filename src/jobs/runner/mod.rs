@@ -158,6 +158,20 @@ impl Runner {
         }
     }
 
+    /// A probe for tree walks: the runner's counters.
+    pub(crate) fn probe(&self) -> crate::observe::Probe {
+        let runner = self.clone();
+        crate::observe::Probe::new(move |_path: String| {
+            let stats = runner.stats();
+            Box::pin(async move {
+                Some(crate::observe::Observed {
+                    kind: crate::observe::NodeKind::Runner(stats),
+                    children: Vec::new(),
+                })
+            })
+        })
+    }
+
     /// The runner's actor (to link or monitor it).
     pub fn get_cell(&self) -> ActorCell {
         self.actor.get_cell()

@@ -1,0 +1,19 @@
+//! Observability: the running system in one picture.
+//!
+//! * **The tree** ([`TreeNode`]): `tree()` on a supervisor, dynamic supervisor or pool handle
+//!   walks everything below it (nested supervisors, dynamic supervisors, pools, job runners,
+//!   leaf children) and returns one snapshot: each node's path, state, incarnation, restarts,
+//!   and what its kind knows (a supervisor's strategy and intensity budget left in the
+//!   current window, a pool's load per worker, a runner's counters). `Display` draws it.
+//!
+//! How the walk finds its way: a child that can be looked into (a supervisor, a pool, a
+//! runner) hands its parent a *probe* when it starts, kept with that incarnation in the
+//! parent's child table; a walk asks each running child's probe for its part of the picture,
+//! all children at once, each answer bounded by [`PROBE_TIMEOUT`]. Nothing is global and a
+//! child that is not looked into costs nothing.
+
+mod tree;
+
+pub use tree::{NodeKind, NodeStatus, SupervisorSummary, TreeNode, PROBE_TIMEOUT};
+
+pub(crate) use tree::{observe_children, ChildView, Observed, Probe, ProbeSlot};

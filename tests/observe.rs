@@ -1,0 +1,186 @@
+//! The tree snapshot: one walk sees nested supervisors, dynamic supervisors, pools and job
+//! runners, with state, incarnation, restarts and intensity budget; a crash shows as the next
+//! incarnation and a smaller budget, which comes back when the window passes.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{bounded, ping, tell, ProbeMsg, Probes};
+use ractor_otp::observe::{NodeKind, NodeStatus, TreeNode};
+use ractor_otp::pool::Pool;
+use ractor_otp::supervisor::{
+    ChildKind, DynamicSupervisor, DynamicSupervisorRef, Strategy, Supervisor, SupervisorEvent,
+    SupervisorRef,
+};
+use ractor_otp::worker::Worker;
+
+#[derive(Clone)]
+struct Echo;
+
+impl Worker for Echo {
+    type Task = u64;
+    type Output = u64;
+    type Error = String;
+
+    async fn handle(&mut self, n: u64) -> Result<u64, String> {
+        Ok(n)
+    }
+}
+
+fn node<'a>(tree: &'a TreeNode, path: &str) -> &'a TreeNode {
+    tree.find(path)
+        .unwrap_or_else(|| panic!("no node at {path} in\n{tree}"))
+}
+
+fn budget(node: &TreeNode) -> (u32, u32) {
+    match &node.kind {
+        NodeKind::Supervisor(s) => (s.budget_left(), s.intensity),
+        other => panic!("{} is not a supervisor: {other:?}", node.path),
+    }
+}
+
+/// app ─┬─ storage (one-for-one, 3 per 5 s) ── wal, index
+///      ├─ sessions (dynamic) ── #1, #2
+///      └─ api (pool of 2)
+async fn app(probes: &Probes) -> (SupervisorRef, ractor_otp::supervisor::EventStream) {
+    let mut storage = Supervisor::builder()
+        .intensity(3)
+        .period(Duration::from_secs(5))
+        .child(probes.spec("wal"))
+        .child(probes.spec("index"));
+    let events = storage.subscribe();
+    let sessions = DynamicSupervisor::builder(probes.template());
+    let api = Pool::builder(|_| Echo).size(2);
+    let app = Supervisor::builder()
+        .label("app")
+        .strategy(Strategy::RestForOne)
+        .child(storage.into_child_spec("storage"))
+        .child(sessions.into_child_spec("sessions"))
+        .child(api.into_child_spec("api"))
+        .spawn()
+        .await
+        .unwrap();
+    let sessions =
+        DynamicSupervisorRef::<String>::from_cell(app.child("sessions").await.unwrap()).unwrap();
+    sessions.start_child("alice".into()).await.unwrap();
+    sessions.start_child("bob".into()).await.unwrap();
+    (app, events)
+}
+
+#[tokio::test]
+async fn one_walk_sees_every_kind_of_node() {
+    let probes = Probes::new();
+    let (app, _events) = app(&probes).await;
+    let tree = bounded(app.tree()).await.unwrap();
+
+    assert_eq!((tree.name.as_str(), tree.path.as_str()), ("app", "app"));
+    match &tree.kind {
+        NodeKind::Supervisor(s) => {
+            assert_eq!((s.strategy, s.dynamic), (Strategy::RestForOne, false))
+        }
+        other => panic!("{other:?}"),
+    }
+    let names: Vec<&str> = tree.children.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["storage", "sessions", "api"]);
+
+    let wal = node(&tree, "app/storage/wal");
+    assert_eq!(
+        (wal.status, wal.incarnation, wal.restarts),
+        (NodeStatus::Running, 1, 0)
+    );
+    assert!(matches!(wal.kind, NodeKind::Leaf(ChildKind::Worker)));
+    assert_eq!(budget(node(&tree, "app/storage")), (3, 3));
+
+    let sessions = node(&tree, "app/sessions");
+    match &sessions.kind {
+        NodeKind::Supervisor(s) => assert!(s.dynamic),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(sessions.children.len(), 2);
+    assert!(tree.find("app/sessions/#2").is_some(), "\n{tree}");
+
+    let api = node(&tree, "app/api");
+    match &api.kind {
+        NodeKind::Pool(stats) => assert_eq!(stats.workers.len(), 2),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(api.children.len(), 2, "the pool's workers\n{tree}");
+    assert!(api.children.iter().all(|w| w.status == NodeStatus::Running));
+
+    // Ten nodes: app, storage + 2, sessions + 2, api + 2 workers.
+    assert_eq!(tree.iter().count(), 10, "\n{tree}");
+    let drawn = tree.to_string();
+    assert!(drawn.starts_with("app "), "{drawn}");
+    assert!(drawn.contains("├─ storage"), "{drawn}");
+    assert!(drawn.contains("│  ├─ wal"), "{drawn}");
+    assert!(drawn.contains("└─ api"), "{drawn}");
+    assert!(drawn.contains("budget 3/3"), "{drawn}");
+    assert!(drawn.contains("pool: 0 queued"), "{drawn}");
+    app.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_crash_shows_as_the_next_incarnation_and_a_smaller_budget_until_the_window_passes() {
+    let probes = Probes::new();
+    let (app, mut events) = app(&probes).await;
+    let storage = SupervisorRef::from_cell(app.child("storage").await.unwrap()).unwrap();
+    tell(&storage, "wal", ProbeMsg::Panic).await;
+    // The restarted incarnation answers.
+    loop {
+        match bounded(events.recv()).await {
+            Some(SupervisorEvent::ChildStarted { generation: 2, .. }) => break,
+            Some(_) => {}
+            None => panic!("storage's events ended"),
+        }
+    }
+    assert_eq!(ping(&storage, "wal").await, 2);
+
+    let tree = bounded(app.tree()).await.unwrap();
+    let wal = node(&tree, "app/storage/wal");
+    assert_eq!(
+        (wal.status, wal.incarnation, wal.restarts),
+        (NodeStatus::Running, 2, 1)
+    );
+    assert_eq!(node(&tree, "app/storage/index").incarnation, 1);
+    assert_eq!(budget(node(&tree, "app/storage")), (2, 3));
+    assert!(tree.to_string().contains("#2 (1 restart)"), "\n{tree}");
+
+    // The window is 5 s: after it, the whole budget is back.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let tree = bounded(app.tree()).await.unwrap();
+    assert_eq!(budget(node(&tree, "app/storage")), (3, 3));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_pool_and_a_dynamic_supervisor_draw_their_own_trees() {
+    let pool = Pool::builder(|_| Echo)
+        .size(3)
+        .label("echo")
+        .spawn()
+        .await
+        .unwrap();
+    assert_eq!(pool.submit(7).await.unwrap(), 7);
+    let tree = bounded(pool.tree()).await.expect("the pool is running");
+    assert_eq!(tree.name, "echo");
+    assert_eq!(tree.children.len(), 3);
+    match &tree.kind {
+        NodeKind::Pool(stats) => assert_eq!(stats.completed, 1),
+        other => panic!("{other:?}"),
+    }
+    pool.stop().await;
+    assert!(pool.tree().await.is_none(), "a stopped pool has no tree");
+
+    let probes = Probes::new();
+    let sessions = DynamicSupervisor::builder(probes.template())
+        .label("sessions")
+        .spawn()
+        .await
+        .unwrap();
+    sessions.start_child("carol".into()).await.unwrap();
+    let tree = bounded(sessions.tree()).await.unwrap();
+    assert_eq!(tree.children.len(), 1);
+    assert_eq!(tree.children[0].path, "sessions/#1");
+    sessions.stop().await;
+}
