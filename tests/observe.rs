@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::{bounded, ping, tell, ProbeMsg, Probes};
-use ractor_otp::observe::{NodeKind, NodeStatus, TreeNode};
+use ractor_otp::observe::{NodeKind, NodeStatus, TreeEvent, TreeEventStream, TreeNode};
 use ractor_otp::pool::Pool;
 use ractor_otp::supervisor::{
     ChildKind, DynamicSupervisor, DynamicSupervisorRef, Strategy, Supervisor, SupervisorEvent,
@@ -24,6 +24,9 @@ impl Worker for Echo {
     type Error = String;
 
     async fn handle(&mut self, n: u64) -> Result<u64, String> {
+        if n == 13 {
+            panic!("13 is unlucky");
+        }
         Ok(n)
     }
 }
@@ -183,4 +186,118 @@ async fn a_pool_and_a_dynamic_supervisor_draw_their_own_trees() {
     assert_eq!(tree.children.len(), 1);
     assert_eq!(tree.children[0].path, "sessions/#1");
     sessions.stop().await;
+}
+
+/// Reads the tree stream until `pred` matches (bounded); returns every event read.
+async fn until_event(
+    stream: &mut TreeEventStream,
+    pred: impl Fn(&TreeEvent) -> bool,
+) -> Vec<TreeEvent> {
+    let mut seen = Vec::new();
+    loop {
+        let e = bounded(stream.recv()).await.expect("the tree stream ended");
+        let done = pred(&e);
+        seen.push(e);
+        if done {
+            return seen;
+        }
+    }
+}
+
+fn started(e: &TreeEvent, path: &str, child: &str, generation: u64) -> bool {
+    e.path == path
+        && matches!(&e.event, SupervisorEvent::ChildStarted { id, generation: g, .. }
+            if *id == child && *g == generation)
+}
+
+#[tokio::test]
+async fn one_stream_carries_every_supervisors_events_with_its_path() {
+    let probes = Probes::new();
+    let storage = Supervisor::builder().intensity(3).child(probes.spec("wal"));
+    let api = Pool::builder(|_| Echo).size(2);
+    let mut app = Supervisor::builder()
+        .label("app")
+        .child(storage.into_child_spec("storage"))
+        .child(api.into_child_spec("api"));
+    let mut stream = app.subscribe_tree();
+    let app = app.spawn().await.unwrap();
+
+    // From the start: app's children, storage's, the pool's workers, each at its path.
+    let start = until_event(&mut stream, |e| started(e, "app", "api", 1)).await;
+    assert!(
+        start.iter().any(|e| started(e, "app/storage", "wal", 1)),
+        "{start:#?}"
+    );
+    assert!(
+        start.iter().any(|e| started(e, "app/api", "worker-1", 1)),
+        "{start:#?}"
+    );
+
+    // A crash two levels down.
+    let storage_ref = SupervisorRef::from_cell(app.child("storage").await.unwrap()).unwrap();
+    tell(&storage_ref, "wal", ProbeMsg::Panic).await;
+    let crash = until_event(&mut stream, |e| started(e, "app/storage", "wal", 2)).await;
+    let exit = crash
+        .iter()
+        .find(|e| matches!(e.event, SupervisorEvent::ChildExited { .. }))
+        .expect("the exit before the restart");
+    assert_eq!(exit.child_path(), "app/storage/wal");
+    let line = exit.to_string();
+    assert!(
+        line.contains(" app/storage: wal exited (incarnation 1): "),
+        "{line}"
+    );
+    assert!(line.contains("panic"), "{line}");
+
+    // A pool worker's crash, at the pool's place.
+    let pool = ractor_otp::pool::PoolRef::<Echo>::from_cell(app.child("api").await.unwrap())
+        .await
+        .unwrap();
+    assert!(pool.submit(13).await.is_err());
+    let crash = until_event(&mut stream, |e| {
+        e.path == "app/api" && matches!(e.event, SupervisorEvent::ChildExited { .. })
+    })
+    .await;
+    assert!(crash
+        .last()
+        .unwrap()
+        .child_path()
+        .starts_with("app/api/worker-"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_restarted_subtree_keeps_reporting_with_its_new_incarnation() {
+    let probes = Probes::new();
+    // Storage gives up at its first crash; app restarts it.
+    let storage = Supervisor::builder().intensity(0).child(probes.spec("wal"));
+    let app = Supervisor::builder()
+        .label("app")
+        .intensity(3)
+        .child(storage.into_child_spec("storage"))
+        .spawn()
+        .await
+        .unwrap();
+    let mut stream = app.subscribe_tree().await.unwrap();
+    let storage_ref = SupervisorRef::from_cell(app.child("storage").await.unwrap()).unwrap();
+    tell(&storage_ref, "wal", ProbeMsg::Panic).await;
+    // The new storage starts its children (and says so) before app sees it started.
+    let seen = until_event(&mut stream, |e| started(e, "app", "storage", 2)).await;
+    let again = seen
+        .iter()
+        .find(|e| started(e, "app/storage", "wal", 1))
+        .expect("the new storage's start of wal");
+    assert_eq!(
+        again.incarnation, 2,
+        "the new storage's events carry its incarnation"
+    );
+    assert!(
+        again.to_string().contains(" app/storage (#2): wal started"),
+        "{again}"
+    );
+    // The first storage's own events came with incarnation 1.
+    assert!(seen.iter().any(|e| e.path == "app/storage"
+        && e.incarnation == 1
+        && matches!(e.event, SupervisorEvent::GaveUp { .. })));
+    app.stop().await;
 }

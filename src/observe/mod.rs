@@ -6,14 +6,23 @@
 //!   and what its kind knows (a supervisor's strategy and intensity budget left in the
 //!   current window, a pool's load per worker, a runner's counters). `Display` draws it.
 //!
+//! * **One event stream** ([`TreeEventStream`]): `subscribe_tree()` on a supervisor (or its
+//!   builder, to see its start) delivers every supervisor event of the whole tree below it,
+//!   each a [`TreeEvent`] with the emitting supervisor's path, its incarnation and the time,
+//!   and a `Display` a person can read. It follows restarts: a nested supervisor started
+//!   again reports to the same stream, marked with its new incarnation.
+//!
 //! How the walk finds its way: a child that can be looked into (a supervisor, a pool, a
 //! runner) hands its parent a *probe* when it starts, kept with that incarnation in the
 //! parent's child table; a walk asks each running child's probe for its part of the picture,
 //! all children at once, each answer bounded by [`PROBE_TIMEOUT`]. Nothing is global and a
 //! child that is not looked into costs nothing.
 
+mod events;
 mod tree;
 
+pub use events::{TreeEvent, TreeEventStream};
 pub use tree::{NodeKind, NodeStatus, SupervisorSummary, TreeNode, PROBE_TIMEOUT};
 
+pub(crate) use events::{TreeLink, TreeSink};
 pub(crate) use tree::{observe_children, ChildView, Observed, Probe, ProbeSlot};

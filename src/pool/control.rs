@@ -95,6 +95,7 @@ pub(crate) struct PoolArgs<W: Worker> {
     pub(crate) backoff: Option<Backoff>,
     pub(crate) health: Option<HealthCheck>,
     pub(crate) label: String,
+    pub(crate) tree_place: Option<crate::observe::TreeLink>,
 }
 
 pub(crate) struct PoolState<W: Worker> {
@@ -171,7 +172,8 @@ impl<W: Worker> Actor for PoolActor<W> {
             .label(format!("{}/workers", args.label))
             .intensity(args.intensity)
             .period(args.period)
-            .children(specs);
+            .children(specs)
+            .tree_place(args.tree_place.clone());
         let mut events = builder.subscribe();
         let workers: SupervisorRef = builder.spawn_linked(myself.get_cell()).await?;
         // Count restarts from the supervisor's events (the stream ends with the supervisor).

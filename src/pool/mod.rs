@@ -256,6 +256,7 @@ impl Pool {
             resizer: None,
             health: None,
             label: "pool".to_string(),
+            tree_place: None,
         }
     }
 }
@@ -279,6 +280,8 @@ pub struct PoolBuilder<W: Worker> {
     resizer: Option<Resizer>,
     health: Option<control::HealthCheck>,
     label: String,
+    /// The place its parent gave it in the tree's event stream (as a child).
+    tree_place: Option<crate::observe::TreeLink>,
 }
 
 impl<W: Worker> Clone for PoolBuilder<W> {
@@ -301,6 +304,7 @@ impl<W: Worker> Clone for PoolBuilder<W> {
             resizer: self.resizer,
             health: self.health,
             label: self.label.clone(),
+            tree_place: self.tree_place.clone(),
         }
     }
 }
@@ -461,6 +465,7 @@ impl<W: Worker> PoolBuilder<W> {
             backoff: self.backoff,
             health: self.health,
             label: self.label,
+            tree_place: self.tree_place,
         }
     }
 
@@ -479,7 +484,9 @@ impl<W: Worker> PoolBuilder<W> {
     /// Find it again with [`PoolRef::from_cell`].
     pub fn into_child_spec(self, id: impl Into<ChildId>) -> ChildSpec {
         ChildSpec::new(id, move |ctx: ChildContext| {
-            let builder = self.clone();
+            let mut builder = self.clone();
+            // Its workers' supervisor reports to the tree at the pool's place.
+            builder.tree_place = ctx.tree.clone();
             async move {
                 let pool = builder.spawn_linked(ctx.supervisor().clone()).await?;
                 ctx.offer_probe(pool.probe());

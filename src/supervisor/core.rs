@@ -48,6 +48,7 @@ use crate::error::{IntensityExceeded, StartError, SupervisorError};
 use crate::exit::{ExitClass, ExitReason, SHUTDOWN_REASON};
 use crate::observe::{
     observe_children, ChildView, NodeKind, Observed, Probe, ProbeSlot, SupervisorSummary,
+    TreeEventStream, TreeLink,
 };
 
 type Reply<T> = RpcReplyPort<T>;
@@ -62,6 +63,7 @@ pub(crate) enum Request {
     CountChildren(Reply<ChildCounts>),
     LookupChild(ChildId, Reply<Result<ActorCell, SupervisorError>>),
     Subscribe(Reply<EventStream>),
+    SubscribeTree(Reply<TreeEventStream>),
     /// What a tree walk needs of this supervisor.
     Snapshot(Reply<CoreView>),
     /// A scheduled restart (after a backoff delay, or the retry of a failed start).
@@ -146,6 +148,8 @@ pub(crate) struct Core {
     dynamic: Option<Dynamic>,
     intensity: RestartIntensity,
     subscribers: Subscribers,
+    /// Where its events go in its tree (its path, its incarnation, the tree's sinks).
+    tree: TreeLink,
     rng: fastrand::Rng,
     next_token: u64,
     span: tracing::Span,
@@ -158,6 +162,7 @@ impl Core {
         flags: SupervisorFlags,
         label: String,
         subscribers: Subscribers,
+        tree: TreeLink,
         dynamic: Option<Dynamic>,
     ) -> Core {
         let span = match dynamic {
@@ -171,6 +176,7 @@ impl Core {
             children: Children::new(dynamic.is_none()),
             dynamic,
             subscribers,
+            tree,
             rng: fastrand::Rng::new(),
             next_token: 0,
             span,
@@ -181,6 +187,20 @@ impl Core {
     /// The supervisor's span: every request and exit is handled inside it.
     pub(crate) fn span(&self) -> tracing::Span {
         self.span.clone()
+    }
+
+    /// Sends the event `make` builds to this supervisor's subscribers and to its tree's;
+    /// builds nothing when nobody listens.
+    fn emit(&mut self, make: impl FnOnce() -> SupervisorEvent) {
+        let tree = self.tree.listening();
+        if !tree && self.subscribers.is_empty() {
+            return;
+        }
+        let event = make();
+        if tree {
+            self.tree.send(&event);
+        }
+        self.subscribers.emit(|| event);
     }
 
     /// What a tree walk needs: this supervisor's summary and its children (with the probes of
@@ -238,7 +258,7 @@ impl Core {
         self.stop_all(StopCause::Shutdown).await;
         self.finished = true;
         tracing::debug!("supervisor stopped");
-        self.subscribers.emit(|| SupervisorEvent::Stopped);
+        self.emit(|| SupervisorEvent::Stopped);
     }
 
     /// Static: one by one in reverse start order. Dynamic: all at once (OTP stops
@@ -282,6 +302,9 @@ impl Core {
             generation,
             name: slot.spec.policy.name.clone(),
             probe: probe_slot.clone(),
+            tree: probe_slot
+                .is_some()
+                .then(|| self.tree.place_for(&id, generation)),
         };
         let start = (slot.spec.start)(ctx);
         let span = tracing::info_span!("child", id = %id, generation);
@@ -298,7 +321,7 @@ impl Core {
                 }
                 let actor = cell.get_id();
                 tracing::debug!(child = %id, generation, %actor, "child started");
-                self.subscribers.emit(|| SupervisorEvent::ChildStarted {
+                self.emit(|| SupervisorEvent::ChildStarted {
                     id,
                     generation,
                     actor,
@@ -307,14 +330,13 @@ impl Core {
             Started::Ignored => {
                 self.children.set_state(key, SlotState::NotRunning);
                 tracing::debug!(child = %id, "child start returned Ignore");
-                self.subscribers
-                    .emit(|| SupervisorEvent::ChildIgnored { id });
+                self.emit(|| SupervisorEvent::ChildIgnored { id });
             }
             Started::Failed(reason) => {
                 self.children.set_state(key, SlotState::NotRunning);
                 tracing::warn!(child = %id, generation, %reason, "child failed to start");
                 let reason = reason.clone();
-                self.subscribers.emit(|| SupervisorEvent::ChildStartFailed {
+                self.emit(|| SupervisorEvent::ChildStartFailed {
                     id,
                     generation,
                     reason,
@@ -365,7 +387,7 @@ impl Core {
         };
         let (id, generation) = (slot.spec.id.clone(), slot.generation);
         tracing::debug!(child = %id, generation, ?cause, ?outcome, "child stopped");
-        self.subscribers.emit(|| SupervisorEvent::ChildStopped {
+        self.emit(|| SupervisorEvent::ChildStopped {
             id,
             generation,
             cause,
@@ -376,8 +398,7 @@ impl Core {
     fn delete_slot(&mut self, key: Key) {
         if let Some(slot) = self.children.remove(key) {
             let id = slot.spec.id;
-            self.subscribers
-                .emit(|| SupervisorEvent::ChildDeleted { id });
+            self.emit(|| SupervisorEvent::ChildDeleted { id });
         }
     }
 
@@ -419,7 +440,7 @@ impl Core {
             ExitClass::Abnormal => tracing::warn!(child = %id, generation, %reason, "child exited"),
             _ => tracing::info!(child = %id, generation, %reason, "child exited"),
         }
-        self.subscribers.emit(|| SupervisorEvent::ChildExited {
+        self.emit(|| SupervisorEvent::ChildExited {
             id: id.clone(),
             generation,
             reason: reason.clone(),
@@ -459,8 +480,7 @@ impl Core {
         if stop {
             tracing::info!(child = %id, "significant child ended: auto-shutdown");
             let id = id.clone();
-            self.subscribers
-                .emit(|| SupervisorEvent::AutoShutdown { id });
+            self.emit(|| SupervisorEvent::AutoShutdown { id });
             // The stop signal overtakes queued messages; post_stop stops the children in order.
             myself.stop(Some(SHUTDOWN_REASON.to_string()));
         }
@@ -503,7 +523,7 @@ impl Core {
         };
         let id = slot.spec.id.clone();
         tracing::info!(child = %id, ?delay, restarts_left, "restart scheduled");
-        self.subscribers.emit(|| SupervisorEvent::RestartScheduled {
+        self.emit(|| SupervisorEvent::RestartScheduled {
             id,
             delay,
             restarts_left,
@@ -577,7 +597,7 @@ impl Core {
     async fn give_up(&mut self, key: Key, restarts: u32) -> IntensityExceeded {
         let child = self.id_of(key);
         tracing::error!(child = %child, restarts, "restart intensity exceeded: giving up");
-        self.subscribers.emit(|| SupervisorEvent::GaveUp {
+        self.emit(|| SupervisorEvent::GaveUp {
             id: child.clone(),
             restarts,
         });
@@ -627,6 +647,9 @@ impl Core {
             }
             Request::WhichChildren(reply) => {
                 let _ = reply.send(self.children.infos());
+            }
+            Request::SubscribeTree(reply) => {
+                let _ = reply.send(self.tree.own().subscribe());
             }
             Request::Snapshot(reply) => {
                 let _ = reply.send(self.view());

@@ -119,6 +119,89 @@ pub enum SupervisorEvent {
     Stopped,
 }
 
+impl SupervisorEvent {
+    /// The child the event is about; `None` for the supervisor's own `Stopped`.
+    pub fn child(&self) -> Option<&ChildId> {
+        match self {
+            SupervisorEvent::ChildStarted { id, .. }
+            | SupervisorEvent::ChildIgnored { id }
+            | SupervisorEvent::ChildStartFailed { id, .. }
+            | SupervisorEvent::ChildExited { id, .. }
+            | SupervisorEvent::ChildStopped { id, .. }
+            | SupervisorEvent::RestartScheduled { id, .. }
+            | SupervisorEvent::ChildDeleted { id }
+            | SupervisorEvent::GaveUp { id, .. }
+            | SupervisorEvent::AutoShutdown { id } => Some(id),
+            SupervisorEvent::Stopped => None,
+        }
+    }
+}
+
+/// One line a person can read: `wal exited (incarnation 2): panicked: disk full`.
+impl std::fmt::Display for SupervisorEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SupervisorEvent::ChildStarted { id, generation, .. } => {
+                write!(f, "{id} started (incarnation {generation})")
+            }
+            SupervisorEvent::ChildIgnored { id } => write!(f, "{id}'s start said Ignore"),
+            SupervisorEvent::ChildStartFailed {
+                id,
+                generation,
+                reason,
+            } => write!(
+                f,
+                "{id} failed to start (incarnation {generation}): {reason}"
+            ),
+            SupervisorEvent::ChildExited {
+                id,
+                generation,
+                reason,
+            } => write!(f, "{id} exited (incarnation {generation}): {reason}"),
+            SupervisorEvent::ChildStopped {
+                id,
+                generation,
+                cause,
+                outcome,
+            } => {
+                let why = match cause {
+                    StopCause::Terminated => "terminated",
+                    StopCause::Restart => "stopped for a sibling's restart",
+                    StopCause::Shutdown => "stopped for shutdown",
+                };
+                let how = match outcome {
+                    StopOutcome::Stopped => "",
+                    StopOutcome::Killed => ", killed",
+                    StopOutcome::KilledAfterTimeout => ", killed after its shutdown timeout",
+                    StopOutcome::Abandoned => ", abandoned (it never yielded)",
+                };
+                write!(f, "{id} {why} (incarnation {generation}){how}")
+            }
+            SupervisorEvent::RestartScheduled {
+                id,
+                delay,
+                restarts_left,
+            } => {
+                if delay.is_zero() {
+                    write!(f, "restarting for {id}")?;
+                } else {
+                    write!(f, "restarting for {id} in {delay:?}")?;
+                }
+                write!(f, "; {restarts_left} more allowed in the window")
+            }
+            SupervisorEvent::ChildDeleted { id } => write!(f, "{id} deleted"),
+            SupervisorEvent::GaveUp { id, restarts } => write!(
+                f,
+                "gave up: {id}'s restart made {restarts} in the window, over the limit"
+            ),
+            SupervisorEvent::AutoShutdown { id } => {
+                write!(f, "significant child {id} ended: shutting down")
+            }
+            SupervisorEvent::Stopped => write!(f, "stopped"),
+        }
+    }
+}
+
 /// A subscription to a supervisor's events.
 #[derive(Debug)]
 pub struct EventStream {
@@ -155,6 +238,10 @@ pub(crate) struct Subscribers {
 }
 
 impl Subscribers {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.senders.is_empty()
+    }
+
     pub(crate) fn subscribe(&mut self) -> EventStream {
         let (tx, rx) = mpsc::unbounded_channel();
         self.senders.push(tx);

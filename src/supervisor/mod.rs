@@ -73,6 +73,12 @@ macro_rules! common_settings {
             self.settings.subscribers.subscribe()
         }
 
+        /// Subscribes to the events of the whole tree under this supervisor from its start
+        /// on, for every incarnation it makes ([`TreeEventStream`](crate::observe::TreeEventStream)).
+        pub fn subscribe_tree(&mut self) -> $crate::observe::TreeEventStream {
+            self.settings.tree_sink.subscribe()
+        }
+
         /// Turns this supervisor into a child spec (kind `Supervisor`, shutdown `Infinity`),
         /// so trees nest to any depth. Each start spawns a fresh supervisor from this builder.
         pub fn into_child_spec(
@@ -144,6 +150,17 @@ macro_rules! common_handle {
         /// A probe into this supervisor, for its parent's tree walks.
         pub(crate) fn probe(&self) -> $crate::observe::Probe {
             $crate::supervisor::core::probe(self.actor.clone())
+        }
+
+        /// Subscribes to the events of every supervisor in the tree under this one, from now
+        /// on: each a [`TreeEvent`](crate::observe::TreeEvent) with the emitting supervisor's
+        /// path, incarnation and time. Nested supervisors restarted or started later report
+        /// to it too.
+        pub async fn subscribe_tree(
+            &self,
+        ) -> Result<$crate::observe::TreeEventStream, $crate::error::SupervisorError> {
+            self.request($crate::supervisor::core::Request::SubscribeTree)
+                .await
         }
 
         /// Subscribes to the supervisor's events from now on.
@@ -263,6 +280,12 @@ pub struct SupervisorBuilder {
 impl SupervisorBuilder {
     common_settings!("supervisor");
 
+    /// Places the supervisor in a tree's event stream (a pool's workers, at the pool's place).
+    pub(crate) fn tree_place(mut self, place: Option<crate::observe::TreeLink>) -> Self {
+        self.settings.tree_place = place;
+        self
+    }
+
     /// Sets the restart strategy (default one-for-one).
     pub fn strategy(mut self, strategy: Strategy) -> Self {
         self.settings.flags.strategy = strategy;
@@ -330,6 +353,10 @@ pub(crate) struct Settings {
     pub(crate) label: Option<String>,
     pub(crate) registered_name: Option<String>,
     pub(crate) subscribers: Subscribers,
+    /// The tree subscriptions of every incarnation this builder makes.
+    pub(crate) tree_sink: std::sync::Arc<crate::observe::TreeSink>,
+    /// The place its parent gave it in the tree (nested), or none (a root).
+    pub(crate) tree_place: Option<crate::observe::TreeLink>,
 }
 
 impl Settings {
@@ -344,7 +371,11 @@ impl Settings {
             .label
             .or_else(|| self.registered_name.clone())
             .unwrap_or_else(|| default_label.to_string());
-        let core = Core::new(self.flags, label, self.subscribers, dynamic);
+        let tree = match &self.tree_place {
+            Some(place) => crate::observe::TreeLink::below(place, self.tree_sink),
+            None => crate::observe::TreeLink::root(label.clone(), self.tree_sink),
+        };
+        let core = Core::new(self.flags, label, self.subscribers, tree, dynamic);
         (core, self.registered_name)
     }
 }
@@ -374,6 +405,7 @@ where
         if let Some(name) = ctx.name() {
             s.registered_name = Some(name.to_string());
         }
+        s.tree_place = ctx.tree.clone();
         let started = spawn(builder, ctx.supervisor().clone());
         async move {
             let (cell, probe) = started.await?;

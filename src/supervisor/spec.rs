@@ -195,6 +195,8 @@ pub struct ChildContext {
     pub(crate) name: Option<String>,
     /// For an observable child: where it leaves its probe.
     pub(crate) probe: Option<crate::observe::ProbeSlot>,
+    /// For an observable child: its place in the tree's event stream (if it is a supervisor).
+    pub(crate) tree: Option<crate::observe::TreeLink>,
 }
 
 impl ChildContext {
