@@ -40,8 +40,6 @@ pub(crate) struct Slot {
     pub(crate) generation: u64,
     pub(crate) started_at: Option<Instant>,
     pub(crate) backoff: BackoffState,
-    /// The live incarnation's probe, if it gave one (an observable child).
-    pub(crate) probe: Option<Probe>,
 }
 
 impl Slot {
@@ -72,6 +70,9 @@ pub(crate) struct Children {
     /// ids are unique by construction.
     by_id: Option<HashMap<ChildId, Key>>,
     by_actor: HashMap<ActorId, Key>,
+    /// The probes of the children that gave one (nested supervisors, pools, runners): apart
+    /// from the slots, so the many children that give none cost nothing.
+    probes: HashMap<Key, Probe>,
     last_key: Key,
 }
 
@@ -102,7 +103,6 @@ impl Children {
             generation: 0,
             started_at: None,
             backoff: BackoffState::default(),
-            probe: None,
         };
         self.slots.insert(key, slot);
         key
@@ -134,6 +134,7 @@ impl Children {
 
     pub(crate) fn remove(&mut self, key: Key) -> Option<Slot> {
         let slot = self.slots.remove(&key)?;
+        self.probes.remove(&key);
         if let Some(by_id) = &mut self.by_id {
             by_id.remove(&slot.spec.id);
         }
@@ -201,11 +202,23 @@ impl Children {
         c
     }
 
+    /// Keeps (or, given `None`, forgets) the probe of child `key`'s live incarnation.
+    pub(crate) fn set_probe(&mut self, key: Key, probe: Option<Probe>) {
+        match probe {
+            Some(probe) => {
+                self.probes.insert(key, probe);
+            }
+            None => {
+                self.probes.remove(&key);
+            }
+        }
+    }
+
     /// Every child as a tree walk sees it, in start order.
     pub(crate) fn views(&self) -> Vec<ChildView> {
         self.slots
-            .values()
-            .map(|s| {
+            .iter()
+            .map(|(key, s)| {
                 let status = match &s.state {
                     SlotState::Running(_) => NodeStatus::Running,
                     SlotState::Restarting { .. } => NodeStatus::Restarting,
@@ -216,7 +229,11 @@ impl Children {
                     status,
                     kind: s.spec.policy.kind,
                     generation: s.generation,
-                    probe: s.probe.clone().filter(|_| status == NodeStatus::Running),
+                    probe: self
+                        .probes
+                        .get(key)
+                        .cloned()
+                        .filter(|_| status == NodeStatus::Running),
                 }
             })
             .collect()

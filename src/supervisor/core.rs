@@ -317,7 +317,9 @@ impl Core {
                     .set_state(key, SlotState::Running(cell.clone()));
                 if let Some(slot) = self.children.get_mut(key) {
                     slot.started_at = Some(Instant::now());
-                    slot.probe = probe_slot.and_then(|p| p.get().cloned());
+                }
+                if let Some(probe) = probe_slot {
+                    self.children.set_probe(key, probe.get().cloned());
                 }
                 let actor = cell.get_id();
                 tracing::debug!(child = %id, generation, %actor, "child started");
