@@ -1067,7 +1067,7 @@ async fn enqueue_group_tx(
 }
 
 const CLAIMED_COLUMNS: &str = "id, token, name, version, payload, queue, attempt, max_attempts,
-    timeout_ms, lease_expires_at, group_policy IS NOT NULL";
+    timeout_ms, lease_expires_at, group_policy IS NOT NULL, run_at";
 
 async fn claim_tx(
     tx: &mut Tx<'_>,
@@ -1245,6 +1245,7 @@ async fn claim_tx(
             max_attempts: u32_of(row.try_get(7)?, "max_attempts")?,
             timeout: millis(row.try_get(8)?),
             lease_expires_at: Timestamp::from_millis(row.try_get(9)?),
+            due_at: Timestamp::from_millis(row.try_get(11)?),
             children: Vec::new(),
         };
         if row.try_get::<_, bool>(10)? {

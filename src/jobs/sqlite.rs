@@ -756,7 +756,7 @@ fn load_claimed(conn: &Connection, id: i64) -> Result<ClaimedJob, StoreError> {
     let (mut job, is_collector) = conn
         .prepare_cached(
             "SELECT id, token, name, version, payload, queue, attempt, max_attempts, timeout_ms,
-                    lease_expires_at, group_policy IS NOT NULL
+                    lease_expires_at, group_policy IS NOT NULL, run_at
              FROM otp_jobs WHERE id = ?",
         )?
         .query_row([id], |r| {
@@ -773,6 +773,7 @@ fn load_claimed(conn: &Connection, id: i64) -> Result<ClaimedJob, StoreError> {
                     max_attempts: r.get(7)?,
                     timeout: timeout.map(|t| Duration::from_millis(t.max(0) as u64)),
                     lease_expires_at: Timestamp::from_millis(r.get(9)?),
+                    due_at: Timestamp::from_millis(r.get(11)?),
                     children: Vec::new(),
                 },
                 r.get::<_, bool>(10)?,

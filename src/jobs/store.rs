@@ -111,6 +111,8 @@ pub struct ClaimedJob {
     pub timeout: Option<Duration>,
     /// When the lease ends unless renewed.
     pub lease_expires_at: Timestamp,
+    /// When it became due (its `run_at`): a run that starts later waited this long.
+    pub due_at: Timestamp,
     /// For a fan-in collector: how each child ended, in id order. Empty otherwise.
     pub children: Vec<ChildOutcome>,
 }

@@ -12,6 +12,10 @@
 //!   and a `Display` a person can read. It follows restarts: a nested supervisor started
 //!   again reports to the same stream, marked with its new incarnation.
 //!
+//! * **Metrics** ([`metrics`], feature `metrics`): restarts, give-ups, pool load and task
+//!   times, job outcomes, latencies and states, rescues, schedule slots, pruning, through the
+//!   `metrics` facade; the library never installs a recorder.
+//!
 //! How the walk finds its way: a child that can be looked into (a supervisor, a pool, a
 //! runner) hands its parent a *probe* when it starts, kept with that incarnation in the
 //! parent's child table; a walk asks each running child's probe for its part of the picture,
@@ -19,6 +23,7 @@
 //! child that is not looked into costs nothing.
 
 mod events;
+pub mod metrics;
 mod tree;
 
 pub use events::{TreeEvent, TreeEventStream};

@@ -49,6 +49,9 @@ pub(crate) enum Control<W: Worker> {
     Autoscale,
     /// Ping every worker; publish the stats.
     HealthCheck,
+    /// Set the queue-depth and in-flight gauges (every second, with the `metrics` feature).
+    #[cfg(feature = "metrics")]
+    PublishLoad,
     /// A caller's task timed out: look for workers still running a task past its deadline
     /// plus the grace period.
     CheckOverruns,
@@ -190,6 +193,8 @@ impl<W: Worker> Actor for PoolActor<W> {
         if let Some(health) = args.health {
             myself.send_interval(health.interval, || PoolMsg(Control::HealthCheck));
         }
+        #[cfg(feature = "metrics")]
+        myself.send_interval(Duration::from_secs(1), || PoolMsg(Control::PublishLoad));
         Ok(PoolState {
             span: tracing::info_span!("pool", name = %args.label),
             shared: args.shared,
@@ -256,6 +261,15 @@ impl<W: Worker> PoolState<W> {
                     shared: state.shared.clone(),
                     control: myself,
                 });
+            }
+            #[cfg(feature = "metrics")]
+            Control::PublishLoad => {
+                let handle = PoolRef {
+                    shared: state.shared.clone(),
+                    control: myself,
+                };
+                let stats = handle.stats();
+                state.shared.metrics.load(stats.queued, stats.in_flight);
             }
             Control::Observe(reply) => {
                 let _ = reply.send((state.label.clone(), state.workers.clone()));

@@ -456,6 +456,7 @@ impl<W: Worker> PoolBuilder<W> {
             self.fail_fast_without_workers,
             self.retry,
             self.resizer,
+            &self.label,
         );
         PoolArgs {
             shared: Arc::new(shared),
@@ -655,6 +656,7 @@ impl<W: Worker> PoolRef<W> {
                         .counters
                         .timed_out
                         .fetch_add(1, Ordering::Relaxed);
+                    self.shared.metrics.timed_out();
                     // A worker that does not yield never sees its own timer fire: have the
                     // control actor look for it once the grace period is over.
                     self.control

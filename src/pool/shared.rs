@@ -56,6 +56,9 @@ pub(crate) struct Envelope<W: Worker> {
     /// Times it may still be retried after a crash.
     attempts_left: u32,
     shared: Arc<Shared<W>>,
+    /// When it was submitted (for the queue-wait histogram).
+    #[cfg(feature = "metrics")]
+    pub(crate) queued_at: Instant,
 }
 
 impl<W: Worker> Envelope<W> {
@@ -77,6 +80,8 @@ impl<W: Worker> Envelope<W> {
             key,
             attempts_left: shared.retry.as_ref().map_or(0, |r| r.attempts),
             shared,
+            #[cfg(feature = "metrics")]
+            queued_at: Instant::now(),
         }
     }
 
@@ -125,6 +130,8 @@ impl<W: Worker> Envelope<W> {
             key: self.key,
             attempts_left,
             shared: self.shared.clone(),
+            #[cfg(feature = "metrics")]
+            queued_at: self.queued_at,
         }
     }
 }
@@ -157,6 +164,7 @@ impl<W: Worker> Drop for Envelope<W> {
             return;
         }
         shared.counters.crashed.fetch_add(1, Ordering::Relaxed);
+        shared.metrics.crashed();
         if let Some(tx) = self.tx.take() {
             let _ = tx.send(Err(TaskError::Crashed));
         }
@@ -382,6 +390,8 @@ pub(crate) struct Shared<W: Worker> {
     pub(crate) resizing: AtomicBool,
     /// The origin of the incarnations' overrun times.
     epoch: Instant,
+    /// Its metrics' handles (nothing without the `metrics` feature).
+    pub(crate) metrics: crate::observe::metrics::PoolMetrics,
 }
 
 /// Calls `f` with a view of every slot, built on the stack for pools of up to 32 workers (no
@@ -422,6 +432,7 @@ impl<W: Worker> Shared<W> {
         fail_fast_without_workers: bool,
         retry: Option<RetryPolicy<W>>,
         resizer: Option<super::Resizer>,
+        label: &str,
     ) -> Self {
         let roster: Vec<_> = (0..size)
             .map(|i| Seat {
@@ -447,6 +458,7 @@ impl<W: Worker> Shared<W> {
             resizer,
             resizing: AtomicBool::new(false),
             epoch: Instant::now(),
+            metrics: crate::observe::metrics::PoolMetrics::new(label),
         }
     }
 
@@ -611,6 +623,7 @@ impl<W: Worker> Shared<W> {
                 }
                 Ok(Push::Displaced(old)) => {
                     self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                    self.metrics.dropped();
                     old.fail(TaskError::Dropped);
                     self.kick();
                     return Ok(());
@@ -631,6 +644,7 @@ impl<W: Worker> Shared<W> {
     /// Counts a refused task and drops it without running or answering it.
     fn refused(&self, env: Envelope<W>, error: TaskError<W::Error>) -> TaskError<W::Error> {
         self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+        self.metrics.rejected();
         env.refuse();
         error
     }
@@ -688,11 +702,13 @@ impl<W: Worker> Shared<W> {
             Ok(Push::Queued) => self.kick(),
             Ok(Push::Displaced(old)) => {
                 self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                self.metrics.dropped();
                 old.fail(TaskError::Dropped);
                 self.kick();
             }
             Ok(Push::Full(env)) => {
                 self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                self.metrics.dropped();
                 env.fail(TaskError::Dropped);
             }
         }

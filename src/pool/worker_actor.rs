@@ -129,6 +129,10 @@ impl<W: Worker> WorkerState<W> {
         let Some(task) = env.start() else {
             return Ok(()); // already started elsewhere: nothing to run
         };
+        #[cfg(feature = "metrics")]
+        self.shared
+            .metrics
+            .waited(started.saturating_duration_since(env.queued_at));
         // From here, if this incarnation dies (panic, kill), this future is dropped mid-task:
         // `crash` (a local, so dropped before the argument `env`) marks the incarnation
         // crashed, then dropping `env` answers `Crashed` or, with a retry policy, sends a copy
@@ -159,7 +163,9 @@ impl<W: Worker> WorkerState<W> {
                 }
             }
         };
-        let busy = started.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64;
+        let took = started.elapsed();
+        self.shared.metrics.finished(result.is_ok(), took);
+        let busy = took.as_nanos().min(u128::from(u64::MAX)) as u64;
         self.slot
             .tally
             .busy_nanos

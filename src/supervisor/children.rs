@@ -108,6 +108,11 @@ impl Children {
         key
     }
 
+    /// Children with a live incarnation.
+    pub(crate) fn running(&self) -> usize {
+        self.by_actor.len()
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.slots.len()
     }

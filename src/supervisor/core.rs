@@ -193,10 +193,16 @@ impl Core {
     /// builds nothing when nobody listens.
     fn emit(&mut self, make: impl FnOnce() -> SupervisorEvent) {
         let tree = self.tree.listening();
-        if !tree && self.subscribers.is_empty() {
+        if !tree && self.subscribers.is_empty() && !cfg!(feature = "metrics") {
             return;
         }
         let event = make();
+        crate::observe::metrics::supervisor_event(
+            &self.tree.path,
+            self.dynamic.is_some(),
+            self.children.running(),
+            &event,
+        );
         if tree {
             self.tree.send(&event);
         }

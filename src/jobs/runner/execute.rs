@@ -22,6 +22,18 @@ pub(crate) enum Verdict {
     Deferred,
 }
 
+impl Verdict {
+    /// Its name as a metric's `outcome` label.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Completed => "completed",
+            Verdict::Failed { timed_out: false } => "failed",
+            Verdict::Failed { timed_out: true } => "timed_out",
+            Verdict::Deferred => "deferred",
+        }
+    }
+}
+
 impl RunnerState {
     pub(super) fn start(&mut self, myself: &ActorRef<RunnerMsg>, job: ClaimedJob) {
         super::bump(&self.stats.claimed);
@@ -44,8 +56,11 @@ impl RunnerState {
         };
         let jobs = self.jobs().clone();
         let runner = myself.clone();
+        let (queue, kind) = (job.queue.clone(), job.name.clone());
+        crate::observe::metrics::job_started(&queue, &kind, jobs.now().since(job.due_at));
         let task = tokio::spawn(
             async move {
+                let began = Instant::now();
                 let outcome = match tokio::time::timeout(
                     timeout,
                     std::panic::AssertUnwindSafe(run).catch_unwind(),
@@ -59,6 +74,12 @@ impl RunnerState {
                     Err(_) => RunOutcome::TimedOut(timeout),
                 };
                 let (finish, verdict) = to_finish(outcome, &ctx, jobs.now());
+                crate::observe::metrics::job_finished(
+                    &queue,
+                    &kind,
+                    verdict.as_str(),
+                    began.elapsed(),
+                );
                 let _ = runner.cast(RunnerMsg::Ended(Ended {
                     lease,
                     finish,
@@ -107,6 +128,9 @@ impl RunnerState {
     pub(super) fn record(&mut self, id: JobId, verdict: Verdict, stored: Result<(), StoreError>) {
         if let Err(e) = stored {
             super::bump(&self.stats.lost);
+            if matches!(e, StoreError::LeaseLost(_)) {
+                crate::observe::metrics::fencing_rejection();
+            }
             tracing::warn!(%id, error = %e, "a run's result was not recorded");
             return;
         }
@@ -190,6 +214,7 @@ mod tests {
             max_attempts: 3,
             timeout: None,
             lease_expires_at: Timestamp::from_millis(0),
+            due_at: Timestamp::from_millis(0),
             children: Vec::new(),
         })
     }

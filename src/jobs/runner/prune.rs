@@ -21,6 +21,7 @@ pub(super) async fn keep_pruning(jobs: Jobs, retention: Retention, stats: Arc<Co
             match jobs.store().prune(request, jobs.now()).await {
                 Ok(pruned) => {
                     stats.pruned.fetch_add(pruned.jobs, Ordering::Relaxed);
+                    crate::observe::metrics::jobs_pruned(pruned.jobs);
                     if pruned.jobs + pruned.keys > 0 {
                         tracing::debug!(
                             jobs = pruned.jobs,

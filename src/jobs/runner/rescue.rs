@@ -44,6 +44,7 @@ impl RunnerState {
                 Ok(rescued) if rescued.is_empty() => {}
                 Ok(rescued) => {
                     tracing::info!(jobs = ?rescued, "rescued the jobs of a runner that died");
+                    crate::observe::metrics::jobs_rescued(rescued.len());
                     let _ = runner.cast(RunnerMsg::Tick);
                 }
                 Err(e) => tracing::debug!(error = %e, "looking for dead runners' jobs failed"),

@@ -142,6 +142,11 @@ async fn fire(
             stats
                 .slots_missed
                 .fetch_add(missed + held_back, Ordering::Relaxed);
+            crate::observe::metrics::schedule_slots(
+                s.schedule.name(),
+                ids.len() as u64,
+                missed + held_back,
+            );
             if !ids.is_empty() {
                 tracing::debug!(schedule = %s.schedule.name(), jobs = ?ids, "schedule fired");
                 jobs.wake_runners();
