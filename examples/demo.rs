@@ -20,6 +20,9 @@
 //! Reproducible-ish: the schedule, failure modes and data come from a seeded RNG
 //! (`DEMO_SEED=7 cargo run --example demo`, or pass the seed as the first argument); thread
 //! timing does the rest. `RUST_LOG=ractor_otp=debug` shows the library's own tracing.
+//! `cargo run --example demo --features observer -- --observe` also serves the live web
+//! observer on http://127.0.0.1:9800/ while the chaos runs, and keeps the app up afterwards
+//! until Ctrl-C.
 
 use std::collections::HashMap;
 use std::fmt::Display;
@@ -1112,6 +1115,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "ractor-otp demo: a supervision tree under a chaos monkey (seed {seed})"
         ))
     );
+    let observe = std::env::args().any(|a| a == "--observe");
+    if observe {
+        serve_observer(&root);
+    }
     println!();
     draw(&tree, paint);
     println!();
@@ -1264,6 +1271,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Err(e) => println!("(no tree: {e})"),
     }
 
+    if observe {
+        println!();
+        println!("the observer keeps showing the tree: press Ctrl-C to stop the app");
+        let _ = tokio::signal::ctrl_c().await;
+    }
+
     // ---- orderly shutdown ----
     println!();
     println!(
@@ -1281,6 +1294,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         shared.t0.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// `--observe`: the web observer on loopback while the demo runs.
+#[cfg(feature = "observer")]
+fn serve_observer(root: &SupervisorRef) {
+    let observer = ractor_otp::observe::web::Observer::new().supervisor(root.clone());
+    println!("observer: http://127.0.0.1:9800/ (watch the restarts flash)");
+    tokio::spawn(async move {
+        if let Err(e) = observer.serve_local(9800).await {
+            eprintln!("the observer could not serve on 127.0.0.1:9800: {e}");
+        }
+    });
+}
+
+#[cfg(not(feature = "observer"))]
+fn serve_observer(_root: &SupervisorRef) {
+    println!(
+        "--observe needs the web observer: cargo run --example demo --features observer -- --observe"
+    );
 }
 
 /// Groups the `post_stop` log by subsystem: `ingest: writer → parser → source`.

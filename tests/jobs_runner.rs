@@ -677,8 +677,10 @@ async fn a_busy_runner_pays_one_commit_per_job() {
     runner.shutdown(WAIT).await.unwrap();
     let commits = store.journal_stats().commits - before;
     // The first turn only claims, each next one records a run and claims the next job, the
-    // last only records (a claim and a finish apiece would be 40).
-    assert!(commits <= 22, "{commits} commits for 20 jobs");
+    // last only records (a claim and a finish apiece would be 40). With the `metrics`
+    // feature, the runner's first look also reads the job counts and the oldest due job.
+    let sampling = if cfg!(feature = "metrics") { 2 } else { 0 };
+    assert!(commits <= 22 + sampling, "{commits} commits for 20 jobs");
     for id in ids {
         assert_eq!(
             jobs.get(id).await.unwrap().unwrap().state,

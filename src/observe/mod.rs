@@ -16,6 +16,9 @@
 //!   times, job outcomes, latencies and states, rescues, schedule slots, pruning, through the
 //!   `metrics` facade; the library never installs a recorder.
 //!
+//! * **A live web observer** ([`web`], feature `observer`): an axum router showing the tree,
+//!   pools, runners, jobs and schedules as they run, to mount behind your own auth.
+//!
 //! How the walk finds its way: a child that can be looked into (a supervisor, a pool, a
 //! runner) hands its parent a *probe* when it starts, kept with that incarnation in the
 //! parent's child table; a walk asks each running child's probe for its part of the picture,
@@ -25,6 +28,9 @@
 mod events;
 pub mod metrics;
 mod tree;
+#[cfg(feature = "observer")]
+#[cfg_attr(docsrs, doc(cfg(feature = "observer")))]
+pub mod web;
 
 pub use events::{TreeEvent, TreeEventStream};
 pub use tree::{NodeKind, NodeStatus, SupervisorSummary, TreeNode, PROBE_TIMEOUT};
