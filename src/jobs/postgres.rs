@@ -53,7 +53,7 @@ use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{AsyncMessage, NoTls, Row, Socket};
 
-use crate::jobs::schedule::{self, OverlapStep};
+use crate::jobs::schedule::{self, FiringStep};
 use crate::jobs::store::{
     ClaimRequest, ClaimedJob, Enqueued, Finish, Fired, Firing, GroupIds, GroupPolicy, Lease,
     Liveness, NewGroup, ScheduleMark, Store, Turn, TurnOutcome,
@@ -1983,28 +1983,30 @@ async fn fire_schedule_tx(
         .try_get::<_, Option<i64>>(0)?
         .map(Timestamp::from_millis);
     let last_job: Option<i64> = row.try_get(1)?;
-    if last_slot != firing.expected {
-        return Ok(Fired::Moved { last_slot });
-    }
-    let unfinished = match last_job {
+    let previous = match last_job {
         Some(id) if !firing.runs.is_empty() => match state_of(tx, JobId(id)).await {
-            Ok(state) => !state.is_final(),
-            Err(StoreError::NotFound(_)) => false,
+            Ok(state) => Some(state),
+            Err(StoreError::NotFound(_)) => None,
             Err(e) => return Err(e),
         },
-        _ => false,
+        _ => None,
     };
+    let (cancel_previous, insert, held_back) =
+        match schedule::firing_step(firing, last_slot, previous) {
+            FiringStep::Moved { last_slot } => return Ok(Fired::Moved { last_slot }),
+            FiringStep::Fire {
+                cancel_previous,
+                insert,
+                held_back,
+            } => (cancel_previous, insert, held_back),
+        };
+    if let (true, Some(id)) = (cancel_previous, last_job) {
+        cancel_tx(tx, JobId(id), now).await?;
+    }
     let mut jobs = Vec::with_capacity(firing.runs.len());
-    let mut held_back = 0;
-    match schedule::overlap_step(firing.overlap, unfinished) {
-        OverlapStep::HoldBack => held_back = firing.runs.len() as u64,
-        step => {
-            if let (OverlapStep::ReplaceThenRun, Some(id)) = (step, last_job) {
-                cancel_tx(tx, JobId(id), now).await?;
-            }
-            for (_, job) in &firing.runs {
-                jobs.push(insert_job(tx, job, now, None, None).await?.id);
-            }
+    if insert {
+        for (_, job) in &firing.runs {
+            jobs.push(insert_job(tx, job, now, None, None).await?.id);
         }
     }
     tx.execute(

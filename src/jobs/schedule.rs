@@ -507,6 +507,47 @@ pub(crate) fn overlap_step(overlap: Overlap, previous_unfinished: bool) -> Overl
     }
 }
 
+/// What a store does with a [`Firing`](crate::jobs::Firing), given what its transaction
+/// read: the schedule's marker and, when the firing has runs, the state of its last job
+/// (`None`: no last job, or it is gone).
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FiringStep {
+    /// Another runner moved the marker: write nothing, answer where it stands.
+    Moved { last_slot: Option<Timestamp> },
+    /// Move the marker; cancel the previous job first if `cancel_previous`; enqueue the runs
+    /// if `insert`, else count `held_back` of them missed.
+    Fire {
+        cancel_previous: bool,
+        insert: bool,
+        held_back: u64,
+    },
+}
+
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+pub(crate) fn firing_step(
+    firing: &crate::jobs::Firing,
+    last_slot: Option<Timestamp>,
+    previous: Option<crate::jobs::JobState>,
+) -> FiringStep {
+    if last_slot != firing.expected {
+        return FiringStep::Moved { last_slot };
+    }
+    let unfinished = previous.is_some_and(|state| !state.is_final());
+    match overlap_step(firing.overlap, unfinished) {
+        OverlapStep::HoldBack => FiringStep::Fire {
+            cancel_previous: false,
+            insert: false,
+            held_back: firing.runs.len() as u64,
+        },
+        step => FiringStep::Fire {
+            cancel_previous: step == OverlapStep::ReplaceThenRun,
+            insert: true,
+            held_back: 0,
+        },
+    }
+}
+
 /// A schedule as a store keeps it ([`Jobs::schedules`](crate::jobs::Jobs::schedules)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -775,6 +816,66 @@ mod tests {
             vec![at("2025-12-31T23:59:59Z"), at("2026-01-01T00:00:00Z")]
         );
         assert!(plan.missed >= COUNT_CAP - 2, "{}", plan.missed);
+    }
+
+    #[test]
+    fn a_firing_moves_the_marker_only_from_where_it_was_planned() {
+        use crate::jobs::{Firing, JobState};
+        let firing = |overlap, runs: usize| Firing {
+            schedule: "s".into(),
+            expected: Some(Timestamp::from_millis(60_000)),
+            through: Timestamp::from_millis(120_000),
+            runs: (0..runs)
+                .map(|_| {
+                    let job = crate::jobs::NewJob {
+                        name: "j".into(),
+                        version: 1,
+                        payload: "null".into(),
+                        options: JobOptions::new(),
+                    };
+                    (Timestamp::from_millis(120_000), job)
+                })
+                .collect(),
+            missed: 0,
+            overlap,
+        };
+        let at = |ms| Some(Timestamp::from_millis(ms));
+        assert_eq!(
+            firing_step(&firing(Overlap::Allow, 1), at(120_000), None),
+            FiringStep::Moved {
+                last_slot: at(120_000)
+            }
+        );
+        let fire = |cancel_previous, insert, held_back| FiringStep::Fire {
+            cancel_previous,
+            insert,
+            held_back,
+        };
+        let running = Some(JobState::Executing);
+        assert_eq!(
+            firing_step(&firing(Overlap::Allow, 1), at(60_000), running),
+            fire(false, true, 0)
+        );
+        assert_eq!(
+            firing_step(&firing(Overlap::Forbid, 1), at(60_000), running),
+            fire(false, false, 1)
+        );
+        assert_eq!(
+            firing_step(
+                &firing(Overlap::Forbid, 1),
+                at(60_000),
+                Some(JobState::Completed)
+            ),
+            fire(false, true, 0)
+        );
+        assert_eq!(
+            firing_step(&firing(Overlap::Forbid, 1), at(60_000), None),
+            fire(false, true, 0)
+        );
+        assert_eq!(
+            firing_step(&firing(Overlap::Replace, 1), at(60_000), running),
+            fire(true, true, 0)
+        );
     }
 
     #[test]

@@ -34,7 +34,7 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 use tokio::sync::oneshot;
 
 use crate::jobs::owner_files;
-use crate::jobs::schedule::{self, OverlapStep};
+use crate::jobs::schedule::{self, FiringStep};
 use crate::jobs::store::{
     ClaimRequest, ClaimedJob, Enqueued, Finish, Fired, Firing, GroupIds, GroupPolicy, Lease,
     Liveness, NewGroup, ScheduleMark, Store, Turn, TurnOutcome,
@@ -1399,28 +1399,30 @@ fn fire_schedule_tx(
         )));
     };
     let last_slot = last_slot.map(Timestamp::from_millis);
-    if last_slot != firing.expected {
-        return Ok(Fired::Moved { last_slot });
-    }
-    let unfinished = match last_job {
+    let previous = match last_job {
         Some(id) if !firing.runs.is_empty() => match state_of(conn, JobId(id)) {
-            Ok(state) => !state.is_final(),
-            Err(StoreError::NotFound(_)) => false,
+            Ok(state) => Some(state),
+            Err(StoreError::NotFound(_)) => None,
             Err(e) => return Err(e),
         },
-        _ => false,
+        _ => None,
     };
+    let (cancel_previous, insert, held_back) =
+        match schedule::firing_step(firing, last_slot, previous) {
+            FiringStep::Moved { last_slot } => return Ok(Fired::Moved { last_slot }),
+            FiringStep::Fire {
+                cancel_previous,
+                insert,
+                held_back,
+            } => (cancel_previous, insert, held_back),
+        };
+    if let (true, Some(id)) = (cancel_previous, last_job) {
+        cancel_tx(conn, JobId(id), now)?;
+    }
     let mut jobs = Vec::with_capacity(firing.runs.len());
-    let mut held_back = 0;
-    match schedule::overlap_step(firing.overlap, unfinished) {
-        OverlapStep::HoldBack => held_back = firing.runs.len() as u64,
-        step => {
-            if let (OverlapStep::ReplaceThenRun, Some(id)) = (step, last_job) {
-                cancel_tx(conn, JobId(id), now)?;
-            }
-            for (_, job) in &firing.runs {
-                jobs.push(insert_job(conn, job, now, None, None)?.id);
-            }
+    if insert {
+        for (_, job) in &firing.runs {
+            jobs.push(insert_job(conn, job, now, None, None)?.id);
         }
     }
     conn.prepare_cached(

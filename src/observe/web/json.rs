@@ -85,11 +85,7 @@ pub(super) fn schedule(s: &ScheduleRecord) -> Value {
 }
 
 /// A job; `full` adds its attempts' errors and its output.
-pub(super) fn job(
-    j: &JobRecord,
-    redact: Option<&super::Redactor>,
-    full: bool,
-) -> Value {
+pub(super) fn job(j: &JobRecord, redact: Option<&super::Redactor>, full: bool) -> Value {
     let args = match redact {
         Some(redact) => redact(&j.name, &j.payload),
         None => j.payload.clone(),
