@@ -153,6 +153,7 @@ async fn an_interval_schedule_runs_one_job_per_slot_on_time() {
     let r = record(&jobs, "tick").await;
     assert_eq!((r.fired, r.missed), (3, 0));
     assert_eq!(r.last_slot, Some(at("2026-01-01T10:03:00Z")));
+    assert_eq!(r.next_slot, Some(at("2026-01-01T10:04:00Z")));
     assert_eq!(r.spec, "every 60s");
     assert_eq!(r.declared_at, at("2026-01-01T10:00:30Z"));
     assert_eq!(runner.stats().slots_fired, 3);

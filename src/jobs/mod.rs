@@ -82,7 +82,7 @@ pub use schedule::{Missed, Overlap, Schedule, ScheduleRecord, Slot, SKIP_THRESHO
 pub use sqlite::{Durability, JournalStats, SqliteOptions, SqliteStore};
 pub use store::{
     ClaimRequest, ClaimedJob, Enqueued, Finish, Fired, Firing, GroupIds, GroupPolicy, Lease,
-    Liveness, NewGroup, ScheduleMark, Store, Turn, TurnOutcome,
+    Liveness, NewGroup, ScheduleDecl, ScheduleMark, Store, Turn, TurnOutcome,
 };
 
 /// The file [`Jobs::open_default`] uses, in the working directory.

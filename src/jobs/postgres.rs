@@ -56,7 +56,7 @@ use tokio_postgres::{AsyncMessage, NoTls, Row, Socket};
 use crate::jobs::schedule::{self, FiringStep};
 use crate::jobs::store::{
     ClaimRequest, ClaimedJob, Enqueued, Finish, Fired, Firing, GroupIds, GroupPolicy, Lease,
-    Liveness, NewGroup, ScheduleMark, Store, Turn, TurnOutcome,
+    Liveness, NewGroup, ScheduleDecl, ScheduleMark, Store, Turn, TurnOutcome,
 };
 use crate::jobs::transition::{
     self, Action, AfterFailure, Candidate, ClaimStep, Collector, GroupStep,
@@ -486,6 +486,7 @@ const SCHEDULES_TABLE: &str = "CREATE TABLE IF NOT EXISTS otp_schedules (
     declared_at BIGINT NOT NULL,
     seen_at BIGINT NOT NULL,
     last_slot BIGINT,
+    next_slot BIGINT,
     last_job BIGINT,
     fired BIGINT NOT NULL DEFAULT 0,
     missed BIGINT NOT NULL DEFAULT 0
@@ -1937,21 +1938,28 @@ async fn delete_tx(tx: &Tx<'_>, id: JobId) -> Result<(), StoreError> {
 
 async fn declare_schedules_tx(
     tx: &Tx<'_>,
-    schedules: &[(String, String)],
+    schedules: &[ScheduleDecl],
     now: Timestamp,
 ) -> Result<Vec<ScheduleMark>, StoreError> {
     let mut marks = Vec::with_capacity(schedules.len());
-    for (name, spec) in schedules {
+    for d in schedules {
         let row = tx
             .query_one(
-                "INSERT INTO otp_schedules (name, spec, declared_at, seen_at) VALUES ($1, $2, $3, $3)
-                 ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, seen_at = excluded.seen_at
+                "INSERT INTO otp_schedules (name, spec, next_slot, declared_at, seen_at)
+                    VALUES ($1, $2, $3, $4, $4)
+                 ON CONFLICT (name) DO UPDATE SET spec = excluded.spec,
+                    next_slot = excluded.next_slot, seen_at = excluded.seen_at
                  RETURNING last_slot, declared_at",
-                &[name, spec, &now.as_millis()],
+                &[
+                    &d.name,
+                    &d.spec,
+                    &d.next_slot.map(Timestamp::as_millis),
+                    &now.as_millis(),
+                ],
             )
             .await?;
         marks.push(ScheduleMark {
-            name: name.clone(),
+            name: d.name.clone(),
             last_slot: row
                 .try_get::<_, Option<i64>>(0)?
                 .map(Timestamp::from_millis),
@@ -2011,13 +2019,14 @@ async fn fire_schedule_tx(
     }
     tx.execute(
         "UPDATE otp_schedules SET last_slot = $1, last_job = COALESCE($2, last_job),
-            fired = fired + $3, missed = missed + $4 WHERE name = $5",
+            fired = fired + $3, missed = missed + $4, next_slot = $6 WHERE name = $5",
         &[
             &firing.through.as_millis(),
             &jobs.last().map(|id| id.0),
             &(jobs.len() as i64),
             &i64::try_from(firing.missed + held_back).unwrap_or(i64::MAX),
             &firing.schedule,
+            &firing.next_slot.map(Timestamp::as_millis),
         ],
     )
     .await?;
@@ -2027,7 +2036,8 @@ async fn fire_schedule_tx(
 async fn schedules_tx(tx: &Tx<'_>) -> Result<Vec<ScheduleRecord>, StoreError> {
     let rows = tx
         .query(
-            "SELECT name, spec, declared_at, seen_at, last_slot, last_job, fired, missed
+            "SELECT name, spec, declared_at, seen_at, last_slot, last_job, fired, missed,
+                next_slot
              FROM otp_schedules ORDER BY name",
             &[],
         )
@@ -2043,6 +2053,7 @@ async fn schedules_tx(tx: &Tx<'_>) -> Result<Vec<ScheduleRecord>, StoreError> {
                 last_job: r.try_get::<_, Option<i64>>(5)?.map(JobId),
                 fired: r.try_get::<_, i64>(6)?.max(0) as u64,
                 missed: r.try_get::<_, i64>(7)?.max(0) as u64,
+                next_slot: r.try_get::<_, Option<i64>>(8)?.map(Timestamp::from_millis),
             })
         })
         .collect()
@@ -2299,7 +2310,7 @@ impl Store for PostgresStore {
 
     fn declare_schedules(
         &self,
-        schedules: Vec<(String, String)>,
+        schedules: Vec<ScheduleDecl>,
         now: Timestamp,
     ) -> BoxFuture<'_, Result<Vec<ScheduleMark>, StoreError>> {
         async move {

@@ -562,6 +562,8 @@ pub struct ScheduleRecord {
     pub seen_at: Timestamp,
     /// The last slot fired (run, or counted missed); `None` before the first.
     pub last_slot: Option<Timestamp>,
+    /// When it fires next, as the runner that last declared or fired it computed.
+    pub next_slot: Option<Timestamp>,
     /// The job of the last slot that ran.
     pub last_job: Option<JobId>,
     /// Slots whose job was enqueued.
@@ -838,6 +840,7 @@ mod tests {
                 .collect(),
             missed: 0,
             overlap,
+            next_slot: None,
         };
         let at = |ms| Some(Timestamp::from_millis(ms));
         assert_eq!(

@@ -37,7 +37,7 @@ use crate::jobs::owner_files;
 use crate::jobs::schedule::{self, FiringStep};
 use crate::jobs::store::{
     ClaimRequest, ClaimedJob, Enqueued, Finish, Fired, Firing, GroupIds, GroupPolicy, Lease,
-    Liveness, NewGroup, ScheduleMark, Store, Turn, TurnOutcome,
+    Liveness, NewGroup, ScheduleDecl, ScheduleMark, Store, Turn, TurnOutcome,
 };
 use crate::jobs::transition::{
     self, Action, AfterFailure, Candidate, ClaimStep, Collector, GroupStep,
@@ -408,6 +408,7 @@ const SCHEDULES_TABLE: &str = "CREATE TABLE IF NOT EXISTS otp_schedules (
     declared_at INTEGER NOT NULL,
     seen_at INTEGER NOT NULL,
     last_slot INTEGER,
+    next_slot INTEGER,
     last_job INTEGER,
     fired INTEGER NOT NULL DEFAULT 0,
     missed INTEGER NOT NULL DEFAULT 0
@@ -1359,23 +1360,26 @@ fn delete_tx(conn: &Connection, id: JobId) -> Result<(), StoreError> {
 
 fn declare_schedules_tx(
     conn: &Connection,
-    schedules: &[(String, String)],
+    schedules: &[ScheduleDecl],
     now: Timestamp,
 ) -> Result<Vec<ScheduleMark>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "INSERT INTO otp_schedules (name, spec, declared_at, seen_at) VALUES (?1, ?2, ?3, ?3)
-         ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, seen_at = excluded.seen_at
+        "INSERT INTO otp_schedules (name, spec, next_slot, declared_at, seen_at)
+            VALUES (?1, ?2, ?3, ?4, ?4)
+         ON CONFLICT (name) DO UPDATE SET spec = excluded.spec,
+            next_slot = excluded.next_slot, seen_at = excluded.seen_at
          RETURNING last_slot, declared_at",
     )?;
     schedules
         .iter()
-        .map(|(name, spec)| {
+        .map(|d| {
+            let next = d.next_slot.map(Timestamp::as_millis);
             let (last_slot, declared_at) = stmt
-                .query_row(params![name, spec, now.as_millis()], |r| {
+                .query_row(params![d.name, d.spec, next, now.as_millis()], |r| {
                     Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, i64>(1)?))
                 })?;
             Ok(ScheduleMark {
-                name: name.clone(),
+                name: d.name.clone(),
                 last_slot: last_slot.map(Timestamp::from_millis),
                 declared_at: Timestamp::from_millis(declared_at),
             })
@@ -1427,13 +1431,14 @@ fn fire_schedule_tx(
     }
     conn.prepare_cached(
         "UPDATE otp_schedules SET last_slot = ?, last_job = COALESCE(?, last_job),
-            fired = fired + ?, missed = missed + ? WHERE name = ?",
+            fired = fired + ?, missed = missed + ?, next_slot = ? WHERE name = ?",
     )?
     .execute(params![
         firing.through.as_millis(),
         jobs.last().map(|id| id.0),
         jobs.len() as i64,
         i64::try_from(firing.missed + held_back).unwrap_or(i64::MAX),
+        firing.next_slot.map(Timestamp::as_millis),
         firing.schedule,
     ])?;
     Ok(Fired::Done { jobs, held_back })
@@ -1441,7 +1446,7 @@ fn fire_schedule_tx(
 
 fn schedules_tx(conn: &Connection) -> Result<Vec<ScheduleRecord>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT name, spec, declared_at, seen_at, last_slot, last_job, fired, missed
+        "SELECT name, spec, declared_at, seen_at, last_slot, last_job, fired, missed, next_slot
          FROM otp_schedules ORDER BY name",
     )?;
     let rows = stmt.query_map([], |r| {
@@ -1454,6 +1459,7 @@ fn schedules_tx(conn: &Connection) -> Result<Vec<ScheduleRecord>, StoreError> {
             last_job: r.get::<_, Option<i64>>(5)?.map(JobId),
             fired: r.get::<_, i64>(6)?.max(0) as u64,
             missed: r.get::<_, i64>(7)?.max(0) as u64,
+            next_slot: r.get::<_, Option<i64>>(8)?.map(Timestamp::from_millis),
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -1654,7 +1660,7 @@ impl Store for SqliteStore {
 
     fn declare_schedules(
         &self,
-        schedules: Vec<(String, String)>,
+        schedules: Vec<ScheduleDecl>,
         now: Timestamp,
     ) -> BoxFuture<'_, Result<Vec<ScheduleMark>, StoreError>> {
         self.run(move |c| declare_schedules_tx(c, &schedules, now))

@@ -180,6 +180,17 @@ pub struct TurnOutcome {
     pub next_due: Option<Timestamp>,
 }
 
+/// A schedule as a runner declares it ([`Store::declare_schedules`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleDecl {
+    /// Its name: its identity in the store.
+    pub name: String,
+    /// Its definition in words (for listings).
+    pub spec: String,
+    /// When it fires next, as the runner computes it now (for listings).
+    pub next_slot: Option<Timestamp>,
+}
+
 /// Where a schedule's slot marker stands ([`Store::declare_schedules`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScheduleMark {
@@ -208,6 +219,8 @@ pub struct Firing {
     pub missed: u64,
     /// What the runs do while the schedule's last job has not finished.
     pub overlap: Overlap,
+    /// The slot after `through` (for listings).
+    pub next_slot: Option<Timestamp>,
 }
 
 /// What [`Store::fire_schedule`] did.
@@ -437,12 +450,12 @@ pub trait Store: Send + Sync + 'static {
         })
     }
 
-    /// Declares schedules (name, definition in words): a new one is recorded with
-    /// `declared_at = now`; a known one keeps its marker and takes the new definition.
-    /// Returns each one's marker, in order. The default says this store keeps no schedules.
+    /// Declares schedules: a new one is recorded with `declared_at = now`; a known one keeps
+    /// its marker and takes the new definition and next slot. Returns each one's marker, in
+    /// order. The default says this store keeps no schedules.
     fn declare_schedules(
         &self,
-        schedules: Vec<(String, String)>,
+        schedules: Vec<ScheduleDecl>,
         now: Timestamp,
     ) -> BoxFuture<'_, Result<Vec<ScheduleMark>, StoreError>> {
         let _ = (schedules, now);

@@ -21,8 +21,8 @@ use futures::future::BoxFuture;
 use ractor_otp::jobs::{
     ChildFailure, ChildOutcome, ClaimRequest, ClaimedJob, Enqueued, Finish, Fired, Firing,
     GroupIds, GroupPolicy, Job, JobId, JobOptions, JobRecord, JobState, Lease, ListFilter,
-    NewGroup, NewJob, Overlap, Prune, Pruned, Resource, RetryBackoff, ScheduleMark, ScheduleRecord,
-    Store, StoreError, Timestamp, Turn, TurnOutcome,
+    NewGroup, NewJob, Overlap, Prune, Pruned, Resource, RetryBackoff, ScheduleDecl, ScheduleMark,
+    ScheduleRecord, Store, StoreError, Timestamp, Turn, TurnOutcome,
 };
 use serde::{Deserialize, Serialize};
 
@@ -235,7 +235,7 @@ impl<S: Store, G: Send + Sync + 'static> Store for Guarded<S, G> {
 
     fn declare_schedules(
         &self,
-        schedules: Vec<(String, String)>,
+        schedules: Vec<ScheduleDecl>,
         now: Timestamp,
     ) -> BoxFuture<'_, Result<Vec<ScheduleMark>, StoreError>> {
         self.store.declare_schedules(schedules, now)
@@ -2746,6 +2746,15 @@ pub async fn unhandled_counts_due_jobs_of_other_types<S: Store>(store: S) {
     );
 }
 
+/// A declaration of schedule `name`, next due a minute after the suite's epoch.
+fn decl(name: &str, spec: &str) -> ScheduleDecl {
+    ScheduleDecl {
+        name: name.to_owned(),
+        spec: spec.to_owned(),
+        next_slot: Some(t(60 * SEC)),
+    }
+}
+
 /// A firing of schedule `name` from marker `expected` to `through`, running `runs` (each
 /// slot's job an email keyed by the slot, as a runner makes it).
 fn firing(
@@ -2772,6 +2781,7 @@ fn firing(
             .collect(),
         missed,
         overlap,
+        next_slot: Some(through.after(Duration::from_secs(60))),
     }
 }
 
@@ -2787,13 +2797,7 @@ fn done(fired: Fired) -> Vec<JobId> {
 
 pub async fn schedule_slots_fire_once_by_compare_and_set<S: Store>(store: S) {
     let declare = |names: &[(&str, &str)], at| {
-        store.declare_schedules(
-            names
-                .iter()
-                .map(|(n, s)| (n.to_string(), s.to_string()))
-                .collect(),
-            at,
-        )
+        store.declare_schedules(names.iter().map(|(n, s)| decl(n, s)).collect(), at)
     };
     let marks = declare(&[("a", "every 60s"), ("b", "every 1h")], t(0))
         .await
@@ -2896,6 +2900,8 @@ pub async fn schedule_slots_fire_once_by_compare_and_set<S: Store>(store: S) {
     assert_eq!(a.spec, "every 2m");
     assert_eq!((a.declared_at, a.seen_at), (t(0), t(500 * SEC)));
     assert_eq!(a.last_slot, Some(t(300 * SEC)));
+    // The next slot as the last declaration said (a firing's next slot is a minute on).
+    assert_eq!(a.next_slot, Some(t(60 * SEC)));
     assert_eq!(a.last_job, Some(second[0]));
     assert_eq!((a.fired, a.missed), (2, 3));
     assert_eq!((records[1].last_slot, records[1].fired), (None, 0));
@@ -2916,10 +2922,7 @@ pub async fn schedule_slots_fire_once_by_compare_and_set<S: Store>(store: S) {
 pub async fn schedule_overlap_holds_back_or_replaces<S: Store>(store: S) {
     store
         .declare_schedules(
-            vec![
-                ("forbid".into(), "every 60s".into()),
-                ("replace".into(), "every 60s".into()),
-            ],
+            vec![decl("forbid", "every 60s"), decl("replace", "every 60s")],
             t(0),
         )
         .await

@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::Counters;
-use crate::jobs::{Fired, Firing, JobOptions, Jobs, JobsError, NewJob, Schedule, Slot, Timestamp};
+use crate::jobs::{
+    Fired, Firing, JobOptions, Jobs, JobsError, NewJob, Schedule, ScheduleDecl, Slot, Timestamp,
+};
 
 /// The longest the keeper sleeps without reading the clock again: a wall clock that jumps
 /// (NTP, a suspended machine) is noticed within this.
@@ -48,9 +50,14 @@ struct Marker {
 pub(super) async fn keep(jobs: Jobs, mut scheduled: Vec<Scheduled>, stats: Arc<Counters>) {
     // One order everywhere: concurrent declarations lock rows in the same order.
     scheduled.sort_by(|a, b| a.schedule.name().cmp(b.schedule.name()));
-    let declared: Vec<(String, String)> = scheduled
+    let now = jobs.now();
+    let declared: Vec<ScheduleDecl> = scheduled
         .iter()
-        .map(|s| (s.schedule.name().to_owned(), s.schedule.to_string()))
+        .map(|s| ScheduleDecl {
+            name: s.schedule.name().to_owned(),
+            spec: s.schedule.to_string(),
+            next_slot: s.schedule.next_after(now),
+        })
         .collect();
     let mut markers: Vec<Marker> = loop {
         match jobs
@@ -73,7 +80,7 @@ pub(super) async fn keep(jobs: Jobs, mut scheduled: Vec<Scheduled>, stats: Arc<C
             }
         }
     };
-    tracing::debug!(schedules = ?declared, "schedules declared");
+    tracing::debug!(schedules = declared.len(), "schedules declared");
     loop {
         let now = jobs.now();
         let mut wake = now.after(LOOK_EVERY);
@@ -128,6 +135,7 @@ async fn fire(
         runs,
         missed,
         overlap: s.schedule.overlap_policy(),
+        next_slot: s.schedule.next_after(plan.through.max(now)),
     };
     match jobs.store().fire_schedule(firing, now).await? {
         Fired::Done {

@@ -77,6 +77,7 @@ pub(super) fn schedule(s: &ScheduleRecord) -> Value {
         "name": s.name,
         "spec": s.spec,
         "last_slot": s.last_slot.map(|t| t.as_millis()),
+        "next_slot": s.next_slot.map(|t| t.as_millis()),
         "last_job": s.last_job.map(|id| id.0),
         "fired": s.fired,
         "missed": s.missed,
