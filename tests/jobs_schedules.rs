@@ -162,6 +162,20 @@ async fn an_interval_schedule_runs_one_job_per_slot_on_time() {
     assert!(runs.try_recv().is_err(), "a slot ran twice");
 }
 
+/// Two schedules in Europe/Stockholm: a fixed-time one at 02:30 (`fixed`) and a half-hourly
+/// one (`half-hourly`).
+fn stockholm_night(builder: RunnerBuilder) -> RunnerBuilder {
+    let stockholm = |name: &str, expr: &str| {
+        Schedule::cron(name, expr)
+            .unwrap()
+            .in_zone("Europe/Stockholm")
+            .unwrap()
+    };
+    builder
+        .schedule(stockholm("fixed", "30 2 * * *"), tick)
+        .schedule(stockholm("half-hourly", "*/30 * * * *"), tick)
+}
+
 /// Europe/Stockholm, fall back (2026-10-25: 03:00 CEST → 02:00 CET): `30 2 * * *` runs once,
 /// at the first 02:30; `*/30 * * * *` runs at every wall-clock match, both 02:00s and 02:30s.
 #[tokio::test(start_paused = true)]
@@ -170,20 +184,7 @@ async fn on_the_fall_back_night_a_fixed_time_job_runs_once_and_a_half_hourly_one
     // 00:00 CEST.
     let jobs = queue_at("2026-10-24T22:00:00Z");
     let (builder, mut runs) = ticking(&jobs, None);
-    let fixed = Schedule::cron("fixed", "30 2 * * *")
-        .unwrap()
-        .in_zone("Europe/Stockholm")
-        .unwrap();
-    let half = Schedule::cron("half-hourly", "*/30 * * * *")
-        .unwrap()
-        .in_zone("Europe/Stockholm")
-        .unwrap();
-    let runner = builder
-        .schedule(fixed, tick)
-        .schedule(half, tick)
-        .spawn()
-        .await
-        .unwrap();
+    let runner = stockholm_night(builder).spawn().await.unwrap();
     // Until 04:00 CET.
     until(&jobs, "2026-10-25T03:00:00.500Z").await;
     let all = recv_n(&mut runs, 11).await;
@@ -216,20 +217,7 @@ async fn on_the_spring_forward_night_the_skipped_hour_runs_once_after_the_gap() 
     // 00:00 CET.
     let jobs = queue_at("2026-03-28T23:00:00Z");
     let (builder, mut runs) = ticking(&jobs, None);
-    let fixed = Schedule::cron("fixed", "30 2 * * *")
-        .unwrap()
-        .in_zone("Europe/Stockholm")
-        .unwrap();
-    let half = Schedule::cron("half-hourly", "*/30 * * * *")
-        .unwrap()
-        .in_zone("Europe/Stockholm")
-        .unwrap();
-    let runner = builder
-        .schedule(fixed, tick)
-        .schedule(half, tick)
-        .spawn()
-        .await
-        .unwrap();
+    let runner = stockholm_night(builder).spawn().await.unwrap();
     // Until 04:00 CEST.
     until(&jobs, "2026-03-29T02:00:00.500Z").await;
     let all = recv_n(&mut runs, 7).await;

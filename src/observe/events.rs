@@ -126,80 +126,80 @@ impl TreeSink {
     }
 }
 
-/// Where a supervisor's events go in its tree: its path, its incarnation, and the sinks of
-/// its ancestors and its own.
+/// A place in a tree's event stream, as a supervisor gives it to a child it starts: the
+/// child's path, its incarnation, and the sinks of every supervisor above it.
+#[derive(Debug, Clone)]
+pub(crate) struct TreePlace {
+    path: String,
+    incarnation: u64,
+    above: Vec<Arc<TreeSink>>,
+}
+
+/// Where a supervisor's events go: its place, and its own sink (its tree subscriptions).
 #[derive(Debug, Clone)]
 pub(crate) struct TreeLink {
-    pub(crate) path: String,
-    pub(crate) incarnation: u64,
-    sinks: Vec<Arc<TreeSink>>,
+    place: TreePlace,
+    own: Arc<TreeSink>,
 }
 
 impl TreeLink {
     /// The link of a supervisor started by nobody in the tree: a root.
     pub(crate) fn root(path: String, own: Arc<TreeSink>) -> Self {
         TreeLink {
-            path,
-            incarnation: 1,
-            sinks: vec![own],
+            place: TreePlace {
+                path,
+                incarnation: 1,
+                above: Vec::new(),
+            },
+            own,
         }
     }
 
-    /// The link of a supervisor its parent started, given the parent's `place` for it (its
-    /// path and incarnation) and its own sink.
-    pub(crate) fn below(place: &TreeLink, own: Arc<TreeSink>) -> Self {
-        let mut sinks = place.sinks.clone();
-        sinks.push(own);
-        TreeLink {
-            path: place.path.clone(),
-            incarnation: place.incarnation,
-            sinks,
-        }
+    /// The link of a supervisor its parent started at `place`.
+    pub(crate) fn at(place: TreePlace, own: Arc<TreeSink>) -> Self {
+        TreeLink { place, own }
     }
 
-    /// The place a supervisor gives the child `id`'s incarnation `generation`: what that
-    /// child, if it is a supervisor, links below.
-    pub(crate) fn place_for(&self, id: &impl fmt::Display, generation: u64) -> TreeLink {
-        TreeLink {
-            path: format!("{}/{id}", self.path),
+    /// The supervisor's path.
+    pub(crate) fn path(&self) -> &str {
+        &self.place.path
+    }
+
+    /// The place this supervisor gives the child `id`'s incarnation `generation`.
+    pub(crate) fn place_for(&self, id: &impl fmt::Display, generation: u64) -> TreePlace {
+        let mut above = self.place.above.clone();
+        above.push(self.own.clone());
+        TreePlace {
+            path: format!("{}/{id}", self.place.path),
             incarnation: generation,
-            sinks: self.sinks.clone(),
+            above,
         }
     }
 
     /// The supervisor's own sink (its tree subscriptions).
     pub(crate) fn own(&self) -> &TreeSink {
-        self.sinks
-            .last()
-            .map(|s| &**s)
-            .unwrap_or_else(|| unreachable_sink())
+        &self.own
     }
 
     /// Whether anyone listens to an event from here.
     pub(crate) fn listening(&self) -> bool {
-        self.sinks.iter().any(|s| s.listening())
+        self.own.listening() || self.place.above.iter().any(|s| s.listening())
     }
 
     /// Sends `event` to every sink that listens.
     pub(crate) fn send(&self, event: &SupervisorEvent) {
         let placed = TreeEvent {
-            path: self.path.clone(),
-            incarnation: self.incarnation,
+            path: self.place.path.clone(),
+            incarnation: self.place.incarnation,
             at: SystemTime::now(),
             event: event.clone(),
         };
-        for sink in &self.sinks {
+        for sink in self.place.above.iter().chain(std::iter::once(&self.own)) {
             if sink.listening() {
                 sink.send(&placed);
             }
         }
     }
-}
-
-/// A link always holds its own sink; this stands in should one ever not.
-fn unreachable_sink() -> &'static TreeSink {
-    static NONE: std::sync::OnceLock<TreeSink> = std::sync::OnceLock::new();
-    NONE.get_or_init(TreeSink::default)
 }
 
 #[cfg(test)]
@@ -219,7 +219,7 @@ mod tests {
     async fn events_reach_the_own_sink_and_every_ancestor_with_the_path() {
         let (root_sink, storage_sink) = (Arc::new(TreeSink::default()), Arc::default());
         let root = TreeLink::root("app".into(), root_sink.clone());
-        let storage = TreeLink::below(&root.place_for(&"storage", 2), storage_sink);
+        let storage = TreeLink::at(root.place_for(&"storage", 2), storage_sink);
         assert!(!storage.listening(), "no subscriber yet");
         let mut all = root_sink.subscribe();
         assert!(storage.listening());

@@ -35,5 +35,5 @@ pub mod web;
 pub use events::{TreeEvent, TreeEventStream};
 pub use tree::{NodeKind, NodeStatus, SupervisorSummary, TreeNode, PROBE_TIMEOUT};
 
-pub(crate) use events::{TreeLink, TreeSink};
+pub(crate) use events::{TreeLink, TreePlace, TreeSink};
 pub(crate) use tree::{observe_children, ChildView, Observed, Probe, ProbeSlot};

@@ -98,7 +98,7 @@ pub(crate) struct PoolArgs<W: Worker> {
     pub(crate) backoff: Option<Backoff>,
     pub(crate) health: Option<HealthCheck>,
     pub(crate) label: String,
-    pub(crate) tree_place: Option<crate::observe::TreeLink>,
+    pub(crate) tree_place: Option<crate::observe::TreePlace>,
 }
 
 pub(crate) struct PoolState<W: Worker> {

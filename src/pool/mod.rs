@@ -281,7 +281,7 @@ pub struct PoolBuilder<W: Worker> {
     health: Option<control::HealthCheck>,
     label: String,
     /// The place its parent gave it in the tree's event stream (as a child).
-    tree_place: Option<crate::observe::TreeLink>,
+    tree_place: Option<crate::observe::TreePlace>,
 }
 
 impl<W: Worker> Clone for PoolBuilder<W> {

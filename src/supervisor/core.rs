@@ -198,7 +198,7 @@ impl Core {
         }
         let event = make();
         crate::observe::metrics::supervisor_event(
-            &self.tree.path,
+            self.tree.path(),
             self.dynamic.is_some(),
             self.children.running(),
             &event,

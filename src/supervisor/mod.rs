@@ -281,7 +281,7 @@ impl SupervisorBuilder {
     common_settings!("supervisor");
 
     /// Places the supervisor in a tree's event stream (a pool's workers, at the pool's place).
-    pub(crate) fn tree_place(mut self, place: Option<crate::observe::TreeLink>) -> Self {
+    pub(crate) fn tree_place(mut self, place: Option<crate::observe::TreePlace>) -> Self {
         self.settings.tree_place = place;
         self
     }
@@ -356,7 +356,7 @@ pub(crate) struct Settings {
     /// The tree subscriptions of every incarnation this builder makes.
     pub(crate) tree_sink: std::sync::Arc<crate::observe::TreeSink>,
     /// The place its parent gave it in the tree (nested), or none (a root).
-    pub(crate) tree_place: Option<crate::observe::TreeLink>,
+    pub(crate) tree_place: Option<crate::observe::TreePlace>,
 }
 
 impl Settings {
@@ -371,8 +371,8 @@ impl Settings {
             .label
             .or_else(|| self.registered_name.clone())
             .unwrap_or_else(|| default_label.to_string());
-        let tree = match &self.tree_place {
-            Some(place) => crate::observe::TreeLink::below(place, self.tree_sink),
+        let tree = match self.tree_place {
+            Some(place) => crate::observe::TreeLink::at(place, self.tree_sink),
             None => crate::observe::TreeLink::root(label.clone(), self.tree_sink),
         };
         let core = Core::new(self.flags, label, self.subscribers, tree, dynamic);

@@ -196,7 +196,7 @@ pub struct ChildContext {
     /// For an observable child: where it leaves its probe.
     pub(crate) probe: Option<crate::observe::ProbeSlot>,
     /// For an observable child: its place in the tree's event stream (if it is a supervisor).
-    pub(crate) tree: Option<crate::observe::TreeLink>,
+    pub(crate) tree: Option<crate::observe::TreePlace>,
 }
 
 impl ChildContext {
