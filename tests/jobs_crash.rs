@@ -346,6 +346,7 @@ async fn child_kill_mid_job(env: ChildEnv) {
 const RESCUE_LEASE: Duration = Duration::from_secs(30);
 
 /// The schema a PostgreSQL scenario works in: named after its test directory.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 fn pg_schema(dir: &Path) -> String {
     let name: String = dir
         .file_name()
