@@ -518,3 +518,27 @@ fn fastrand_suffix() -> u64 {
         .map(|d| d.subsec_nanos() as u64)
         .unwrap_or(0)
 }
+
+/// A job-making function that panics at one slot: that slot is missed, the schedule goes on.
+#[tokio::test(start_paused = true)]
+async fn a_panicking_job_maker_misses_its_slot_and_the_schedule_goes_on() {
+    let jobs = queue_at("2026-01-01T10:00:30Z");
+    let (builder, mut runs) = ticking(&jobs, None);
+    let every = Schedule::every("fragile", Duration::from_secs(60)).unwrap();
+    let runner = builder
+        .schedule(every, |slot: &Slot| {
+            if slot.at.as_millis() % (120 * 1000) == 0 {
+                panic!("cannot make the job of an even minute");
+            }
+            tick(slot)
+        })
+        .spawn()
+        .await
+        .unwrap();
+    // 10:01 runs, 10:02 panics (missed), 10:03 runs.
+    assert_eq!(recv(&mut runs).await.slot, at("2026-01-01T10:01:00Z"));
+    assert_eq!(recv(&mut runs).await.slot, at("2026-01-01T10:03:00Z"));
+    runner.shutdown(WAIT).await.unwrap();
+    let r = record(&jobs, "fragile").await;
+    assert_eq!((r.fired, r.missed), (2, 1));
+}

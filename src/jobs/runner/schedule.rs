@@ -33,8 +33,17 @@ pub(super) struct Scheduled {
 }
 
 impl Scheduled {
+    /// The slot's job; a making function that panics is an error (the slot is missed), not
+    /// the end of the schedule keeper.
     fn job(&self, slot: &Slot) -> Result<NewJob, JobsError> {
-        (self.make)(slot, self.schedule.slot_options(slot.at))
+        let options = self.schedule.slot_options(slot.at);
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (self.make)(slot, options)))
+            .unwrap_or_else(|panic| {
+                Err(JobsError::InvalidSchedule {
+                    name: self.schedule.name().to_owned(),
+                    reason: crate::actors::panic_message("its job-making function", panic.as_ref()),
+                })
+            })
     }
 }
 
