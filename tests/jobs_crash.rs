@@ -1921,6 +1921,24 @@ fn rescue_case(mode: &str) {
     drop(proc);
 }
 
+/// The `beat` schedule's record and its jobs, read from the database the children left.
+fn beat_schedule(case: &Case) -> (ractor_otp::jobs::ScheduleRecord, Vec<JobRecord>) {
+    case.db(|jobs| async move {
+        let record = jobs
+            .schedules()
+            .await
+            .expect("schedules")
+            .into_iter()
+            .find(|r| r.name == "beat")
+            .expect("the schedule's record");
+        let made = all_jobs(&jobs).await;
+        (
+            record,
+            made.into_iter().filter(|j| j.name == "beat").collect(),
+        )
+    })
+}
+
 /// kill -9 right after a slot commits (its job has just started), again and again, with
 /// random downtime between runs: no slot is enqueued twice, every slot from the first to the last is either run or counted missed
 /// (never both, never neither), and every job enqueued runs to completion.
@@ -1954,18 +1972,7 @@ fn a_schedule_fires_each_slot_once_across_kill_9() {
     let beats: Vec<Entry> = case.log().into_iter().filter(|e| e.is("beat")).collect();
     drop(proc);
 
-    let (record, made) = case.db(|jobs| async move {
-        let record = jobs
-            .schedules()
-            .await
-            .expect("schedules")
-            .into_iter()
-            .find(|r| r.name == "beat")
-            .expect("the schedule's record");
-        let made = all_jobs(&jobs).await;
-        (record, made)
-    });
-    let made: Vec<JobRecord> = made.into_iter().filter(|j| j.name == "beat").collect();
+    let (record, made) = beat_schedule(&case);
     let slots: Vec<i64> = made.iter().map(|j| payload::<Beat>(j).at).collect();
     // One job per slot, in slot order, and the store's count agrees (a slot fired twice would
     // count twice on one job).
@@ -2016,21 +2023,8 @@ fn two_processes_on_one_file_fire_each_slot_once() {
     });
     assert!(two.exited().is_none(), "the second process exited");
     drop((one, two));
-    let (record, made) = case.db(|jobs| async move {
-        let record = jobs
-            .schedules()
-            .await
-            .expect("schedules")
-            .into_iter()
-            .find(|r| r.name == "beat")
-            .expect("the schedule's record");
-        (record, all_jobs(&jobs).await)
-    });
-    let slots: Vec<i64> = made
-        .iter()
-        .filter(|j| j.name == "beat")
-        .map(|j| payload::<Beat>(j).at)
-        .collect();
+    let (record, made) = beat_schedule(&case);
+    let slots: Vec<i64> = made.iter().map(|j| payload::<Beat>(j).at).collect();
     assert!(
         slots.windows(2).all(|w| w[0] < w[1]),
         "a slot enqueued twice: {slots:?}"

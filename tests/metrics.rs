@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{bounded, ping, tell, ProbeMsg, Probes};
+use common::{ping, tell, ProbeMsg, Probes};
 use metrics::Unit;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use ractor_otp::jobs::{Job, JobContext, JobResult, Jobs, SqliteStore};
@@ -137,13 +137,10 @@ async fn a_scripted_crash_tasks_and_a_job_are_recorded_under_their_documented_na
         .unwrap();
     let storage = SupervisorRef::from_cell(app.child("storage").await.unwrap()).unwrap();
     tell(&storage, "wal", ProbeMsg::Panic).await;
-    loop {
-        match bounded(events.recv()).await {
-            Some(SupervisorEvent::ChildStarted { generation: 2, .. }) => break,
-            Some(_) => {}
-            None => panic!("storage's events ended"),
-        }
-    }
+    common::next_matching(&mut events, |e| {
+        matches!(e, SupervisorEvent::ChildStarted { generation: 2, .. })
+    })
+    .await;
     assert_eq!(ping(&storage, "wal").await, 2);
 
     // Pool tasks: two done, one failed, one crashed.

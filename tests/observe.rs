@@ -130,13 +130,10 @@ async fn a_crash_shows_as_the_next_incarnation_and_a_smaller_budget_until_the_wi
     let storage = SupervisorRef::from_cell(app.child("storage").await.unwrap()).unwrap();
     tell(&storage, "wal", ProbeMsg::Panic).await;
     // The restarted incarnation answers.
-    loop {
-        match bounded(events.recv()).await {
-            Some(SupervisorEvent::ChildStarted { generation: 2, .. }) => break,
-            Some(_) => {}
-            None => panic!("storage's events ended"),
-        }
-    }
+    common::next_matching(&mut events, |e| {
+        matches!(e, SupervisorEvent::ChildStarted { generation: 2, .. })
+    })
+    .await;
     assert_eq!(ping(&storage, "wal").await, 2);
 
     let tree = bounded(app.tree()).await.unwrap();
