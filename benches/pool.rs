@@ -44,8 +44,13 @@
 //!   placement their ratio, the best any scheduler could reach, is about 0.79x, above the 0.7x
 //!   target, which only an adversarial pattern (every 10th) leaves room for.
 //!
+//! * **Shapes** (hand-timed only): 1, 2, 4, 16 and 64 workers × 1, 2 and 4 producers, each
+//!   producer casting its share of 400 000 tasks; the pool under `RoundRobin`, `LeastBusy`
+//!   (k=inf and k=1), `Weighted` and `PowerOfTwo` against the one-hop floor of the same shape:
+//!   the producers casting round-robin straight into as many plain ractor workers.
+//!
 //! Environment knobs for the hand-timed part: `POOL_BENCH_REPORTS` (comma-separated:
-//! `throughput`, `latency`, `skew`; default all), `POOL_BENCH_ROUNDS` (default 3),
+//! `throughput`, `shapes`, `latency`, `skew`; default all), `POOL_BENCH_ROUNDS` (default 3),
 //! `POOL_BENCH_FILTER` (comma-separated substrings of pool contender names). To run one report
 //! alone, pass a criterion filter that matches nothing: `POOL_BENCH_REPORTS=skew cargo bench
 //! --bench pool -- none`.
@@ -300,13 +305,18 @@ impl Contender {
     }
 
     async fn spawn(self) -> Running {
+        self.spawn_sized(WORKERS).await
+    }
+
+    /// With `size` workers (the factory and the router always have [`WORKERS`]).
+    async fn spawn_sized(self, size: usize) -> Running {
         let sink = Sink::new();
         let target = match self {
             Contender::Pool {
                 strat,
                 limit,
                 capacity,
-            } => Target::Pool(spawn_pool(strat, limit, capacity, WORKERS, &sink).await),
+            } => Target::Pool(spawn_pool(strat, limit, capacity, size, &sink).await),
             Contender::Factory => {
                 let s = sink.clone();
                 let args = FactoryArguments::builder()
@@ -323,13 +333,13 @@ impl Contender {
                 Target::Factory(factory)
             }
             Contender::Router => {
-                let workers = spawn_plain(&sink).await;
+                let workers = spawn_plain(&sink, WORKERS).await;
                 let (router, _) = Actor::spawn(None, Router, workers.clone())
                     .await
                     .expect("spawn the router");
                 Target::Router(router, workers)
             }
-            Contender::Direct => Target::Direct(spawn_plain(&sink).await),
+            Contender::Direct => Target::Direct(spawn_plain(&sink, size).await),
         };
         Running { sink, target }
     }
@@ -360,9 +370,9 @@ async fn spawn_pool(
     builder.spawn().await.expect("spawn the pool")
 }
 
-async fn spawn_plain(sink: &Arc<Sink>) -> Vec<ActorRef<u64>> {
-    let mut workers = Vec::with_capacity(WORKERS);
-    for _ in 0..WORKERS {
+async fn spawn_plain(sink: &Arc<Sink>, size: usize) -> Vec<ActorRef<u64>> {
+    let mut workers = Vec::with_capacity(size);
+    for _ in 0..size {
         let (w, _) = Actor::spawn(None, PlainAdder, sink.clone())
             .await
             .expect("spawn a plain worker");
@@ -413,6 +423,47 @@ impl Running {
                         .expect("cast to a worker");
                 }
             }
+        }
+        self.sink.wait().await;
+        t.elapsed()
+    }
+
+    /// Hands `n` tasks over from `producers` tasks at once (producer `p` hands over tasks
+    /// `p, p + producers, ...`; the direct anchor's producer `p` starts its rotation at worker
+    /// `p`) and waits until all have been handled.
+    async fn run_from(&self, n: u64, producers: u64) -> Duration {
+        if producers <= 1 {
+            return self.run(n).await;
+        }
+        self.sink.arm(n);
+        let t = Instant::now();
+        let mut handles = Vec::new();
+        for p in 0..producers {
+            let tasks = (p..n).step_by(producers as usize);
+            handles.push(match &self.target {
+                Target::Pool(pool) => {
+                    let pool = pool.clone();
+                    tokio::spawn(async move {
+                        for i in tasks {
+                            pool.cast(i).await.expect("cast to the pool");
+                        }
+                    })
+                }
+                Target::Direct(workers) => {
+                    let workers = workers.clone();
+                    tokio::spawn(async move {
+                        for i in tasks {
+                            workers[(i / producers + p) as usize % workers.len()]
+                                .cast(i)
+                                .expect("cast to a worker");
+                        }
+                    })
+                }
+                _ => unreachable!("the shapes report runs the pool and the direct anchor"),
+            });
+        }
+        for h in handles {
+            h.await.expect("a producer");
         }
         self.sink.wait().await;
         t.elapsed()
@@ -684,6 +735,92 @@ fn throughput_report(rt: &Runtime) {
         &contenders,
         &rates,
     );
+}
+
+/// Worker counts of the shapes report.
+const SHAPE_SIZES: [usize; 5] = [1, 2, 4, 16, 64];
+/// Producer counts of the shapes report.
+const SHAPE_PRODUCERS: [u64; 3] = [1, 2, 4];
+/// Tasks per run in the shapes report.
+const SHAPE_N: u64 = 400_000;
+
+/// The pool at every shape (workers × producers) against the one-hop floor of the same shape:
+/// producers casting round-robin straight into plain ractor workers. Rounds are interleaved
+/// within a shape; the table gives each contender's median tasks/s over the anchor's.
+fn shapes_report(rt: &Runtime) {
+    let rounds = rounds();
+    let strategies = filtered(vec![
+        pool(Strat::RoundRobin, UNBOUNDED, SMALL_Q),
+        pool(Strat::LeastBusy, UNBOUNDED, SMALL_Q),
+        pool(Strat::LeastBusy, 1, SMALL_Q),
+        pool(Strat::Weighted, UNBOUNDED, SMALL_Q),
+        pool(Strat::PowerOfTwo, UNBOUNDED, SMALL_Q),
+    ]);
+    let strategies: Vec<Contender> = strategies
+        .into_iter()
+        .filter(|c| matches!(c, Contender::Pool { .. }))
+        .collect();
+    println!();
+    println!(
+        "pool shapes: {SHAPE_N} fire-and-forget tasks; ratio of the median tasks/s (of \
+         {rounds}) to the direct one-hop anchor of the same shape (multi-thread runtime, 2 \
+         workers); target >= 0.85x everywhere"
+    );
+    print!("{:<10} {:>12}", "shape", "direct M/s");
+    for c in &strategies {
+        print!(" {:>22}", short_name(*c));
+    }
+    println!();
+    let mut worst = f64::INFINITY;
+    for size in SHAPE_SIZES {
+        for producers in SHAPE_PRODUCERS {
+            let mut contenders = vec![Contender::Direct];
+            contenders.extend(strategies.iter().copied());
+            let list = contenders.clone();
+            let runs: Vec<Vec<f64>> = rt
+                .block_on(async move {
+                    tokio::spawn(async move {
+                        let mut rates = vec![Vec::with_capacity(rounds); list.len()];
+                        for _ in 0..rounds {
+                            for (i, c) in list.iter().enumerate() {
+                                let running = c.spawn_sized(size).await;
+                                running.run_from(SHAPE_N / 10, producers).await; // warm-up
+                                let elapsed = running.run_from(SHAPE_N, producers).await;
+                                running.stop().await;
+                                rates[i].push(SHAPE_N as f64 / elapsed.as_secs_f64());
+                            }
+                        }
+                        rates
+                    })
+                    .await
+                })
+                .expect("the timing task");
+            let medians: Vec<f64> = runs.iter().map(|r| median(&mut r.clone())).collect();
+            print!(
+                "{:<10} {:>12.3}",
+                format!("{size}w x {producers}p"),
+                medians[0] / 1e6
+            );
+            for m in &medians[1..] {
+                let ratio = m / medians[0];
+                worst = worst.min(ratio);
+                print!(" {:>21.2}x", ratio);
+            }
+            println!();
+        }
+    }
+    println!(
+        "targets, every shape and strategy >= 0.85x the direct anchor [{}] (lowest {worst:.2}x)",
+        verdict(worst >= 0.85)
+    );
+}
+
+/// A pool contender's name without the queue capacity (every shape uses the default).
+fn short_name(c: Contender) -> String {
+    c.name()
+        .trim_start_matches("ractor-otp ")
+        .trim_end_matches(" q=10k")
+        .to_string()
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -1175,6 +1312,9 @@ fn main() {
         if report_wanted("throughput") {
             throughput_report(&rt);
         }
+        if report_wanted("shapes") {
+            shapes_report(&rt);
+        }
         if report_wanted("latency") {
             latency_report(&rt, "multi-thread runtime, 2 workers", true);
             let single = tokio::runtime::Builder::new_current_thread()
@@ -1190,7 +1330,7 @@ fn main() {
 }
 
 /// Which hand-timed reports to print: all, or those named in `POOL_BENCH_REPORTS`
-/// (comma-separated: `throughput`, `latency`, `skew`; e.g. with a criterion filter that
+/// (comma-separated: `throughput`, `shapes`, `latency`, `skew`; e.g. with a criterion filter that
 /// matches nothing, to run one report alone).
 fn report_wanted(name: &str) -> bool {
     std::env::var("POOL_BENCH_REPORTS").map_or(true, |v| v.split(',').any(|r| r.trim() == name))
