@@ -12,7 +12,7 @@ use common::bounded;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use ractor_otp::pool::{
     LeastBusy, Overflow, Pool, PoolBuilder, PoolConfigError, PoolError, PoolRef, RoundRobin,
-    Routing, Target, TaskError, TaskOptions, Weighted, WorkerView,
+    Routing, Target, TaskError, TaskOptions, Weighted, WorkerView, WorkerViews,
 };
 use ractor_otp::prelude::*;
 use ractor_otp::worker::{Worker, WorkerContext};
@@ -665,10 +665,12 @@ async fn with_every_weight_zero_tasks_wait_for_a_weight_or_fail_fast() {
 struct HeavyOnly;
 
 impl Routing for HeavyOnly {
-    fn route(&self, workers: &[WorkerView], _key: Option<u64>) -> Target {
-        workers
-            .iter()
-            .position(|w| self.eligible(w) && w.can_take())
+    fn route(&self, workers: &dyn WorkerViews, _key: Option<u64>) -> Target {
+        (0..workers.len())
+            .find(|&i| {
+                let w = workers.get(i);
+                self.eligible(&w) && w.can_take()
+            })
             .map_or(Target::Unavailable, Target::One)
     }
 

@@ -362,12 +362,13 @@ impl<W: Worker> PoolState<W> {
             });
         }
         let c = &self.shared.counters;
+        let (completed, failed) = self.shared.finished();
         tracing::info!(
             pool = %self.label,
             queued = self.shared.queued(),
             submitted = c.submitted.load(Ordering::Relaxed),
-            completed = c.completed.load(Ordering::Relaxed),
-            failed = c.failed.load(Ordering::Relaxed),
+            completed,
+            failed,
             crashed = c.crashed.load(Ordering::Relaxed),
             timed_out = c.timed_out.load(Ordering::Relaxed),
             restarts = c.restarts.load(Ordering::Relaxed),

@@ -103,7 +103,7 @@ pub use self::control::PoolMsg;
 pub use self::queue::{Overflow, Priority};
 pub use self::resizer::Resizer;
 pub use self::strategy::{
-    KeyHash, LeastBusy, PowerOfTwo, RoundRobin, Routing, Target, Weighted, WorkerView,
+    KeyHash, LeastBusy, PowerOfTwo, RoundRobin, Routing, Target, Weighted, WorkerView, WorkerViews,
 };
 
 use self::control::{Control, PoolActor, PoolArgs};
@@ -646,8 +646,7 @@ impl<W: Worker> PoolRef<W> {
     ) -> Result<W::Output, TaskError<W::Error>> {
         let (tx, rx) = oneshot::channel();
         let (env, timeout) = self.envelope(task, options, Some(tx));
-        self.shared.dispatch(env, wait).await?;
-        self.accepted();
+        self.hand_over(env, wait).await?;
         let answer = match timeout {
             Some(t) => match tokio::time::timeout(t, rx).await {
                 Ok(answer) => answer,
@@ -725,7 +724,20 @@ impl<W: Worker> PoolRef<W> {
         options: TaskOptions,
     ) -> Result<(), TaskError<W::Error>> {
         let (env, _) = self.envelope(task, options, None);
-        self.shared.dispatch(env, true).await?;
+        self.hand_over(env, true).await
+    }
+
+    /// Places a task with a worker or in the queue and counts it as accepted; waits for room
+    /// in a full queue under [`Overflow::Wait`] when `wait`.
+    ///
+    /// Placing never waits but when the queue is full, so that path is boxed: the future of
+    /// every `cast` and `submit` stays small (it is moved as a whole at every `.await`).
+    async fn hand_over(&self, env: Envelope<W>, wait: bool) -> Result<(), TaskError<W::Error>> {
+        match self.shared.place(env, wait) {
+            shared::Placed::Done => {}
+            shared::Placed::Refused(error) => return Err(error),
+            shared::Placed::Full(env) => Box::pin(self.shared.dispatch(env, wait)).await?,
+        }
         self.accepted();
         Ok(())
     }
@@ -812,12 +824,13 @@ impl<W: Worker> PoolRef<W> {
                 }
             })
             .collect();
+        let (completed, failed) = self.shared.finished();
         PoolStats {
             queued: self.shared.queued(),
             in_flight: workers.iter().map(|w| w.in_flight).sum(),
             submitted: c.submitted.load(Ordering::Relaxed),
-            completed: c.completed.load(Ordering::Relaxed),
-            failed: c.failed.load(Ordering::Relaxed),
+            completed,
+            failed,
             crashed: c.crashed.load(Ordering::Relaxed),
             timed_out: c.timed_out.load(Ordering::Relaxed),
             rejected: c.rejected.load(Ordering::Relaxed),

@@ -28,7 +28,7 @@ use tokio::sync::{oneshot, Notify};
 use tokio::time::Instant;
 
 use super::queue::{Overflow, Priority, Push, TaskQueue};
-use super::strategy::{Routing, Target, WorkerView};
+use super::strategy::{Routing, Target, WorkerView, WorkerViews};
 use super::TaskError;
 use crate::worker::Worker;
 
@@ -43,19 +43,20 @@ pub(crate) type Answer<W> = Result<<W as Worker>::Output, TaskError<<W as Worker
 /// * started (its worker died running it): with a retry policy and attempts left, a copy taken
 ///   before it ran is sent again; otherwise `Crashed`.
 pub(crate) struct Envelope<W: Worker> {
-    /// The task, until a worker starts it.
+    /// The task until a worker starts it; from then on, the copy kept for a retry after a
+    /// crash (if the pool retries crashed tasks and attempts are left).
     task: Option<W::Task>,
     /// The caller's answer channel (none for `cast`).
     tx: Option<oneshot::Sender<Answer<W>>>,
-    /// A copy kept for a retry after a crash, while the task runs.
-    redo: Option<W::Task>,
-    answered: bool,
     pub(crate) deadline: Option<Instant>,
-    pub(crate) priority: Priority,
     pub(crate) key: Option<u64>,
+    shared: Arc<Shared<W>>,
     /// Times it may still be retried after a crash.
     attempts_left: u32,
-    shared: Arc<Shared<W>>,
+    pub(crate) priority: Priority,
+    /// A worker has started it.
+    started: bool,
+    answered: bool,
     /// When it was submitted (for the queue-wait histogram).
     #[cfg(feature = "metrics")]
     pub(crate) queued_at: Instant,
@@ -73,13 +74,13 @@ impl<W: Worker> Envelope<W> {
         Envelope {
             task: Some(task),
             tx,
-            redo: None,
-            answered: false,
             deadline,
-            priority,
             key,
             attempts_left: shared.retry.as_ref().map_or(0, |r| r.attempts),
             shared,
+            priority,
+            started: false,
+            answered: false,
             #[cfg(feature = "metrics")]
             queued_at: Instant::now(),
         }
@@ -87,14 +88,18 @@ impl<W: Worker> Envelope<W> {
 
     /// A worker starts the task: hands it over, keeping a copy if a crash may retry it.
     pub(crate) fn start(&mut self) -> Option<W::Task> {
+        if self.started {
+            return None;
+        }
         let task = self.task.take()?;
+        self.started = true;
         if let Some(retry) = self
             .shared
             .retry
             .as_ref()
             .filter(|_| self.attempts_left > 0)
         {
-            self.redo = Some((retry.copy)(&task));
+            self.task = Some((retry.copy)(&task));
         }
         Some(task)
     }
@@ -123,13 +128,13 @@ impl<W: Worker> Envelope<W> {
         Envelope {
             task: Some(task),
             tx: self.tx.take(),
-            redo: None,
-            answered: false,
             deadline: self.deadline,
-            priority: self.priority,
             key: self.key,
             attempts_left,
             shared: self.shared.clone(),
+            priority: self.priority,
+            started: false,
+            answered: false,
             #[cfg(feature = "metrics")]
             queued_at: self.queued_at,
         }
@@ -144,7 +149,7 @@ impl<W: Worker> Drop for Envelope<W> {
         let shared = self.shared.clone();
         // An accepted task still runs while the pool drains; only a stopped pool refuses it.
         let running = shared.phase() != Phase::Stopped;
-        if let Some(task) = self.task.take() {
+        if let Some(task) = self.task.take_if(|_| !self.started) {
             // Never started: safe to run elsewhere.
             if running {
                 let env = self.again(task, self.attempts_left);
@@ -157,7 +162,7 @@ impl<W: Worker> Drop for Envelope<W> {
         }
         // Started and unanswered: its worker died running it (and has marked its incarnation
         // crashed, so the retry below goes elsewhere).
-        if let (true, Some(copy)) = (running, self.redo.take()) {
+        if let (true, Some(copy)) = (running, self.task.take()) {
             let env = self.again(copy, self.attempts_left.saturating_sub(1));
             shared.counters.retried.fetch_add(1, Ordering::Relaxed);
             shared.redispatch(env);
@@ -210,18 +215,29 @@ pub(crate) struct Incarnation<W: Worker> {
 
 impl<W: Worker> Incarnation<W> {
     /// In-flight +1 if below `limit`.
+    ///
+    /// Sequentially consistent, as [`release`](Self::release) and the queue's length are: a
+    /// submitter that queued a task and then finds every worker full, and a worker that frees
+    /// a place and then finds the queue empty, cannot both miss the other (see
+    /// [`Shared::pull`]).
     pub(crate) fn try_reserve(&self, limit: usize) -> bool {
         self.in_flight
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
                 (n < limit).then_some(n + 1)
             })
             .is_ok()
     }
 
-    pub(crate) fn release(&self) {
-        let _ = self
-            .in_flight
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    /// In-flight -1; returns how many are left in flight (reserved and not yet finished).
+    pub(crate) fn release(&self) -> usize {
+        // Every release follows its reservation; should one ever not, stay at zero.
+        match self.in_flight.fetch_sub(1, Ordering::SeqCst) {
+            0 => {
+                self.in_flight.fetch_add(1, Ordering::SeqCst);
+                0
+            }
+            before => before - 1,
+        }
     }
 
     pub(crate) fn new(actor: ActorRef<WorkerMsg<W>>) -> Self {
@@ -334,6 +350,16 @@ impl<W: Worker> Seat<W> {
     }
 }
 
+/// What became of a task handed to [`Shared::place`].
+pub(crate) enum Placed<W: Worker> {
+    /// With a worker, or queued.
+    Done,
+    /// Refused: it will not run (the caller answers itself with the error).
+    Refused(TaskError<W::Error>),
+    /// The queue is full and the caller may wait for room: here it is back.
+    Full(Envelope<W>),
+}
+
 /// Where the pool is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -348,10 +374,12 @@ pub(crate) enum Phase {
 /// reference count of the `Arc` that holds it.
 #[derive(Default)]
 pub(crate) struct Counters {
-    /// Bumped by submitters; the others mostly by workers.
+    /// Bumped by submitters; the others mostly by workers, off the common path (tasks
+    /// completed and failed are counted per worker, in each slot's [`Tally`]).
     pub(crate) submitted: CacheAligned<AtomicU64>,
-    pub(crate) completed: AtomicU64,
-    pub(crate) failed: AtomicU64,
+    /// Tasks completed and failed on slots a shrink has removed.
+    pub(crate) removed_completed: AtomicU64,
+    pub(crate) removed_failed: AtomicU64,
     pub(crate) crashed: AtomicU64,
     pub(crate) timed_out: AtomicU64,
     pub(crate) rejected: AtomicU64,
@@ -394,23 +422,22 @@ pub(crate) struct Shared<W: Worker> {
     pub(crate) metrics: crate::observe::metrics::PoolMetrics,
 }
 
-/// Calls `f` with a view of every slot, built on the stack for pools of up to 32 workers (no
-/// allocation per routed task).
-fn with_views<W: Worker, R>(
-    slots: &[Seat<W>],
+/// The roster as a routing strategy sees it: a worker's counters are read when the strategy
+/// asks for that worker (nothing is collected or allocated per routed task).
+struct RosterViews<'r, W: Worker> {
+    seats: &'r [Seat<W>],
     limit: usize,
-    f: impl FnOnce(&[WorkerView]) -> R,
-) -> R {
-    const ON_STACK: usize = 32;
-    if slots.len() <= ON_STACK {
-        let mut views = [WorkerView::IDLE; ON_STACK];
-        for (view, slot) in views.iter_mut().zip(slots) {
-            *view = slot.view(limit);
-        }
-        f(&views[..slots.len()])
-    } else {
-        let views: Vec<WorkerView> = slots.iter().map(|s| s.view(limit)).collect();
-        f(&views)
+}
+
+impl<W: Worker> WorkerViews for RosterViews<'_, W> {
+    fn len(&self) -> usize {
+        self.seats.len()
+    }
+
+    fn get(&self, index: usize) -> WorkerView {
+        self.seats
+            .get(index)
+            .map_or(WorkerView::DEAD, |s| s.view(self.limit))
     }
 }
 
@@ -564,10 +591,36 @@ impl<W: Worker> Shared<W> {
         });
     }
 
-    /// Keeps the first `size` slots (a shrink, once the others have stopped).
+    /// Keeps the first `size` slots (a shrink, once the others have stopped); the pool's
+    /// totals keep what the removed ones did.
     pub(crate) fn truncate_slots(&self, size: usize) {
-        self.roster
+        let before = self
+            .roster
             .rcu(|roster| roster.iter().take(size).cloned().collect::<Vec<_>>());
+        for seat in before.iter().skip(size) {
+            let tally = &seat.slot.tally;
+            self.counters
+                .removed_completed
+                .fetch_add(tally.completed.load(Ordering::Relaxed), Ordering::Relaxed);
+            self.counters
+                .removed_failed
+                .fetch_add(tally.failed.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+    }
+
+    /// Tasks finished with an output and with an error, over every worker the pool has had.
+    pub(crate) fn finished(&self) -> (u64, u64) {
+        let roster = self.roster.load();
+        let sum = |f: fn(&Tally) -> &AtomicU64| -> u64 {
+            roster
+                .iter()
+                .map(|s| f(&s.slot.tally).load(Ordering::Relaxed))
+                .sum()
+        };
+        (
+            sum(|t| &t.completed) + self.counters.removed_completed.load(Ordering::Relaxed),
+            sum(|t| &t.failed) + self.counters.removed_failed.load(Ordering::Relaxed),
+        )
     }
 
     pub(crate) fn queued(&self) -> usize {
@@ -583,60 +636,78 @@ impl<W: Worker> Shared<W> {
     }
 
     /// Tells `wait_idle` callers that a task finished, if any are waiting. Called after the
-    /// task's reservation is released; the fence pairs with the one in `wait_idle`, so either
-    /// the waiter sees the release or this sees the waiter.
+    /// task's reservation is released (a sequentially consistent change, like the waiters'
+    /// count and the fence in `wait_idle`), so either the waiter sees the release or this
+    /// sees the waiter.
     pub(crate) fn task_finished(&self) {
-        std::sync::atomic::fence(Ordering::SeqCst);
         if self.idle_waiters.load(Ordering::SeqCst) > 0 {
             self.progress.notify_waiters();
         }
     }
 
-    /// Routes and sends a task, or queues it. `wait`: whether a full queue under
-    /// [`Overflow::Wait`] may make the caller wait (false for `try_submit`). On `Err` the task
-    /// was refused: it will not run, and the caller answers itself with the error.
+    /// Routes and sends a task, or queues it, waiting for room in a full queue under
+    /// [`Overflow::Wait`] when `wait` (false for `try_submit`). On `Err` the task was refused:
+    /// it will not run, and the caller answers itself with the error.
+    ///
+    /// Callers on the hot path call [`place`](Self::place) first and come here only when it
+    /// says `Full`, so that their own futures stay small.
     pub(crate) async fn dispatch(
         &self,
-        mut env: Envelope<W>,
+        env: Envelope<W>,
         wait: bool,
     ) -> Result<(), TaskError<W::Error>> {
+        let mut env = match self.place(env, wait) {
+            Placed::Done => return Ok(()),
+            Placed::Refused(error) => return Err(error),
+            Placed::Full(env) => env,
+        };
         loop {
-            if self.phase() != Phase::Running {
-                return Err(self.refused(env, TaskError::Stopped));
-            }
-            env = match self.try_send(env) {
-                Ok(()) => return Ok(()),
-                Err(back) => back,
-            };
-            // No worker can take it now: queue it.
-            if self.fail_fast_without_workers && !self.any_eligible() {
-                return Err(self.refused(env, TaskError::NoWorker));
-            }
-            // Registered before the push, so no wake-up between the two is missed.
+            // Registered before the next try, so no room made between the two is missed.
             let mut space = std::pin::pin!(self.space.notified());
             space.as_mut().enable();
-            match self.enqueue(env) {
-                Err(env) => return Err(self.refused(env, TaskError::Stopped)),
-                Ok(Push::Queued) => {
-                    self.kick();
-                    return Ok(());
+            env = match self.place(env, wait) {
+                Placed::Done => return Ok(()),
+                Placed::Refused(error) => return Err(error),
+                Placed::Full(env) => env,
+            };
+            space.await;
+        }
+    }
+
+    /// Routes and sends a task, or queues it, without waiting: [`Placed::Full`] gives it back
+    /// when the queue is full under [`Overflow::Wait`] and `wait` (the caller waits for
+    /// room, see [`dispatch`](Self::dispatch)).
+    pub(crate) fn place(&self, env: Envelope<W>, wait: bool) -> Placed<W> {
+        if self.phase() != Phase::Running {
+            return Placed::Refused(self.refused(env, TaskError::Stopped));
+        }
+        let env = match self.try_send(env) {
+            Ok(()) => return Placed::Done,
+            Err(back) => back,
+        };
+        // No worker can take it now: queue it.
+        if self.fail_fast_without_workers && !self.any_eligible() {
+            return Placed::Refused(self.refused(env, TaskError::NoWorker));
+        }
+        match self.enqueue(env) {
+            Err(env) => Placed::Refused(self.refused(env, TaskError::Stopped)),
+            Ok(Push::Queued) => {
+                self.kick();
+                Placed::Done
+            }
+            Ok(Push::Displaced(old)) => {
+                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                self.metrics.dropped();
+                old.fail(TaskError::Dropped);
+                self.kick();
+                Placed::Done
+            }
+            Ok(Push::Full(back)) => {
+                let overflow = lock(&self.queue).overflow();
+                if overflow == Overflow::Wait && wait {
+                    return Placed::Full(back);
                 }
-                Ok(Push::Displaced(old)) => {
-                    self.counters.dropped.fetch_add(1, Ordering::Relaxed);
-                    self.metrics.dropped();
-                    old.fail(TaskError::Dropped);
-                    self.kick();
-                    return Ok(());
-                }
-                Ok(Push::Full(back)) => {
-                    let overflow = lock(&self.queue).overflow();
-                    if overflow == Overflow::Wait && wait {
-                        env = back;
-                        space.await;
-                        continue;
-                    }
-                    return Err(self.refused(back, TaskError::QueueFull));
-                }
+                Placed::Refused(self.refused(back, TaskError::QueueFull))
             }
         }
     }
@@ -653,9 +724,12 @@ impl<W: Worker> Shared<W> {
     /// on it. Routing races with other submitters: a pick whose
     /// reservation fails is retried a few times with fresh views.
     fn reserve<'r>(&self, roster: &'r [Seat<W>], key: Option<u64>) -> Option<&'r Incarnation<W>> {
+        let views = RosterViews {
+            seats: roster,
+            limit: self.limit,
+        };
         for _ in 0..roster.len() + 2 {
-            let target = with_views(roster, self.limit, |views| self.routing.route(views, key));
-            let i = match target {
+            let i = match self.routing.route(&views, key) {
                 Target::One(i) => i,
                 Target::Unavailable => return None,
             };
@@ -740,18 +814,23 @@ impl<W: Worker> Shared<W> {
     /// [`Weighted`](super::Weighted) a weight above zero), so a worker of weight 0 never
     /// takes a queued task. Called by a worker after each task and when it starts: the
     /// worker that frees up takes the next task itself (work-pulling), no other is woken.
-    pub(crate) fn pull(&self, slot: &Slot, inc: &Incarnation<W>) {
+    /// Returns whether it handed `inc` a task.
+    ///
+    /// A submitter that finds every worker full queues its task (the queue's length is stored
+    /// sequentially consistent) and then pulls for every worker (reading each one's in-flight
+    /// count); a worker releases its place (a sequentially consistent change) and then reads
+    /// the queue's length. In one total order of these operations, one of the two sees the
+    /// other: no task stays queued while a worker that could take it sits idle.
+    pub(crate) fn pull(&self, slot: &Slot, inc: &Incarnation<W>) -> bool {
+        let mut handed = false;
         loop {
-            // Pairs with the fence in `task_finished`: a submitter that queued a task while
-            // every worker was busy, or the worker that frees up, sees the other.
-            std::sync::atomic::fence(Ordering::SeqCst);
             if self.queued.load(Ordering::SeqCst) == 0 {
-                return;
+                return handed;
             }
             if !self.routing.eligible(&slot.view(Some(inc), self.limit))
                 || !inc.try_reserve(self.limit)
             {
-                return;
+                return handed;
             }
             let next = self.with_queue(|q| q.pop());
             let Some(env) = next else {
@@ -779,8 +858,9 @@ impl<W: Worker> Shared<W> {
                     // Another worker may be free and idle: hand it the task.
                     Ok(()) => self.kick(),
                 }
-                return;
+                return handed;
             }
+            handed = true;
         }
     }
 

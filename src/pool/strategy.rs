@@ -1,7 +1,9 @@
 //! Routing: which worker gets the next task. Pure; no actors.
 //!
-//! A strategy sees a snapshot of the workers ([`WorkerView`]: live or not, tasks in flight,
-//! weight, concurrency limit) and picks one, or none when no worker can take a task now.
+//! A strategy sees the workers ([`WorkerViews`], each one a [`WorkerView`]: live or not, tasks
+//! in flight, weight, concurrency limit) and picks one, or none when no worker can take a task
+//! now. A pool reads a worker's counters only when its strategy asks for that worker, so a
+//! rotation reads one worker per task and power-of-two reads two, however many there are.
 //! Strategies take `&self` and keep their small state in atomics or a mutex, so the same value
 //! can route on the caller's side of a pool (no extra mailbox hop) or inside an actor.
 //!
@@ -19,7 +21,7 @@
 //! routing) has a weight above zero.
 
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 /// One worker as a strategy sees it.
@@ -44,9 +46,74 @@ impl WorkerView {
         limit: usize::MAX,
     };
 
+    /// A worker that is not running (no task goes to it).
+    pub const DEAD: WorkerView = WorkerView {
+        live: false,
+        in_flight: 0,
+        weight: 0,
+        limit: 0,
+    };
+
     /// Whether it can take one more task now.
     pub fn can_take(&self) -> bool {
         self.live && self.in_flight < self.limit
+    }
+}
+
+/// The workers a strategy picks from, by index; each is read when the strategy asks for it.
+///
+/// A pool hands its strategy a `WorkerViews` over its workers whose [`get`](Self::get) reads
+/// that worker's counters at the time of the call: look only at the workers you need.
+/// Vectors, arrays and slices of [`WorkerView`]s implement it, for tests and for strategies
+/// that route inside an actor of their own.
+pub trait WorkerViews {
+    /// How many workers there are (live or not).
+    fn len(&self) -> usize;
+
+    /// Worker `index` (`index < len()`) as it is now; a worker out of range reads as dead.
+    fn get(&self, index: usize) -> WorkerView;
+
+    /// Whether there are no workers.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl WorkerViews for &[WorkerView] {
+    fn len(&self) -> usize {
+        <[WorkerView]>::len(self)
+    }
+
+    fn get(&self, index: usize) -> WorkerView {
+        <[WorkerView]>::get(self, index)
+            .copied()
+            .unwrap_or(WorkerView::DEAD)
+    }
+}
+
+impl WorkerViews for Vec<WorkerView> {
+    fn len(&self) -> usize {
+        Vec::len(self)
+    }
+
+    fn get(&self, index: usize) -> WorkerView {
+        self.as_slice()
+            .get(index)
+            .copied()
+            .unwrap_or(WorkerView::DEAD)
+    }
+}
+
+impl<const N: usize> WorkerViews for [WorkerView; N] {
+    fn len(&self) -> usize {
+        N
+    }
+
+    fn get(&self, index: usize) -> WorkerView {
+        self.as_slice()
+            .get(index)
+            .copied()
+            .unwrap_or(WorkerView::DEAD)
     }
 }
 
@@ -62,27 +129,28 @@ pub enum Target {
 /// A routing strategy. Implement it for a custom one.
 ///
 /// ```
-/// use ractor_otp::pool::{Routing, Target, WorkerView};
+/// use ractor_otp::pool::{Routing, Target, WorkerView, WorkerViews};
 ///
 /// /// Always the first worker that can take a task.
 /// struct FirstFree;
 /// impl Routing for FirstFree {
-///     fn route(&self, workers: &[WorkerView], _key: Option<u64>) -> Target {
-///         workers
-///             .iter()
-///             .position(WorkerView::can_take)
+///     fn route(&self, workers: &dyn WorkerViews, _key: Option<u64>) -> Target {
+///         (0..workers.len())
+///             .find(|&i| workers.get(i).can_take())
 ///             .map_or(Target::Unavailable, Target::One)
 ///     }
 /// }
 /// assert_eq!(FirstFree.route(&[WorkerView::IDLE; 3], None), Target::One(0));
 /// ```
 pub trait Routing: Send + Sync + 'static {
-    /// Picks the target of one task; `key` is the task's routing key, if it has one.
+    /// Picks the target of one task; `key` is the task's routing key, if it has one. Each
+    /// [`get`](WorkerViews::get) reads a worker's counters then: look only at the workers the
+    /// choice needs.
     ///
     /// A pool asks this when a task arrives. A task that finds no worker waits in the pool's
     /// queue and is taken by the next [eligible](Self::eligible) worker to have room
     /// (work-pulling), so rotation and key affinity shape only the tasks placed directly.
-    fn route(&self, workers: &[WorkerView], key: Option<u64>) -> Target;
+    fn route(&self, workers: &dyn WorkerViews, key: Option<u64>) -> Target;
 
     /// Whether `worker` may ever be given a task, busy or not: by default whether it is live;
     /// [`Weighted`] also needs a weight above zero. A pool gives queued tasks only to eligible
@@ -114,13 +182,13 @@ impl RoundRobin {
 }
 
 impl Routing for RoundRobin {
-    fn route(&self, workers: &[WorkerView], _key: Option<u64>) -> Target {
+    fn route(&self, workers: &dyn WorkerViews, _key: Option<u64>) -> Target {
         let n = workers.len();
         if n == 0 {
             return Target::Unavailable;
         }
         let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
-        match scan_from(n, start, |i| workers[i].can_take()) {
+        match scan_from(n, start, |i| workers.get(i).can_take()) {
             Some(i) => {
                 if i != start {
                     // Skipped busy or dead workers: continue the rotation after the one picked.
@@ -147,28 +215,28 @@ impl LeastBusy {
 }
 
 impl Routing for LeastBusy {
-    fn route(&self, workers: &[WorkerView], _key: Option<u64>) -> Target {
+    fn route(&self, workers: &dyn WorkerViews, _key: Option<u64>) -> Target {
         let n = workers.len();
         if n == 0 {
             return Target::Unavailable;
         }
         let start = self.rotor.fetch_add(1, Ordering::Relaxed) % n;
-        let mut best: Option<usize> = None;
+        let mut best: Option<(usize, usize)> = None;
         for k in 0..n {
             let i = (start + k) % n;
-            let w = &workers[i];
+            let w = workers.get(i);
             if !w.can_take() {
                 continue;
             }
-            if best.is_none_or(|b| w.in_flight < workers[b].in_flight) {
-                best = Some(i);
+            if best.is_none_or(|(_, least)| w.in_flight < least) {
+                best = Some((i, w.in_flight));
                 if w.in_flight == 0 {
                     break; // nothing beats idle
                 }
             }
         }
         match best {
-            Some(i) => {
+            Some((i, _)) => {
                 // Continue the rotation after the worker picked, so ties spread evenly.
                 self.rotor.store(i + 1, Ordering::Relaxed);
                 Target::One(i)
@@ -199,7 +267,7 @@ impl Routing for Weighted {
         worker.live && worker.weight > 0
     }
 
-    fn route(&self, workers: &[WorkerView], _key: Option<u64>) -> Target {
+    fn route(&self, workers: &dyn WorkerViews, _key: Option<u64>) -> Target {
         let mut current = self
             .current
             .lock()
@@ -207,7 +275,7 @@ impl Routing for Weighted {
         current.resize(workers.len(), 0);
         let mut total: i64 = 0;
         let mut best: Option<usize> = None;
-        for (i, w) in workers.iter().enumerate() {
+        for (i, w) in (0..workers.len()).map(|i| (i, workers.get(i))) {
             if !w.can_take() || w.weight == 0 {
                 continue;
             }
@@ -227,26 +295,40 @@ impl Routing for Weighted {
     }
 }
 
-/// Power of two choices: sample two distinct eligible workers, take the one with fewer tasks
-/// in flight (tie: the first sampled). Seedable for reproducible tests.
+/// Power of two choices (as tower's `p2c`): sample two distinct workers at random, take the one
+/// with fewer tasks in flight (tie: the first sampled); reads two workers per task, however
+/// many there are. When neither sampled worker can take a task, the least busy of those that
+/// can is taken. Lock-free (the random stream is one atomic counter), and seedable for
+/// reproducible tests: the same seed and the same sequence of calls give the same picks.
 #[derive(Debug)]
 pub struct PowerOfTwo {
-    rng: Mutex<fastrand::Rng>,
+    /// A SplitMix64 counter: each call takes the next value and mixes it.
+    state: AtomicU64,
 }
 
 impl PowerOfTwo {
     /// Randomly seeded.
     pub fn new() -> Self {
-        PowerOfTwo {
-            rng: Mutex::new(fastrand::Rng::new()),
-        }
+        Self::with_seed(fastrand::u64(..))
     }
 
     /// With a fixed seed: the same views give the same picks.
     pub fn with_seed(seed: u64) -> Self {
         PowerOfTwo {
-            rng: Mutex::new(fastrand::Rng::with_seed(seed)),
+            state: AtomicU64::new(seed),
         }
+    }
+
+    /// The next number of the stream (SplitMix64).
+    fn next(&self) -> u64 {
+        const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut z = self
+            .state
+            .fetch_add(GAMMA, Ordering::Relaxed)
+            .wrapping_add(GAMMA);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
     }
 }
 
@@ -256,31 +338,37 @@ impl Default for PowerOfTwo {
     }
 }
 
+/// A uniform index below `n` from 32 random bits (Lemire's multiply-shift).
+fn below(bits: u32, n: usize) -> usize {
+    ((u64::from(bits) * n as u64) >> 32) as usize
+}
+
 impl Routing for PowerOfTwo {
-    fn route(&self, workers: &[WorkerView], _key: Option<u64>) -> Target {
-        let eligible: Vec<usize> = (0..workers.len())
-            .filter(|&i| workers[i].can_take())
-            .collect();
-        match eligible.len() {
-            0 => Target::Unavailable,
-            1 => Target::One(eligible[0]),
-            m => {
-                let mut rng = self
-                    .rng
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                let a = rng.usize(0..m);
-                let mut b = rng.usize(0..m - 1);
-                if b >= a {
-                    b += 1;
-                }
-                let (a, b) = (eligible[a], eligible[b]);
-                Target::One(if workers[b].in_flight < workers[a].in_flight {
-                    b
-                } else {
-                    a
-                })
-            }
+    fn route(&self, workers: &dyn WorkerViews, _key: Option<u64>) -> Target {
+        let n = workers.len();
+        if n < 2 {
+            return match n {
+                1 if workers.get(0).can_take() => Target::One(0),
+                _ => Target::Unavailable,
+            };
+        }
+        let r = self.next();
+        let a = below(r as u32, n);
+        let mut b = below((r >> 32) as u32, n - 1);
+        if b >= a {
+            b += 1;
+        }
+        let (va, vb) = (workers.get(a), workers.get(b));
+        match (va.can_take(), vb.can_take()) {
+            (true, true) => Target::One(if vb.in_flight < va.in_flight { b } else { a }),
+            (true, false) => Target::One(a),
+            (false, true) => Target::One(b),
+            // Both busy or dead: the least busy of the others (rare; reads them all).
+            (false, false) => (0..n)
+                .map(|i| (i, workers.get(i)))
+                .filter(|(_, w)| w.can_take())
+                .min_by_key(|(_, w)| w.in_flight)
+                .map_or(Target::Unavailable, |(i, _)| Target::One(i)),
         }
     }
 }
@@ -308,12 +396,12 @@ impl KeyHash {
 }
 
 impl Routing for KeyHash {
-    fn route(&self, workers: &[WorkerView], key: Option<u64>) -> Target {
+    fn route(&self, workers: &dyn WorkerViews, key: Option<u64>) -> Target {
         let Some(key) = key else {
             return self.fallback.route(workers, None);
         };
         (0..workers.len())
-            .filter(|&i| workers[i].can_take())
+            .filter(|&i| workers.get(i).can_take())
             .max_by_key(|&i| Self::score(key, i))
             .map_or(Target::Unavailable, Target::One)
     }
@@ -328,6 +416,7 @@ mod tests {
     }
 
     fn picks(r: &dyn Routing, views: &[WorkerView], n: usize) -> Vec<usize> {
+        let views: &dyn WorkerViews = &views;
         (0..n)
             .map(|_| match r.route(views, None) {
                 Target::One(i) => i,
@@ -371,7 +460,7 @@ mod tests {
             &KeyHash::new(),
         ] {
             assert_eq!(r.route(&views, Some(7)), Target::Unavailable);
-            assert_eq!(r.route(&[], Some(7)), Target::Unavailable);
+            assert_eq!(r.route(&Vec::new(), Some(7)), Target::Unavailable);
         }
     }
 

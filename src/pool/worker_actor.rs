@@ -42,6 +42,9 @@ pub(crate) struct WorkerState<W: Worker> {
     slot: Arc<Slot>,
     shared: Arc<Shared<W>>,
     span: tracing::Span,
+    /// When the last task ended, while the next one was already waiting for this worker then:
+    /// the next task starts at that moment, so a busy worker reads the clock once per task.
+    next_starts: Option<Instant>,
 }
 
 #[cfg_attr(feature = "async-trait", ractor::async_trait)]
@@ -76,6 +79,7 @@ impl<W: Worker> Actor for WorkerActor<W> {
             ),
             slot: args.slot,
             shared: args.shared,
+            next_starts: None,
         })
     }
 
@@ -85,7 +89,7 @@ impl<W: Worker> Actor for WorkerActor<W> {
         state: &mut WorkerState<W>,
     ) -> Result<(), ActorProcessingErr> {
         // Tasks may have queued while no incarnation was running.
-        state.shared.pull(&state.slot, &state.inc);
+        let _ = state.shared.pull(&state.slot, &state.inc);
         Ok(())
     }
 
@@ -102,25 +106,41 @@ impl<W: Worker> Actor for WorkerActor<W> {
                 return Ok(());
             }
         };
+        // This future is moved (copied) several times per message on its way into ractor's
+        // loop, so it is kept small: the task's own work is one awaited future, and the
+        // instrumented one is boxed (a pointer).
         let outcome = if state.span.is_disabled() {
             state.run(env).await
         } else {
-            // Boxed: the span's bookkeeping is paid for only while a subscriber records it.
-            let span = state.span.clone();
-            Box::pin(state.run(env).instrument(span)).await
+            state.run_in_span(env).await
         };
-        state.inc.release();
+        let left = state.inc.release();
         state.shared.task_finished();
         // Takes the next queued task, unless it is about to fail (it overran a timeout and is
         // marked crashed), being removed, or not eligible (weight 0).
-        state.shared.pull(&state.slot, &state.inc);
+        let pulled = state.shared.pull(&state.slot, &state.inc);
+        if left == 0 && !pulled {
+            state.next_starts = None;
+        }
         outcome
     }
 }
 
 impl<W: Worker> WorkerState<W> {
+    /// [`run`](Self::run) inside the worker's span, boxed: the span's bookkeeping is paid for
+    /// only while a subscriber records it.
+    fn run_in_span(
+        &mut self,
+        env: Envelope<W>,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<(), ActorProcessingErr>> + Send + '_>,
+    > {
+        let span = self.span.clone();
+        Box::pin(self.run(env).instrument(span))
+    }
+
     async fn run(&mut self, mut env: Envelope<W>) -> Result<(), ActorProcessingErr> {
-        let started = Instant::now();
+        let started = self.next_starts.take().unwrap_or_else(Instant::now);
         if env.deadline.is_some_and(|d| started >= d) {
             // Its caller has already been told it timed out: don't run it.
             env.fail(TaskError::TimedOut);
@@ -163,23 +183,21 @@ impl<W: Worker> WorkerState<W> {
                 }
             }
         };
-        let took = started.elapsed();
+        let ended = Instant::now();
+        self.next_starts = Some(ended);
+        let took = ended.saturating_duration_since(started);
         self.shared.metrics.finished(result.is_ok(), took);
         let busy = took.as_nanos().min(u128::from(u64::MAX)) as u64;
-        self.slot
-            .tally
-            .busy_nanos
-            .fetch_add(busy, Ordering::Relaxed);
-        let counters = &self.shared.counters;
+        // Counted per worker only (summed on read): no line shared with other workers.
+        let tally = &self.slot.tally;
+        tally.busy_nanos.fetch_add(busy, Ordering::Relaxed);
         let answer = match result {
             Ok(output) => {
-                self.slot.tally.completed.fetch_add(1, Ordering::Relaxed);
-                counters.completed.fetch_add(1, Ordering::Relaxed);
+                tally.completed.fetch_add(1, Ordering::Relaxed);
                 Ok(output)
             }
             Err(error) => {
-                self.slot.tally.failed.fetch_add(1, Ordering::Relaxed);
-                counters.failed.fetch_add(1, Ordering::Relaxed);
+                tally.failed.fetch_add(1, Ordering::Relaxed);
                 Err(TaskError::Failed(error))
             }
         };
