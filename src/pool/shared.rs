@@ -50,7 +50,8 @@ pub(crate) struct Envelope<W: Worker> {
     tx: Option<oneshot::Sender<Answer<W>>>,
     pub(crate) deadline: Option<Instant>,
     pub(crate) key: Option<u64>,
-    shared: Arc<Shared<W>>,
+    /// The pool; `None` only once answered through [`answer_keeping_pool`](Self::answer_keeping_pool).
+    shared: Option<Arc<Shared<W>>>,
     /// Times it may still be retried after a crash.
     attempts_left: u32,
     pub(crate) priority: Priority,
@@ -77,7 +78,7 @@ impl<W: Worker> Envelope<W> {
             deadline,
             key,
             attempts_left: shared.retry.as_ref().map_or(0, |r| r.attempts),
-            shared,
+            shared: Some(shared),
             priority,
             started: false,
             answered: false,
@@ -95,8 +96,8 @@ impl<W: Worker> Envelope<W> {
         self.started = true;
         if let Some(retry) = self
             .shared
-            .retry
             .as_ref()
+            .and_then(|s| s.retry.as_ref())
             .filter(|_| self.attempts_left > 0)
         {
             self.task = Some((retry.copy)(&task));
@@ -110,6 +111,18 @@ impl<W: Worker> Envelope<W> {
         if let Some(tx) = self.tx.take() {
             let _ = tx.send(answer);
         }
+    }
+
+    /// Answers the caller (if it waits) and hands back the envelope's reference to the pool
+    /// instead of dropping it: a worker keeps these and lets go of many at once, so the pool's
+    /// reference count (taken by the submitter of every task) does not move between cores
+    /// with every task.
+    pub(crate) fn answer_keeping_pool(mut self, answer: Answer<W>) -> Option<Arc<Shared<W>>> {
+        self.answered = true;
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(answer);
+        }
+        self.shared.take()
     }
 
     /// Answers the caller with an error.
@@ -146,7 +159,9 @@ impl<W: Worker> Drop for Envelope<W> {
         if self.answered {
             return;
         }
-        let shared = self.shared.clone();
+        let Some(shared) = self.shared.clone() else {
+            return; // answered (it only loses its pool then)
+        };
         // An accepted task still runs while the pool drains; only a stopped pool refuses it.
         let running = shared.phase() != Phase::Stopped;
         if let Some(task) = self.task.take_if(|_| !self.started) {

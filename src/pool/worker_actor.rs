@@ -15,7 +15,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::shared::{Envelope, Incarnation, Shared, Slot, WorkerMsg};
+use super::shared::{Answer, Envelope, Incarnation, Shared, Slot, WorkerMsg};
 use super::TaskError;
 use crate::worker::{start_failed, Worker, WorkerContext};
 
@@ -45,7 +45,18 @@ pub(crate) struct WorkerState<W: Worker> {
     /// When the last task ended, while the next one was already waiting for this worker then:
     /// the next task starts at that moment, so a busy worker reads the clock once per task.
     next_starts: Option<Instant>,
+    /// The task being run. It waits here rather than in the task's future, so that the future
+    /// ractor moves (copies) several times per message stays small; and if the incarnation
+    /// dies mid-task, the future (and its [`CrashMark`]) is dropped before the state is, so
+    /// the envelope answers or retries elsewhere only once the incarnation is marked crashed.
+    current: Option<Envelope<W>>,
+    /// The pool references of answered tasks, let go of [`KEPT_REFS`] at a time.
+    kept: Vec<Arc<Shared<W>>>,
 }
+
+/// How many answered tasks' pool references a worker keeps before letting go of them together
+/// (a burst of decrements on a line that then stays on this core).
+const KEPT_REFS: usize = 64;
 
 #[cfg_attr(feature = "async-trait", ractor::async_trait)]
 impl<W: Worker> Actor for WorkerActor<W> {
@@ -80,6 +91,8 @@ impl<W: Worker> Actor for WorkerActor<W> {
             slot: args.slot,
             shared: args.shared,
             next_starts: None,
+            current: None,
+            kept: Vec::with_capacity(KEPT_REFS),
         })
     }
 
@@ -99,20 +112,20 @@ impl<W: Worker> Actor for WorkerActor<W> {
         msg: WorkerMsg<W>,
         state: &mut WorkerState<W>,
     ) -> Result<(), ActorProcessingErr> {
-        let env = match msg {
-            WorkerMsg::Run(env) => env,
+        match msg {
+            WorkerMsg::Run(env) => state.current = Some(env),
             WorkerMsg::Ping(reply) => {
                 let _ = reply.send(());
                 return Ok(());
             }
-        };
+        }
         // This future is moved (copied) several times per message on its way into ractor's
-        // loop, so it is kept small: the task's own work is one awaited future, and the
-        // instrumented one is boxed (a pointer).
+        // loop, so it is kept small: the task waits in the state, the task's own work is one
+        // awaited future, and the instrumented one is boxed (a pointer).
         let outcome = if state.span.is_disabled() {
-            state.run(env).await
+            state.run().await
         } else {
-            state.run_in_span(env).await
+            state.run_in_span().await
         };
         let left = state.inc.release();
         state.shared.task_finished();
@@ -131,22 +144,27 @@ impl<W: Worker> WorkerState<W> {
     /// only while a subscriber records it.
     fn run_in_span(
         &mut self,
-        env: Envelope<W>,
     ) -> std::pin::Pin<
         Box<dyn std::future::Future<Output = Result<(), ActorProcessingErr>> + Send + '_>,
     > {
         let span = self.span.clone();
-        Box::pin(self.run(env).instrument(span))
+        Box::pin(self.run().instrument(span))
     }
 
-    async fn run(&mut self, mut env: Envelope<W>) -> Result<(), ActorProcessingErr> {
+    /// Runs the task in [`current`](Self::current) and answers its caller.
+    async fn run(&mut self) -> Result<(), ActorProcessingErr> {
         let started = self.next_starts.take().unwrap_or_else(Instant::now);
-        if env.deadline.is_some_and(|d| started >= d) {
+        let Some(env) = self.current.as_mut() else {
+            return Ok(());
+        };
+        let deadline = env.deadline;
+        if deadline.is_some_and(|d| started >= d) {
             // Its caller has already been told it timed out: don't run it.
-            env.fail(TaskError::TimedOut);
+            answer(&mut self.current, Err(TaskError::TimedOut));
             return Ok(());
         }
         let Some(task) = env.start() else {
+            self.current = None;
             return Ok(()); // already started elsewhere: nothing to run
         };
         #[cfg(feature = "metrics")]
@@ -154,11 +172,11 @@ impl<W: Worker> WorkerState<W> {
             .metrics
             .waited(started.saturating_duration_since(env.queued_at));
         // From here, if this incarnation dies (panic, kill), this future is dropped mid-task:
-        // `crash` (a local, so dropped before the argument `env`) marks the incarnation
-        // crashed, then dropping `env` answers `Crashed` or, with a retry policy, sends a copy
-        // of the task to another worker, which the mark keeps from coming back here.
+        // `crash` marks the incarnation crashed; the envelope, left in `current`, is dropped
+        // with the state afterwards, and answers `Crashed` or, with a retry policy, sends a
+        // copy of the task to another worker, which the mark keeps from coming back here.
         let crash = CrashMark(&self.inc);
-        let result = match env.deadline {
+        let result = match deadline {
             None => self.worker.handle(task).await,
             Some(d) => {
                 // Boxed: the timer is only paid for by tasks with a deadline, and the future of
@@ -173,7 +191,7 @@ impl<W: Worker> WorkerState<W> {
                 match result {
                     Ok(result) => result,
                     Err(_) => {
-                        env.fail(TaskError::TimedOut);
+                        answer(&mut self.current, Err(TaskError::TimedOut));
                         return Err(format!(
                             "worker {} overran a task's timeout by more than the grace period ({:?}); restarting it",
                             self.slot.index, self.shared.grace
@@ -191,7 +209,7 @@ impl<W: Worker> WorkerState<W> {
         // Counted per worker only (summed on read): no line shared with other workers.
         let tally = &self.slot.tally;
         tally.busy_nanos.fetch_add(busy, Ordering::Relaxed);
-        let answer = match result {
+        let result = match result {
             Ok(output) => {
                 tally.completed.fetch_add(1, Ordering::Relaxed);
                 Ok(output)
@@ -201,9 +219,21 @@ impl<W: Worker> WorkerState<W> {
                 Err(TaskError::Failed(error))
             }
         };
-        env.answer(answer);
+        if let Some(env) = self.current.take() {
+            self.kept.extend(env.answer_keeping_pool(result));
+            if self.kept.len() >= KEPT_REFS {
+                self.kept.clear();
+            }
+        }
         std::mem::forget(crash);
         Ok(())
+    }
+}
+
+/// Answers the caller of the current task (taken out of `current`).
+fn answer<W: Worker>(current: &mut Option<Envelope<W>>, answer: Answer<W>) {
+    if let Some(env) = current.take() {
+        env.answer(answer);
     }
 }
 
