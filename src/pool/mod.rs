@@ -786,14 +786,11 @@ impl<W: Worker> PoolRef<W> {
 
     /// Sets a worker's weight for [`Weighted`] routing (0: it gets no task).
     pub fn set_weight(&self, index: usize, weight: u32) -> Result<(), PoolError> {
-        let slot = self
-            .shared
-            .slot(index)
-            .ok_or(PoolError::NoSuchWorker(index))?;
-        slot.weight.store(weight, Ordering::Relaxed);
-        // Queued tasks may have been waiting for an eligible worker.
-        self.shared.kick();
-        Ok(())
+        if self.shared.set_weight(index, weight) {
+            Ok(())
+        } else {
+            Err(PoolError::NoSuchWorker(index))
+        }
     }
 
     /// A snapshot of the counters (read without a round trip).

@@ -410,6 +410,9 @@ pub(crate) struct Shared<W: Worker> {
     /// (re)starts or the pool is resized, read with one lock-free load per routed task.
     pub(crate) roster: ArcSwap<Vec<Seat<W>>>,
     pub(crate) routing: Arc<dyn Routing>,
+    /// Bumped after any weight changes and when slots come or go (see
+    /// [`WorkerViews::weights_version`]).
+    weights_version: AtomicU64,
     queue: Mutex<TaskQueue<Envelope<W>>>,
     /// The queue's length, stored under its lock at every change: workers finishing a task
     /// look here before taking the lock (almost always to find it empty).
@@ -442,6 +445,7 @@ pub(crate) struct Shared<W: Worker> {
 struct RosterViews<'r, W: Worker> {
     seats: &'r [Seat<W>],
     limit: usize,
+    weights: &'r AtomicU64,
 }
 
 impl<W: Worker> WorkerViews for RosterViews<'_, W> {
@@ -453,6 +457,10 @@ impl<W: Worker> WorkerViews for RosterViews<'_, W> {
         self.seats
             .get(index)
             .map_or(WorkerView::DEAD, |s| s.view(self.limit))
+    }
+
+    fn weights_version(&self) -> u64 {
+        self.weights.load(Ordering::Acquire)
     }
 }
 
@@ -485,6 +493,7 @@ impl<W: Worker> Shared<W> {
         Shared {
             roster: ArcSwap::from_pointee(roster),
             routing,
+            weights_version: AtomicU64::new(0),
             queue: Mutex::new(TaskQueue::new(capacity, overflow)),
             queued: AtomicUsize::new(0),
             idle_waiters: AtomicUsize::new(0),
@@ -604,6 +613,23 @@ impl<W: Worker> Shared<W> {
             });
             roster
         });
+        self.weights_changed();
+    }
+
+    /// Sets the weight of the worker at `index` (`false`: no such worker).
+    pub(crate) fn set_weight(&self, index: usize, weight: u32) -> bool {
+        let Some(slot) = self.slot(index) else {
+            return false;
+        };
+        slot.weight.store(weight, Ordering::Relaxed);
+        self.weights_changed();
+        // Queued tasks may have been waiting for an eligible worker.
+        self.kick();
+        true
+    }
+
+    fn weights_changed(&self) {
+        self.weights_version.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Keeps the first `size` slots (a shrink, once the others have stopped); the pool's
@@ -612,6 +638,7 @@ impl<W: Worker> Shared<W> {
         let before = self
             .roster
             .rcu(|roster| roster.iter().take(size).cloned().collect::<Vec<_>>());
+        self.weights_changed();
         for seat in before.iter().skip(size) {
             let tally = &seat.slot.tally;
             self.counters
@@ -742,6 +769,7 @@ impl<W: Worker> Shared<W> {
         let views = RosterViews {
             seats: roster,
             limit: self.limit,
+            weights: &self.weights_version,
         };
         for _ in 0..roster.len() + 2 {
             let i = match self.routing.route(&views, key) {

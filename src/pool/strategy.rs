@@ -22,7 +22,7 @@
 
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::Arc;
 
 /// One worker as a strategy sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +76,18 @@ pub trait WorkerViews {
     /// Whether there are no workers.
     fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// A number that changes whenever a worker's weight changes or workers come or go, so a
+    /// strategy can keep what it worked out from the weights ([`Weighted`] does). By default
+    /// a hash of every weight; a pool keeps a counter instead.
+    fn weights_version(&self) -> u64 {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.len().hash(&mut h);
+        for i in 0..self.len() {
+            self.get(i).weight.hash(&mut h);
+        }
+        h.finish()
     }
 }
 
@@ -248,17 +260,97 @@ impl Routing for LeastBusy {
 
 /// Smooth weighted round-robin (nginx's algorithm): in every Σw consecutive picks each worker is
 /// picked exactly its weight times, spread as evenly as possible (5,1,1 → a a b a c a a).
-/// Weights are read from the views at every pick, so they can change at run time; a worker
-/// with weight 0 is never picked. A restarted worker keeps its weight and its place in the cycle.
+///
+/// The cycle is worked out once for the weights it sees and then followed with one atomic
+/// counter (lock-free, one worker read per pick); it is worked out again when
+/// [`WorkerViews::weights_version`] says a weight changed, so weights can change at run time.
+/// A picked worker that cannot take a task now is passed over for the next one in the cycle.
+/// A worker with weight 0 is never picked. A restarted worker keeps its weight and its place in
+/// the cycle. Weights are divided by their greatest common divisor; should their sum still be
+/// above 4 096, they are scaled down to it (each kept at least 1).
 #[derive(Debug, Default)]
 pub struct Weighted {
-    current: Mutex<Vec<i64>>,
+    /// The cycle for the weights last seen.
+    cycle: arc_swap::ArcSwapOption<Cycle>,
+    /// Picks made so far: the position in the cycle.
+    next: AtomicUsize,
+}
+
+/// One smooth weighted round-robin cycle: worker indices, each as often as its weight.
+#[derive(Debug)]
+struct Cycle {
+    version: u64,
+    workers: usize,
+    order: Vec<u32>,
+}
+
+/// The longest cycle kept (see [`Weighted`]).
+const MAX_CYCLE: u64 = 4096;
+
+impl Cycle {
+    fn new(weights: &[u32], version: u64) -> Cycle {
+        let gcd = weights
+            .iter()
+            .filter(|&&w| w > 0)
+            .fold(0u32, |g, &w| gcd(g, w))
+            .max(1);
+        let mut weights: Vec<u64> = weights.iter().map(|&w| u64::from(w / gcd)).collect();
+        let total: u64 = weights.iter().sum();
+        if total > MAX_CYCLE {
+            for w in weights.iter_mut().filter(|w| **w > 0) {
+                *w = (*w * MAX_CYCLE / total).max(1);
+            }
+        }
+        let total: i64 = weights.iter().sum::<u64>() as i64;
+        let mut current = vec![0i64; weights.len()];
+        let mut order = Vec::with_capacity(total as usize);
+        for _ in 0..total {
+            let mut best: Option<usize> = None;
+            for (i, &w) in weights.iter().enumerate().filter(|(_, w)| **w > 0) {
+                current[i] += w as i64;
+                if best.is_none_or(|b| current[i] > current[b]) {
+                    best = Some(i);
+                }
+            }
+            if let Some(b) = best {
+                current[b] -= total;
+                order.push(b as u32);
+            }
+        }
+        Cycle {
+            version,
+            workers: weights.len(),
+            order,
+        }
+    }
+}
+
+fn gcd(a: u32, b: u32) -> u32 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
 }
 
 impl Weighted {
     /// A weighted router; the weights come from the workers' views.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The cycle for the workers' weights now.
+    fn cycle(&self, workers: &dyn WorkerViews) -> Arc<Cycle> {
+        let version = workers.weights_version();
+        if let Some(cycle) = self.cycle.load_full() {
+            if cycle.version == version && cycle.workers == workers.len() {
+                return cycle;
+            }
+        }
+        let weights: Vec<u32> = (0..workers.len()).map(|i| workers.get(i).weight).collect();
+        let cycle = Arc::new(Cycle::new(&weights, version));
+        self.cycle.store(Some(cycle.clone()));
+        cycle
     }
 }
 
@@ -268,30 +360,24 @@ impl Routing for Weighted {
     }
 
     fn route(&self, workers: &dyn WorkerViews, _key: Option<u64>) -> Target {
-        let mut current = self
-            .current
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        current.resize(workers.len(), 0);
-        let mut total: i64 = 0;
-        let mut best: Option<usize> = None;
-        for (i, w) in (0..workers.len()).map(|i| (i, workers.get(i))) {
-            if !w.can_take() || w.weight == 0 {
-                continue;
-            }
-            current[i] += i64::from(w.weight);
-            total += i64::from(w.weight);
-            if best.is_none_or(|b| current[i] > current[b]) {
-                best = Some(i);
+        let cycle = self.cycle(workers);
+        let len = cycle.order.len();
+        if len == 0 {
+            return Target::Unavailable;
+        }
+        let start = self.next.fetch_add(1, Ordering::Relaxed) % len;
+        for k in 0..len {
+            let i = cycle.order[(start + k) % len] as usize;
+            let w = workers.get(i);
+            if w.can_take() && w.weight > 0 {
+                if k > 0 {
+                    // Passed over busy workers: go on from the one picked.
+                    self.next.store(start + k + 1, Ordering::Relaxed);
+                }
+                return Target::One(i);
             }
         }
-        match best {
-            Some(b) => {
-                current[b] -= total;
-                Target::One(b)
-            }
-            None => Target::Unavailable,
-        }
+        Target::Unavailable
     }
 }
 
@@ -550,6 +636,31 @@ mod tests {
         assert!(
             RoundRobin::new().eligible(&weighted(&[0])[0]),
             "weights are Weighted's"
+        );
+    }
+
+    #[test]
+    fn weighted_passes_over_busy_workers_and_keeps_large_weights_in_proportion() {
+        let r = Weighted::new();
+        let mut views = weighted(&[2, 1, 1]);
+        views[0].limit = 1;
+        views[0].in_flight = 1; // at its limit: passed over, the others keep their share
+        let got = picks(&r, &views, 40);
+        let count = |got: &[usize], w| got.iter().filter(|&&i| i == w).count();
+        assert_eq!(
+            (count(&got, 0), count(&got, 1), count(&got, 2)),
+            (0, 20, 20)
+        );
+        // Divided by their greatest common divisor: the same cycle as 2,1,1.
+        let r = Weighted::new();
+        let got = picks(&r, &weighted(&[2000, 1000, 1000]), 8);
+        assert_eq!(got, vec![0, 1, 2, 0, 0, 1, 2, 0]);
+        // A sum above 4 096 is scaled down to it, in proportion (rounded down, at least 1).
+        let r = Weighted::new();
+        let got = picks(&r, &weighted(&[6000, 2000, 1]), 4095);
+        assert_eq!(
+            (count(&got, 0), count(&got, 1), count(&got, 2)),
+            (3071, 1023, 1)
         );
     }
 
