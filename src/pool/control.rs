@@ -366,7 +366,7 @@ impl<W: Worker> PoolState<W> {
         tracing::info!(
             pool = %self.label,
             queued = self.shared.queued(),
-            submitted = c.submitted.load(Ordering::Relaxed),
+            submitted = c.submitted.sum(),
             completed,
             failed,
             crashed = c.crashed.load(Ordering::Relaxed),

@@ -675,14 +675,15 @@ impl<W: Worker> PoolRef<W> {
     /// Counts an accepted task and, every `messages_per_resize` tasks, asks the control actor
     /// to apply the autoscaler (one check at a time).
     fn accepted(&self) {
-        let n = self
-            .shared
-            .counters
-            .submitted
-            .fetch_add(1, Ordering::Relaxed);
+        self.shared.counters.submitted.add(1);
         let Some(resizer) = &self.shared.resizer else {
             return;
         };
+        let n = self
+            .shared
+            .counters
+            .toward_resize
+            .fetch_add(1, Ordering::Relaxed);
         if resizer.is_time_for_resize(n)
             && !self.shared.resizing.swap(true, Ordering::AcqRel)
             && self.control.cast(PoolMsg(Control::Autoscale)).is_err()
@@ -768,10 +769,7 @@ impl<W: Worker> PoolRef<W> {
                 inc.release();
                 continue;
             }
-            self.shared
-                .counters
-                .submitted
-                .fetch_add(1, Ordering::Relaxed);
+            self.shared.counters.submitted.add(1);
             answers.push(rx);
         }
         if answers.is_empty() {
@@ -825,7 +823,7 @@ impl<W: Worker> PoolRef<W> {
         PoolStats {
             queued: self.shared.queued(),
             in_flight: workers.iter().map(|w| w.in_flight).sum(),
-            submitted: c.submitted.load(Ordering::Relaxed),
+            submitted: c.submitted.sum(),
             completed,
             failed,
             crashed: c.crashed.load(Ordering::Relaxed),

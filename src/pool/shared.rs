@@ -375,6 +375,40 @@ pub(crate) enum Placed<W: Worker> {
     Full(Envelope<W>),
 }
 
+/// A counter that many threads bump and few read: each thread bumps a stripe of its own (one
+/// cache line each, picked once per thread), and a read sums the stripes. Submitters on
+/// different cores then never pass a line back and forth to count their tasks.
+#[derive(Default)]
+pub(crate) struct Striped {
+    stripes: [CacheAligned<AtomicU64>; STRIPES],
+}
+
+/// Stripes per [`Striped`] counter: more than the cores of most machines that run a pool's
+/// submitters, and threads beyond that share them round-robin.
+const STRIPES: usize = 8;
+
+thread_local! {
+    /// This thread's stripe.
+    static STRIPE: usize = {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES
+    };
+}
+
+impl Striped {
+    pub(crate) fn add(&self, n: u64) {
+        let stripe = STRIPE.try_with(|s| *s).unwrap_or(0);
+        self.stripes[stripe].fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn sum(&self) -> u64 {
+        self.stripes
+            .iter()
+            .map(|s| s.load(Ordering::Relaxed))
+            .fold(0, u64::wrapping_add)
+    }
+}
+
 /// Where the pool is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -389,9 +423,13 @@ pub(crate) enum Phase {
 /// reference count of the `Arc` that holds it.
 #[derive(Default)]
 pub(crate) struct Counters {
-    /// Bumped by submitters; the others mostly by workers, off the common path (tasks
-    /// completed and failed are counted per worker, in each slot's [`Tally`]).
-    pub(crate) submitted: CacheAligned<AtomicU64>,
+    /// Bumped by submitters, each thread on a line of its own; the others mostly by workers,
+    /// off the common path (tasks completed and failed are counted per worker, in each slot's
+    /// [`Tally`]).
+    pub(crate) submitted: Striped,
+    /// Tasks accepted, counted on one line: only by pools with a [`Resizer`](super::Resizer),
+    /// which checks every `messages_per_resize` tasks.
+    pub(crate) toward_resize: CacheAligned<AtomicU64>,
     /// Tasks completed and failed on slots a shrink has removed.
     pub(crate) removed_completed: AtomicU64,
     pub(crate) removed_failed: AtomicU64,
@@ -870,7 +908,10 @@ impl<W: Worker> Shared<W> {
             if self.queued.load(Ordering::SeqCst) == 0 {
                 return handed;
             }
-            if !self.routing.eligible(&slot.view(Some(inc), self.limit))
+            // A full worker is passed at the cost of one read (a submitter's `kick` asks every
+            // worker, and under load almost all are full).
+            if inc.in_flight.load(Ordering::SeqCst) >= self.limit
+                || !self.routing.eligible(&slot.view(Some(inc), self.limit))
                 || !inc.try_reserve(self.limit)
             {
                 return handed;
@@ -912,5 +953,29 @@ impl<W: Worker> Shared<W> {
         let roster = self.roster.load();
         roster.iter().skip(from).all(|s| s.in_flight() == 0)
             && (from > 0 || lock(&self.queue).is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_striped_counter_sums_what_every_thread_added() {
+        let counter = Arc::new(Striped::default());
+        let threads: Vec<_> = (0..12)
+            .map(|t| {
+                let counter = counter.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..1000 {
+                        counter.add(t + 1);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("a counting thread");
+        }
+        assert_eq!(counter.sum(), 1000 * (1..=12).sum::<u64>());
     }
 }
