@@ -392,7 +392,7 @@ impl<W: Worker> PoolState<W> {
         loop {
             let mut progress = std::pin::pin!(self.shared.progress.notified());
             progress.as_mut().enable();
-            // Pairs with the fence in `task_finished`.
+            // Pairs with a worker's release (sequentially consistent) before `task_finished`.
             std::sync::atomic::fence(Ordering::SeqCst);
             if self.shared.is_idle(from) {
                 return;

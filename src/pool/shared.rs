@@ -1,10 +1,11 @@
 //! What the pool's handles, workers and control actor share: the worker slots, the task queue,
 //! the counters, and the dispatch algorithm.
 //!
-//! Dispatch runs on the caller's side: a task is routed over a snapshot of the slots and sent
-//! straight to the chosen worker's mailbox (one mailbox hop). A worker takes at most `limit`
-//! tasks at once: a slot is *reserved* (in-flight +1, compare-and-swap against the limit) before
-//! a task is sent. When no worker can take a task it waits in the bounded queue; a worker that
+//! Dispatch runs on the caller's side: a task is routed over the roster of slots (a worker's
+//! counters are read only when the strategy asks for that worker) and sent straight to the
+//! chosen worker's mailbox (one mailbox hop), without awaiting anything unless the queue is full
+//! and the caller waits for room. A worker takes at most `limit` tasks at once: a slot is
+//! *reserved* (in-flight +1, compare-and-swap against the limit) before a task is sent. When no worker can take a task it waits in the bounded queue; a worker that
 //! finishes a task pulls the next one. Both sides re-check after they change anything (caller:
 //! push, then try to reserve; worker: release, then look at the queue), so no task is left in
 //! the queue while a worker sits idle. A queued task goes only to a worker the routing holds
