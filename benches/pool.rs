@@ -1044,6 +1044,11 @@ fn latency_report(rt: &Runtime, title: &str, with_targets: bool) {
             "target: p50 overhead <= 1 µs (1 worker) [{}]",
             verdict(results[0].p50 - call.p50 <= 1.0)
         );
+        let ratio = results[0].p50 / call.p50;
+        println!(
+            "target: p50 <= 1.2x call! (1 worker) [{}] ({ratio:.2}x)",
+            verdict(ratio <= 1.2)
+        );
     }
 }
 
