@@ -159,6 +159,24 @@ async fn stats_give_each_worker_its_tasks_and_mean_time_in_the_handler() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_mean_time_stays_exact_when_a_waiting_worker_times_only_a_sample() {
+    // One request at a time: the worker waits before each task, so past its first tasks it
+    // times only a sample of them; the mean is over those it timed.
+    let pool = builder(1).spawn().await.unwrap();
+    for _ in 0..200 {
+        run(&pool, Job::Sleep(Duration::from_millis(10)))
+            .await
+            .unwrap();
+    }
+    let w = &pool.stats().workers[0];
+    assert_eq!(
+        (w.completed, w.mean_latency),
+        (200, Duration::from_millis(10))
+    );
+    pool.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn least_busy_never_queues_behind_a_long_task() {
     let pool = builder(3).routing(LeastBusy::new()).spawn().await.unwrap();
     let gate = Arc::new(Notify::new());

@@ -292,7 +292,9 @@ pub(crate) struct Slot {
 pub(crate) struct Tally {
     pub(crate) completed: AtomicU64,
     pub(crate) failed: AtomicU64,
+    /// Time in the handler of the tasks timed (see `timing`), and how many those were.
     pub(crate) busy_nanos: AtomicU64,
+    pub(crate) timed: AtomicU64,
 }
 
 /// Keeps what it holds on cache lines of its own (128 bytes: a pair of lines, as adjacent-line

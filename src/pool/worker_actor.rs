@@ -12,10 +12,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::shared::{Answer, Envelope, Incarnation, Shared, Slot, WorkerMsg};
+use super::timing::TaskTimer;
 use super::TaskError;
 use crate::worker::{start_failed, Worker, WorkerContext};
 
@@ -42,9 +42,8 @@ pub(crate) struct WorkerState<W: Worker> {
     slot: Arc<Slot>,
     shared: Arc<Shared<W>>,
     span: tracing::Span,
-    /// When the last task ended, while the next one was already waiting for this worker then:
-    /// the next task starts at that moment, so a busy worker reads the clock once per task.
-    next_starts: Option<Instant>,
+    /// When it reads the clock to time its tasks (see [`TaskTimer`]).
+    timer: TaskTimer,
     /// The task being run. It waits here rather than in the task's future, so that the future
     /// ractor moves (copies) several times per message stays small; and if the incarnation
     /// dies mid-task, the future (and its [`CrashMark`]) is dropped before the state is, so
@@ -90,7 +89,9 @@ impl<W: Worker> Actor for WorkerActor<W> {
             ),
             slot: args.slot,
             shared: args.shared,
-            next_starts: None,
+            timer: TaskTimer::new(
+                (ctx.index as u32).wrapping_mul(0x9E37_79B9) ^ ctx.generation as u32,
+            ),
             current: None,
             kept: Vec::with_capacity(KEPT_REFS),
         })
@@ -133,7 +134,7 @@ impl<W: Worker> Actor for WorkerActor<W> {
         // marked crashed), being removed, or not eligible (weight 0).
         let pulled = state.shared.pull(&state.slot, &state.inc);
         if left == 0 && !pulled {
-            state.next_starts = None;
+            state.timer.waits();
         }
         outcome
     }
@@ -153,12 +154,12 @@ impl<W: Worker> WorkerState<W> {
 
     /// Runs the task in [`current`](Self::current) and answers its caller.
     async fn run(&mut self) -> Result<(), ActorProcessingErr> {
-        let started = self.next_starts.take().unwrap_or_else(Instant::now);
         let Some(env) = self.current.as_mut() else {
             return Ok(());
         };
         let deadline = env.deadline;
-        if deadline.is_some_and(|d| started >= d) {
+        let started = self.timer.start(deadline.is_some());
+        if deadline.zip(started).is_some_and(|(d, now)| now >= d) {
             // Its caller has already been told it timed out: don't run it.
             answer(&mut self.current, Err(TaskError::TimedOut));
             return Ok(());
@@ -167,10 +168,13 @@ impl<W: Worker> WorkerState<W> {
             self.current = None;
             return Ok(()); // already started elsewhere: nothing to run
         };
+        // With `metrics`, every task is timed (see `timing`).
         #[cfg(feature = "metrics")]
-        self.shared
-            .metrics
-            .waited(started.saturating_duration_since(env.queued_at));
+        if let Some(started) = started {
+            self.shared
+                .metrics
+                .waited(started.saturating_duration_since(env.queued_at));
+        }
         // From here, if this incarnation dies (panic, kill), this future is dropped mid-task:
         // `crash` marks the incarnation crashed; the envelope, left in `current`, is dropped
         // with the state afterwards, and answers `Crashed` or, with a retry policy, sends a
@@ -201,14 +205,15 @@ impl<W: Worker> WorkerState<W> {
                 }
             }
         };
-        let ended = Instant::now();
-        self.next_starts = Some(ended);
-        let took = ended.saturating_duration_since(started);
-        self.shared.metrics.finished(result.is_ok(), took);
-        let busy = took.as_nanos().min(u128::from(u64::MAX)) as u64;
         // Counted per worker only (summed on read): no line shared with other workers.
         let tally = &self.slot.tally;
-        tally.busy_nanos.fetch_add(busy, Ordering::Relaxed);
+        if let Some(started) = started {
+            let took = self.timer.end(started);
+            self.shared.metrics.finished(result.is_ok(), took);
+            let busy = took.as_nanos().min(u128::from(u64::MAX)) as u64;
+            tally.busy_nanos.fetch_add(busy, Ordering::Relaxed);
+            tally.timed.fetch_add(1, Ordering::Relaxed);
+        }
         let result = match result {
             Ok(output) => {
                 tally.completed.fetch_add(1, Ordering::Relaxed);
