@@ -80,6 +80,40 @@ pub(crate) fn hold(dir: &Path, owner: &str) -> Result<OwnerFile, StoreError> {
     Ok(OwnerFile { path, _file: file })
 }
 
+/// Waits (up to `patience`) until no other process is opening the store whose owners' directory
+/// is `dir`, and holds that turn until the returned file is dropped.
+///
+/// SQLite answers "database is locked" at once, without waiting out its busy timeout, to a
+/// process that switches a new database to WAL or reads its schema while another process is
+/// creating it; so processes open the store one at a time. The lock is `dir/.opening` (not a
+/// `.lock` file, so never taken for a dead runner's).
+pub(crate) fn opening(dir: &Path, patience: std::time::Duration) -> Result<File, StoreError> {
+    std::fs::create_dir_all(dir).map_err(|e| io("cannot create", dir, e))?;
+    let path = dir.join(".opening");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| io("cannot open", &path, e))?;
+    let deadline = std::time::Instant::now() + patience;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(TryLockError::WouldBlock) => {
+                return Err(StoreError::Database(format!(
+                    "another process has been opening the store for {patience:?} ({} is locked)",
+                    path.display()
+                )))
+            }
+            Err(TryLockError::Error(e)) => return Err(io("cannot lock", &path, e)),
+        }
+    }
+}
+
 /// The owners whose files in `dir` are no longer locked (they died), each with its file
 /// locked by the caller until the returned guard drops (which removes the file). A missing
 /// directory has none.
@@ -115,6 +149,27 @@ pub(crate) fn dead(dir: &Path) -> Result<Vec<(String, OwnerFile)>, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stores_are_opened_one_at_a_time() {
+        let dir = std::env::temp_dir().join(format!("otp-opening-{}", std::process::id()));
+        let first = opening(&dir, std::time::Duration::from_secs(5)).expect("the first turn");
+        let refused = opening(&dir, std::time::Duration::from_millis(20))
+            .expect_err("a second opener waits for the first");
+        assert!(
+            refused
+                .to_string()
+                .contains("another process has been opening the store"),
+            "{refused}"
+        );
+        assert!(
+            dead(&dir).expect("read the owners").is_empty(),
+            "not a runner's file"
+        );
+        drop(first);
+        opening(&dir, std::time::Duration::from_millis(20)).expect("the turn is free again");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn a_locked_file_is_alive_and_an_unlocked_one_dead() {

@@ -113,10 +113,13 @@ impl SqliteOptions {
         let journal_stats = stats.clone();
         let max_batch = self.max_batch;
         let durability = self.durability;
+        let owners = owner_files::owners_dir(&owners_of);
         std::thread::Builder::new()
             .name("ractor-otp-journal".into())
             .spawn(move || {
-                let conn = match open_file(&path, durability) {
+                let conn = match owner_files::opening(&owners, OPENING_PATIENCE)
+                    .and_then(|_turn| open_file(&path, durability))
+                {
                     Ok(conn) => {
                         let _ = ready_tx.send(Ok(()));
                         conn
@@ -270,6 +273,11 @@ enum Exec {
 type Command = Box<dyn FnOnce(Option<&Connection>) -> Reply + Send>;
 type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 
+/// How long opening a store waits for other processes opening it at the same time.
+const OPENING_PATIENCE: Duration = Duration::from_secs(30);
+
+/// Opens the database file; the caller holds the turn to open it (see
+/// [`owner_files::opening`]).
 fn open_file(path: &Path, durability: Durability) -> Result<Connection, StoreError> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(Duration::from_secs(5))?;
