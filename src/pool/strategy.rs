@@ -339,18 +339,23 @@ impl Weighted {
         Self::default()
     }
 
-    /// The cycle for the workers' weights now.
-    fn cycle(&self, workers: &dyn WorkerViews) -> Arc<Cycle> {
+    /// The cycle for the workers' weights now. Borrowed (an `arc_swap` guard), not cloned:
+    /// submitters on several cores would otherwise pass the cycle's reference count back and
+    /// forth with every pick.
+    fn cycle(&self, workers: &dyn WorkerViews) -> arc_swap::Guard<Option<Arc<Cycle>>> {
         let version = workers.weights_version();
-        if let Some(cycle) = self.cycle.load_full() {
-            if cycle.version == version && cycle.workers == workers.len() {
-                return cycle;
-            }
+        let current = self.cycle.load();
+        if current
+            .as_ref()
+            .is_some_and(|c| c.version == version && c.workers == workers.len())
+        {
+            return current;
         }
+        drop(current);
         let weights: Vec<u32> = (0..workers.len()).map(|i| workers.get(i).weight).collect();
-        let cycle = Arc::new(Cycle::new(&weights, version));
-        self.cycle.store(Some(cycle.clone()));
-        cycle
+        self.cycle
+            .store(Some(Arc::new(Cycle::new(&weights, version))));
+        self.cycle.load()
     }
 }
 
@@ -360,7 +365,10 @@ impl Routing for Weighted {
     }
 
     fn route(&self, workers: &dyn WorkerViews, _key: Option<u64>) -> Target {
-        let cycle = self.cycle(workers);
+        let guard = self.cycle(workers);
+        let Some(cycle) = guard.as_ref() else {
+            return Target::Unavailable;
+        };
         let len = cycle.order.len();
         if len == 0 {
             return Target::Unavailable;
