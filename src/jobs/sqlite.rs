@@ -929,8 +929,23 @@ fn child_done(conn: &Connection, id: i64, ok: bool, now: Timestamp) -> Result<()
         .prepare_cached("SELECT parent_id, counted FROM otp_jobs WHERE id = ?")?
         .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    let Some(parent) = row.and_then(|(parent, counted)| transition::counts_toward(parent, counted))
-    else {
+    match row {
+        Some((parent, counted)) => counts_toward_parent(conn, id, parent, counted, ok, now),
+        None => Ok(()),
+    }
+}
+
+/// [`child_done`] for a job whose `parent_id` and `counted` the caller read in this
+/// transaction.
+fn counts_toward_parent(
+    conn: &Connection,
+    id: i64,
+    parent: Option<i64>,
+    counted: bool,
+    ok: bool,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let Some(parent) = transition::counts_toward(parent, counted) else {
         return Ok(());
     };
     conn.prepare_cached("UPDATE otp_jobs SET counted = 1 WHERE id = ?")?
@@ -991,13 +1006,18 @@ struct Held {
     attempt: u32,
     max_attempts: u32,
     backoff: RetryBackoff,
+    /// Its collector, if it is a child (see [`counts_toward_parent`]).
+    parent: Option<i64>,
+    /// Whether its end has been counted toward the collector.
+    counted: bool,
 }
 
 fn held(conn: &Connection, lease: Lease) -> Result<Held, StoreError> {
-    let row: Option<(String, i64, u32, u32, i64, f64, i64)> = conn
+    type HeldRow = (String, i64, u32, u32, i64, f64, i64, Option<i64>, bool);
+    let row: Option<HeldRow> = conn
         .prepare_cached(
             "SELECT state, token, attempt, max_attempts, backoff_base_ms, backoff_factor,
-                    backoff_max_ms FROM otp_jobs WHERE id = ?",
+                    backoff_max_ms, parent_id, counted FROM otp_jobs WHERE id = ?",
         )?
         .query_row([lease.id.0], |r| {
             Ok((
@@ -1008,6 +1028,8 @@ fn held(conn: &Connection, lease: Lease) -> Result<Held, StoreError> {
                 r.get(4)?,
                 r.get(5)?,
                 r.get(6)?,
+                r.get(7)?,
+                r.get(8)?,
             ))
         })
         .optional()?;
@@ -1016,7 +1038,7 @@ fn held(conn: &Connection, lease: Lease) -> Result<Held, StoreError> {
         None => None,
     };
     transition::check_lease(lease, found)?;
-    let Some((_, _, attempt, max_attempts, base, factor, max)) = row else {
+    let Some((_, _, attempt, max_attempts, base, factor, max, parent, counted)) = row else {
         return Err(StoreError::NotFound(lease.id));
     };
     Ok(Held {
@@ -1027,6 +1049,8 @@ fn held(conn: &Connection, lease: Lease) -> Result<Held, StoreError> {
             factor,
             max: Duration::from_millis(max.max(0) as u64),
         },
+        parent,
+        counted,
     })
 }
 
@@ -1050,7 +1074,7 @@ fn finish_tx(
                     lease_owner = NULL, lease_expires_at = NULL WHERE id = ?",
             )?
             .execute(params![result, now_ms, id])?;
-            child_done(conn, id, true, now)?;
+            counts_toward_parent(conn, id, job.parent, job.counted, true, now)?;
             enqueue_tx(conn, follow_ups, now)?;
             for group in groups {
                 enqueue_group_tx(conn, group, now)?;
