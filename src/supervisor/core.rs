@@ -550,12 +550,10 @@ impl Core {
     }
 
     /// Which children a restart of `key` touches, by key: those to stop (reverse start order),
-    /// those to delete (temporary bystanders) and those to start (start order). One-for-one
-    /// (every dynamic supervisor) touches only `key` and reads no other child.
+    /// those to delete (temporary bystanders) and those to start (start order). Not asked
+    /// under one-for-one (every dynamic supervisor), which touches only `key`: its callers
+    /// skip it, so that a restart reads no other child and allocates nothing.
     fn plan(&self, key: Key) -> (Vec<Key>, Vec<Key>, Vec<Key>) {
-        if self.flags.strategy == Strategy::OneForOne {
-            return (Vec::new(), Vec::new(), vec![key]);
-        }
         let (keys, view) = self.children.plan_view();
         let Some(failed) = keys.iter().position(|&k| k == key) else {
             return (Vec::new(), Vec::new(), Vec::new());
@@ -566,8 +564,11 @@ impl Core {
     }
 
     /// Stops (reverse start order) the running siblings that a restart of `key` touches and
-    /// deletes the temporary ones.
+    /// deletes the temporary ones. One-for-one touches none.
     async fn stop_bystanders(&mut self, key: Key) {
+        if self.flags.strategy == Strategy::OneForOne {
+            return;
+        }
         let (stop, delete, _) = self.plan(key);
         for k in stop {
             self.stop_slot(k, StopCause::Restart).await;
@@ -585,8 +586,15 @@ impl Core {
         key: Key,
     ) -> Result<(), ActorProcessingErr> {
         self.stop_bystanders(key).await;
-        let (_, _, start) = self.plan(key);
-        for k in start {
+        // One-for-one (every dynamic supervisor) starts `key` alone and reads no other child.
+        let planned;
+        let start = if self.flags.strategy == Strategy::OneForOne {
+            std::slice::from_ref(&key)
+        } else {
+            planned = self.plan(key).2;
+            &planned[..]
+        };
+        for &k in start {
             if self.children.get(k).is_none_or(|s| s.cell().is_some()) {
                 continue;
             }
