@@ -107,40 +107,72 @@ impl<W: Worker> Actor for WorkerActor<W> {
         Ok(())
     }
 
+    // Not an `async fn`: its future would hold the message twice (as argument and as local)
+    // and ractor copies that future several times per message. The message is taken here,
+    // before the future is made (ractor awaits it at once), so the future holds only the
+    // state's reference; the task waits in the state.
+    #[cfg(not(feature = "async-trait"))]
+    fn handle(
+        &self,
+        _myself: ActorRef<WorkerMsg<W>>,
+        msg: WorkerMsg<W>,
+        state: &mut WorkerState<W>,
+    ) -> impl std::future::Future<Output = Result<(), ActorProcessingErr>> + Send {
+        let run = state.take(msg);
+        state.serve(run)
+    }
+
+    #[cfg(feature = "async-trait")]
     async fn handle(
         &self,
         _myself: ActorRef<WorkerMsg<W>>,
         msg: WorkerMsg<W>,
         state: &mut WorkerState<W>,
     ) -> Result<(), ActorProcessingErr> {
-        match msg {
-            WorkerMsg::Run(env) => state.current = Some(env),
-            WorkerMsg::Ping(reply) => {
-                let _ = reply.send(());
-                return Ok(());
-            }
-        }
-        // This future is moved (copied) several times per message on its way into ractor's
-        // loop, so it is kept small: the task waits in the state, the task's own work is one
-        // awaited future, and the instrumented one is boxed (a pointer).
-        let outcome = if state.span.is_disabled() {
-            state.run().await
-        } else {
-            state.run_in_span().await
-        };
-        let left = state.inc.release();
-        state.shared.task_finished();
-        // Takes the next queued task, unless it is about to fail (it overran a timeout and is
-        // marked crashed), being removed, or not eligible (weight 0).
-        let pulled = state.shared.pull(&state.slot, &state.inc);
-        if left == 0 && !pulled {
-            state.timer.waits();
-        }
-        outcome
+        let run = state.take(msg);
+        state.serve(run).await
     }
 }
 
 impl<W: Worker> WorkerState<W> {
+    /// Takes a message: a task waits in [`current`](Self::current) (`true`: run it), a ping is
+    /// answered at once.
+    fn take(&mut self, msg: WorkerMsg<W>) -> bool {
+        match msg {
+            WorkerMsg::Run(env) => {
+                self.current = Some(env);
+                true
+            }
+            WorkerMsg::Ping(reply) => {
+                let _ = reply.send(());
+                false
+            }
+        }
+    }
+
+    /// Runs the task taken (if `run`), then releases its place and pulls the next queued task.
+    async fn serve(&mut self, run: bool) -> Result<(), ActorProcessingErr> {
+        if !run {
+            return Ok(());
+        }
+        // The task's own work is one awaited future, and the instrumented one is boxed (a
+        // pointer), so that this future stays small.
+        let outcome = if self.span.is_disabled() {
+            self.run().await
+        } else {
+            self.run_in_span().await
+        };
+        let left = self.inc.release();
+        self.shared.task_finished();
+        // Takes the next queued task, unless it is about to fail (it overran a timeout and is
+        // marked crashed), being removed, or not eligible (weight 0).
+        let pulled = self.shared.pull(&self.slot, &self.inc);
+        if left == 0 && !pulled {
+            self.timer.waits();
+        }
+        outcome
+    }
+
     /// [`run`](Self::run) inside the worker's span, boxed: the span's bookkeeping is paid for
     /// only while a subscriber records it.
     fn run_in_span(
