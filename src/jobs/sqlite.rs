@@ -930,14 +930,14 @@ fn child_done(conn: &Connection, id: i64, ok: bool, now: Timestamp) -> Result<()
         .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     match row {
-        Some((parent, counted)) => counts_toward_parent(conn, id, parent, counted, ok, now),
+        Some((parent, counted)) => count_child(conn, id, parent, counted, ok, now),
         None => Ok(()),
     }
 }
 
 /// [`child_done`] for a job whose `parent_id` and `counted` the caller read in this
-/// transaction.
-fn counts_toward_parent(
+/// transaction (as `postgres.rs`'s function of the same name).
+fn count_child(
     conn: &Connection,
     id: i64,
     parent: Option<i64>,
@@ -1006,7 +1006,7 @@ struct Held {
     attempt: u32,
     max_attempts: u32,
     backoff: RetryBackoff,
-    /// Its collector, if it is a child (see [`counts_toward_parent`]).
+    /// Its collector, if it is a child (see [`count_child`]).
     parent: Option<i64>,
     /// Whether its end has been counted toward the collector.
     counted: bool,
@@ -1074,7 +1074,7 @@ fn finish_tx(
                     lease_owner = NULL, lease_expires_at = NULL WHERE id = ?",
             )?
             .execute(params![result, now_ms, id])?;
-            counts_toward_parent(conn, id, job.parent, job.counted, true, now)?;
+            count_child(conn, id, job.parent, job.counted, true, now)?;
             enqueue_tx(conn, follow_ups, now)?;
             for group in groups {
                 enqueue_group_tx(conn, group, now)?;
