@@ -15,8 +15,10 @@
 //!   store writes them with nothing else: a table with the store's `AUTOINCREMENT` key and
 //!   partial indexes, each job inserted due, then one `UPDATE` that completes the previous job
 //!   and claims this one (as a busy runner's turn does). No reads, savepoints, threads or
-//!   serialization. Between the two anchors is what the pages of those indexes cost; between
-//!   this one and `single-commit` is what the queue's logic costs.
+//!   serialization. Between the two anchors is what the pages of those indexes cost (a fifth
+//!   to a third here: each commit writes about 4.6 WAL frames instead of 1); between this one
+//!   and `single-commit` is what the queue's logic costs. Target: `single-commit` >= 0.9x this
+//!   anchor (the plain anchor's ratio is bounded by the indexes' pages, whatever the logic).
 //!
 //! `single-commit` and both anchors run in interleaved rounds (`JOBS_BENCH_ROUNDS`, default
 //! 3: anchor, schema anchor, queue, anchor, …) and report medians, because this machine's
@@ -98,6 +100,7 @@ fn fresh_path(tag: &str) -> std::path::PathBuf {
 enum Backend {
     Sqlite,
     /// The server at `OTP_PG_URL`, a fresh schema per run.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     Postgres,
 }
 
@@ -130,6 +133,7 @@ const GROUP: Setup = Setup {
     concurrency: 64,
 };
 
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 const PG_GROUP: Setup = Setup {
     name: "postgres, 8 producers",
     backend: Backend::Postgres,
@@ -139,6 +143,7 @@ const PG_GROUP: Setup = Setup {
     concurrency: 64,
 };
 
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 const PG_PIPELINED: Setup = Setup {
     name: "postgres, 8 x 32 in flight",
     backend: Backend::Postgres,
@@ -503,14 +508,15 @@ fn report() {
         lat.sort_unstable();
         let rate = median(singles.clone());
         println!(
-            "{:<28} {:>10.0} {:>14.2} {:>14.2}   ({:.2}x anchor, {:.2}x the indexed anchor; median of the rounds' ratios; target >= 2000: {})",
+            "{:<28} {:>10.0} {:>14.2} {:>14.2}   ({:.2}x anchor, {:.2}x the indexed anchor; median of the rounds' ratios; target >= 2000: {}; >= 0.9x the indexed anchor: {})",
             SINGLE.name,
             rate,
             percentile(&lat, 0.50),
             percentile(&lat, 0.99),
             ratios(&raws),
             ratios(&indexed),
-            if rate >= 2_000.0 { "met" } else { "MISSED" }
+            if rate >= 2_000.0 { "met" } else { "MISSED" },
+            if ratios(&indexed) >= 0.9 { "met" } else { "MISSED" }
         );
         print_journal(journal, n);
     }
