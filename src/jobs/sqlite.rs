@@ -12,9 +12,9 @@
 //! every operation already waiting (up to [`SqliteOptions::max_batch`]), and runs them all in
 //! one transaction, each inside its own savepoint (one failing operation rolls back alone), with
 //! one fsync; then it answers every caller. An operation alone in its transaction needs no
-//! savepoint: if it fails, the transaction is rolled back. Under low load that is one commit per operation,
-//! under high load one commit per batch. [`SqliteStore::in_memory`] runs operations inline on
-//! the caller's thread instead (no file, no fsync, no thread: for tests).
+//! savepoint: if it fails, the transaction is rolled back. Under low load that is one commit
+//! per operation, under high load one commit per batch. [`SqliteStore::in_memory`] runs
+//! operations inline on the caller's thread instead (no file, no fsync, no thread: for tests).
 //!
 //! # The state machine in SQL
 //! Each [`Store`] method is one function below (`enqueue_tx`, `claim_tx`, `finish_tx`, …) over

@@ -759,7 +759,7 @@ impl<W: Worker> PoolRef<W> {
     ///
     /// A plain function, so that no `.await` in the callers holds what placing returned: the
     /// future of every `cast` and `submit` stays small (it is moved as a whole at every
-    /// `.await`; before, it was three times larger).
+    /// `.await`).
     #[allow(clippy::type_complexity)]
     fn hand_over(
         &self,
