@@ -175,9 +175,15 @@ pub trait Routing: Send + Sync + 'static {
     }
 }
 
+/// The indices `0..n` in rotation from `start` (below `n`): `start, …, n - 1, 0, …, start - 1`,
+/// without a division per step (a scan of 64 workers paid 64 of them).
+fn rotation(n: usize, start: usize) -> impl Iterator<Item = usize> {
+    (start..n).chain(0..start)
+}
+
 /// Scans `n` indices starting at `start` (wrapping) and returns the first `ok` one.
 fn scan_from(n: usize, start: usize, mut ok: impl FnMut(usize) -> bool) -> Option<usize> {
-    (0..n).map(|k| (start + k) % n).find(|&i| ok(i))
+    rotation(n, start).find(|&i| ok(i))
 }
 
 /// Exact rotation over the eligible workers.
@@ -234,8 +240,7 @@ impl Routing for LeastBusy {
         }
         let start = self.rotor.fetch_add(1, Ordering::Relaxed) % n;
         let mut best: Option<(usize, usize)> = None;
-        for k in 0..n {
-            let i = (start + k) % n;
+        for i in rotation(n, start) {
             let w = workers.get(i);
             if !w.can_take() {
                 continue;
@@ -374,13 +379,13 @@ impl Routing for Weighted {
             return Target::Unavailable;
         }
         let start = self.next.fetch_add(1, Ordering::Relaxed) % len;
-        for k in 0..len {
-            let i = cycle.order[(start + k) % len] as usize;
+        for position in rotation(len, start) {
+            let i = cycle.order[position] as usize;
             let w = workers.get(i);
             if w.can_take() && w.weight > 0 {
-                if k > 0 {
+                if position != start {
                     // Passed over busy workers: go on from the one picked.
-                    self.next.store(start + k + 1, Ordering::Relaxed);
+                    self.next.store(position + 1, Ordering::Relaxed);
                 }
                 return Target::One(i);
             }
@@ -507,6 +512,15 @@ mod tests {
 
     fn idle(n: usize) -> Vec<WorkerView> {
         vec![WorkerView::IDLE; n]
+    }
+
+    #[test]
+    fn a_rotation_visits_every_index_once_from_its_start() {
+        assert_eq!(rotation(5, 2).collect::<Vec<_>>(), vec![2, 3, 4, 0, 1]);
+        assert_eq!(rotation(5, 0).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
+        assert_eq!(rotation(5, 4).collect::<Vec<_>>(), vec![4, 0, 1, 2, 3]);
+        assert_eq!(rotation(1, 0).collect::<Vec<_>>(), vec![0]);
+        assert_eq!(rotation(0, 0).count(), 0);
     }
 
     fn picks(r: &dyn Routing, views: &[WorkerView], n: usize) -> Vec<usize> {
