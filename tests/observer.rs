@@ -137,6 +137,17 @@ async fn the_live_stream_sends_samples() {
     assert_eq!(samples.len(), 2, "{text}");
     assert!(samples[0].starts_with("event: sample\ndata: {"), "{text}");
     assert!(samples[1].contains("\"path\":\"app\""), "{text}");
+    // Numbered in the order they were begun, the stream's and the snapshot's alike.
+    let seq = |sample: &str| {
+        let data = sample.split_once("data: ").map_or("", |(_, d)| d);
+        serde_json::from_str::<Value>(data).unwrap()["seq"].as_u64()
+    };
+    let (first, second) = (seq(samples[0]), seq(samples[1]));
+    let later = json(&router, "/api/snapshot").await["seq"].as_u64();
+    assert!(
+        matches!((first, second, later), (Some(a), Some(b), Some(c)) if a < b && b < c),
+        "{text}\nthen the snapshot's seq: {later:?}"
+    );
     root.stop().await;
 }
 
@@ -351,9 +362,10 @@ fn chromium() -> Option<std::path::PathBuf> {
     None
 }
 
-/// The page at `url` as headless Chromium shows it `budget` after it starts loading (its
-/// event stream never ends, so the page is taken as it is then).
-async fn rendered(chromium: &std::path::Path, url: &str, budget: Duration) -> String {
+/// The page at `url` as headless Chromium shows it once it has loaded and its open requests
+/// have ended. Chromium's virtual time stands still while a request is open, so the page is
+/// taken after its event stream has sent its sample and ended (see [`one_sample_per_stream`]).
+async fn rendered(chromium: &std::path::Path, url: &str) -> String {
     let profile = std::env::temp_dir().join(format!(
         "ractor-otp-observer-{}-{}",
         std::process::id(),
@@ -370,9 +382,10 @@ async fn rendered(chromium: &std::path::Path, url: &str, budget: Duration) -> St
             "--disable-background-networking",
             "--disable-component-update",
             "--disable-sync",
+            // Less than the event stream's reconnection delay (3 s): one stream per page.
+            "--virtual-time-budget=1000",
         ])
         .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(format!("--timeout={}", budget.as_millis()))
         .arg("--dump-dom")
         .arg(url)
         .kill_on_drop(true);
@@ -387,6 +400,22 @@ async fn rendered(chromium: &std::path::Path, url: &str, budget: Duration) -> St
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Ends every event stream after its first sample, so that a page rendered by [`rendered`]
+/// has heard its stream's sample, always, before it is taken.
+async fn one_sample_per_stream(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let events = request.uri().path().ends_with("/api/events");
+    let response = next.run(request).await;
+    if !events {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let first = body.into_data_stream().take(1);
+    axum::response::Response::from_parts(parts, Body::from_stream(first))
 }
 
 /// The text of the tree row at `path` in a rendered page.
@@ -416,7 +445,8 @@ fn row(dom: &str, path: &str) -> String {
 }
 
 /// End to end, as a person sees it: the page served on loopback, rendered by headless
-/// Chromium, shows the tree; after a crash it shows the new incarnation.
+/// Chromium, shows the tree; after a crash it shows the new incarnation, even though its
+/// event stream first sends the sampler's latest sample, taken before the crash.
 #[ignore = "needs Chromium: `apt-get install chromium`, then `cargo test --features observer --test observer -- --include-ignored` (CI does both)"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browser_shows_the_tree_and_a_restart() {
@@ -435,11 +465,14 @@ async fn a_browser_shows_the_tree_and_a_restart() {
     let url = format!("http://{}/", listener.local_addr().unwrap());
     let router = Observer::new()
         .supervisor(root.clone())
-        .sample_every(Duration::from_millis(200))
-        .router();
+        // The sampler takes one sample when the first page listens, then none in this test:
+        // the second page's stream sends that one, older than the page.
+        .sample_every(Duration::from_secs(3600))
+        .router()
+        .layer(axum::middleware::from_fn(one_sample_per_stream));
     let server = tokio::spawn(async move { axum::serve(listener, router).await });
 
-    let dom = rendered(&chromium, &url, Duration::from_secs(3)).await;
+    let dom = rendered(&chromium, &url).await;
     assert!(
         dom.contains(" UTC</span>"),
         "the page shows its sample's time:\n{dom}"
@@ -457,7 +490,11 @@ async fn a_browser_shows_the_tree_and_a_restart() {
         )
     })
     .await;
-    let dom = rendered(&chromium, &url, Duration::from_secs(3)).await;
+    let dom = rendered(&chromium, &url).await;
+    assert!(
+        dom.contains("reconnecting"),
+        "the page heard its event stream, which ends after one sample:\n{dom}"
+    );
     let wal = row(&dom, "app/storage/wal");
     assert!(wal.starts_with("wal running #2 (1 restart)"), "{wal}");
     server.abort();

@@ -8,7 +8,10 @@
 //!   and cancel), schedules (last slot, fired, missed).
 //! * **Live**: the page listens to `GET /api/events`, server-sent events from one sampler
 //!   (every [`Observer::sample_every`], 1 s by default) that runs only while someone listens;
-//!   the page stops listening while its tab is hidden.
+//!   the page stops listening while its tab is hidden. Every sample (the page's own, the
+//!   stream's, `/api/snapshot`'s) carries `seq`, the order in which the router began taking
+//!   it: the page never replaces what it shows with a sample begun before it (a new listener
+//!   first hears the sampler's latest sample, which may be older than the page).
 //! * **Access**: a resolver you give ([`Observer::access`]) decides per request:
 //!   [`Access::ReadOnly`] (the default), [`Access::Full`] (actions allowed) or
 //!   [`Access::Forbidden`] (403). Actions are `POST` only and refused unless the request
@@ -39,7 +42,7 @@
 mod json;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -152,6 +155,7 @@ impl Observer {
             observer: self,
             live: watch::Sender::new(Arc::from("")),
             sampling: AtomicBool::new(false),
+            begun: AtomicU64::new(0),
         });
         Router::new()
             .route("/", get(page))
@@ -185,6 +189,8 @@ struct App {
     live: watch::Sender<Arc<str>>,
     /// The sampler runs (only while someone listens).
     sampling: AtomicBool,
+    /// How many samples have been begun: the next sample's `seq`.
+    begun: AtomicU64,
 }
 
 type Shared = State<Arc<App>>;
@@ -237,10 +243,7 @@ fn same_origin(headers: &HeaderMap) -> bool {
 /// stream's first sample arrives).
 async fn page(State(app): Shared, Extension(access): Extension<Access>) -> Response {
     // `</` cannot end the script element it sits in.
-    let initial = sample(&app.observer)
-        .await
-        .to_string()
-        .replace("</", "<\\/");
+    let initial = sample(&app).await.to_string().replace("</", "<\\/");
     let page = include_str!("index.html")
         .replace(
             "__ACCESS__",
@@ -254,8 +257,11 @@ async fn page(State(app): Shared, Extension(access): Extension<Access>) -> Respo
     ([(header::CACHE_CONTROL, "no-store")], Html(page)).into_response()
 }
 
-/// One sample: the tree and the job counts and schedules, as JSON.
-async fn sample(observer: &Observer) -> serde_json::Value {
+/// One sample: the tree and the job counts and schedules, as JSON, numbered (`seq`) in the
+/// order this router began them.
+async fn sample(app: &App) -> serde_json::Value {
+    let seq = app.begun.fetch_add(1, Ordering::Relaxed);
+    let observer = &app.observer;
     let tree = match &observer.root {
         Some(root) => match root.tree().await {
             Ok(tree) => json::tree(&tree),
@@ -278,6 +284,7 @@ async fn sample(observer: &Observer) -> serde_json::Value {
         None => serde_json::Value::Null,
     };
     serde_json::json!({
+        "seq": seq,
         "at": crate::jobs::Timestamp::from(std::time::SystemTime::now()).as_millis(),
         "tree": tree,
         "jobs": jobs,
@@ -285,7 +292,7 @@ async fn sample(observer: &Observer) -> serde_json::Value {
 }
 
 async fn snapshot(State(app): Shared) -> Response {
-    Json(sample(&app.observer).await).into_response()
+    Json(sample(&app).await).into_response()
 }
 
 /// Server-sent events: a `sample` event every sampling period (the same JSON as
@@ -315,7 +322,7 @@ async fn events(State(app): Shared) -> Response {
 /// Samples every period while anyone listens, then stops.
 async fn keep_sampling(app: Arc<App>) {
     loop {
-        let value = sample(&app.observer).await;
+        let value = sample(&app).await;
         app.live.send_replace(Arc::from(value.to_string()));
         tokio::time::sleep(app.observer.every).await;
         if app.live.receiver_count() == 0 {
