@@ -251,3 +251,145 @@ async fn a_nested_dynamic_supervisor_is_reachable_by_its_id() {
         s(&["start a", "start s1", "stop s1", "stop a"])
     );
 }
+
+fn child_event(id: &str, started: bool, generation: u64) -> impl Fn(&SupervisorEvent) -> bool {
+    let id = id.to_string();
+    move |e| match e {
+        SupervisorEvent::ChildStarted {
+            id: i,
+            generation: g,
+            ..
+        } => started && i.as_str() == id && *g == generation,
+        SupervisorEvent::ChildExited {
+            id: i,
+            generation: g,
+            ..
+        } => !started && i.as_str() == id && *g == generation,
+        _ => false,
+    }
+}
+
+/// Keeps `sup` busy for 5 s: it restarts the child it started as `slow`, whose second start
+/// takes that long. Returns once the supervisor is in that restart.
+async fn busy_restarting(
+    sup: &DynamicSupervisorRef<String>,
+    probes: &Probes,
+    events: &mut ractor_otp::supervisor::EventStream,
+) {
+    probes.script("slow", [StartStep::Ok, StartStep::Slow(5 * SEC)]);
+    let slow = bounded(sup.start_child("slow".into()))
+        .await
+        .unwrap()
+        .unwrap();
+    next_matching(events, child_event("#1", true, 1)).await;
+    let slow: ractor::ActorRef<ProbeMsg> = slow.into();
+    slow.cast(ProbeMsg::Panic).unwrap();
+    next_matching(events, child_event("#1", false, 1)).await;
+}
+
+/// A child runs on the caller's side before the supervisor hears of it: if it ends first,
+/// its exit is still acted on when it is handed over (here: a permanent child, restarted).
+#[tokio::test(start_paused = true)]
+async fn a_child_that_ends_before_it_is_handed_over_is_restarted() {
+    let probes = Probes::new();
+    let mut builder = DynamicSupervisor::builder(probes.template()).intensity(5);
+    let mut events = builder.subscribe();
+    let sup = builder.spawn().await.unwrap();
+    busy_restarting(&sup, &probes, &mut events).await;
+    // Started while the supervisor is busy: it is handed over only once the restart is done,
+    // and it crashes before that.
+    let x = bounded(sup.start_child("x".into())).await.unwrap().unwrap();
+    let x: ractor::ActorRef<ProbeMsg> = x.into();
+    x.cast(ProbeMsg::Panic).unwrap();
+    let (before, _) = next_matching(&mut events, child_event("#2", true, 2)).await;
+    assert!(
+        before.iter().any(child_event("#2", true, 1))
+            && before.iter().any(child_event("#2", false, 1)),
+        "x was handed over, then its exit acted on: {before:?}"
+    );
+    let which = bounded(sup.which_children()).await.unwrap();
+    let x_now = which
+        .iter()
+        .find(|c| c.id.as_str() == "#2")
+        .expect("x is held");
+    assert_eq!(x_now.generation, 2);
+    assert_eq!(ping_cell(x_now.cell().expect("x runs")).await, 2);
+    sup.stop().await;
+}
+
+/// Starts under way count toward `max_children`: however many callers start at once, no
+/// more than the maximum run, and a place freed is taken again.
+#[tokio::test(start_paused = true)]
+async fn max_children_holds_for_starts_under_way() {
+    let probes = Probes::new();
+    let sup = DynamicSupervisor::builder(probes.template())
+        .max_children(4)
+        .spawn()
+        .await
+        .unwrap();
+    let ids: Vec<String> = (0..16).map(|i| format!("c{i}")).collect();
+    for id in &ids {
+        probes.script(id, [StartStep::Slow(SEC)]);
+    }
+    let results = bounded(futures::future::join_all(
+        ids.iter().map(|id| sup.start_child(id.clone())),
+    ))
+    .await;
+    let started: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    assert_eq!(started.len(), 4, "{results:?}");
+    assert!(results
+        .iter()
+        .filter(|r| r.is_err())
+        .all(|r| matches!(r, Err(SupervisorError::MaxChildren(4)))));
+    assert_eq!(bounded(sup.count_children()).await.unwrap().active, 4);
+    let first = started[0].clone().expect("started");
+    bounded(sup.terminate_child(&first)).await.unwrap();
+    assert!(bounded(sup.start_child("again".into()))
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        bounded(sup.start_child("one more".into())).await.err(),
+        Some(SupervisorError::MaxChildren(4))
+    );
+    sup.stop().await;
+}
+
+/// A caller that stops waiting does not stop the start: the child starts and is supervised.
+#[tokio::test(start_paused = true)]
+async fn a_start_whose_caller_stops_waiting_still_ends_supervised() {
+    let probes = Probes::new();
+    let mut builder = DynamicSupervisor::builder(probes.template());
+    let mut events = builder.subscribe();
+    let sup = builder.spawn().await.unwrap();
+    probes.script("z", [StartStep::Slow(10 * SEC)]);
+    let gave_up = tokio::time::timeout(SEC, sup.start_child("z".into())).await;
+    assert!(gave_up.is_err(), "the start takes 10 s");
+    next_matching(&mut events, child_event("#1", true, 1)).await;
+    let which = bounded(sup.which_children()).await.unwrap();
+    assert_eq!(which.len(), 1);
+    assert_eq!(ping_cell(which[0].cell().expect("z runs")).await, 1);
+    bounded(sup.stop()).await;
+    assert_eq!(probes.log.snapshot(), s(&["start z", "stop z"]));
+}
+
+/// A child whose hand-over the supervisor never reads (it was told to stop first) is still
+/// stopped in order at shutdown, by the template's policy, not killed.
+#[tokio::test(start_paused = true)]
+async fn a_child_handed_over_too_late_is_stopped_at_shutdown() {
+    let probes = Probes::new();
+    let mut builder = DynamicSupervisor::builder(probes.template()).intensity(5);
+    let mut events = builder.subscribe();
+    let sup = builder.spawn().await.unwrap();
+    busy_restarting(&sup, &probes, &mut events).await;
+    let y = bounded(sup.start_child("y".into())).await.unwrap().unwrap();
+    // The stop overtakes y's hand-over in the supervisor's mailbox.
+    bounded(sup.stop()).await;
+    assert_eq!(y.get_status(), ractor::ActorStatus::Stopped);
+    let log = probes.log.snapshot();
+    assert!(
+        log.contains(&"stop y".to_string()),
+        "y's post_stop ran: {log:?}"
+    );
+    assert!(log.contains(&"stop slow".to_string()), "{log:?}");
+}

@@ -85,15 +85,16 @@ impl Children {
         }
     }
 
-    /// The key the next [`push`](Self::push) will use (a dynamic child's id is made from it).
-    pub(crate) fn next_key(&self) -> Key {
-        self.last_key + 1
-    }
-
     /// Adds a child, not running, at the end of the start order.
     pub(crate) fn push(&mut self, spec: ChildSpec) -> Key {
-        self.last_key += 1;
-        let key = self.last_key;
+        self.push_keyed(self.last_key + 1, spec)
+    }
+
+    /// Adds a child under a key given elsewhere (a dynamic supervisor's keys are handed out
+    /// to the callers that start its children, in the order their starts began); `key` must
+    /// not be in use.
+    pub(crate) fn push_keyed(&mut self, key: Key, spec: ChildSpec) -> Key {
+        self.last_key = self.last_key.max(key);
         if let Some(by_id) = &mut self.by_id {
             by_id.insert(spec.id.clone(), key);
         }
@@ -111,10 +112,6 @@ impl Children {
     /// Children with a live incarnation.
     pub(crate) fn running(&self) -> usize {
         self.by_actor.len()
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.slots.len()
     }
 
     pub(crate) fn get(&self, key: Key) -> Option<&Slot> {

@@ -28,27 +28,35 @@
 //!   [`Shutdown`](super::Shutdown) policy (static: one by one in reverse start order; dynamic:
 //!   all at once), before ractor tears the actor down.
 //!
+//! * **Adoption** ([`Core::adopt`], dynamic only): a caller of `start_child` starts the child
+//!   itself, linked to the supervisor, and hands it over by message; the core records it as if
+//!   it had started it. A child that ends before it is handed over has its exit kept until then
+//!   (see [`Admission`]).
+//!
 //! Exits are matched to children by the actor id of the live incarnation; a pending restart
 //! carries a token that `terminate_child`, `delete_child` and shutdown invalidate.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::children::{ChildCounts, ChildInfo, Children, Key, SlotState};
+use super::children::{ChildCounts, ChildInfo, Children, Key, Slot, SlotState};
+use super::dynamic::Admission;
 use super::event::{EventStream, StopCause, Subscribers, SupervisorEvent};
 use super::intensity::{IntensityDecision, RestartIntensity};
-use super::lifecycle::{self, Started};
+use super::lifecycle::{self, Started, Starting};
 use super::spec::SupervisorFlags;
-use super::spec::{AutoShutdown, ChildContext, ChildId, ChildSpec, Restart, Strategy};
+use super::spec::{AutoShutdown, ChildId, ChildSpec, Restart, Strategy};
 use super::strategy::{exit_action, restart_plan, ExitAction};
 use crate::error::{IntensityExceeded, StartError, SupervisorError};
 use crate::exit::{ExitClass, ExitReason, SHUTDOWN_REASON};
 use crate::observe::{
-    observe_children, ChildView, NodeKind, Observed, Probe, ProbeSlot, SupervisorSummary,
-    TreeEventStream, TreeLink,
+    observe_children, ChildView, NodeKind, Observed, Probe, SupervisorSummary, TreeEventStream,
+    TreeLink,
 };
 
 type Reply<T> = RpcReplyPort<T>;
@@ -134,10 +142,22 @@ pub(crate) fn probe<M: CoreMsg>(actor: ActorRef<M>) -> Probe {
     })
 }
 
-/// What sets a dynamic supervisor apart (OTP's `?is_simple`).
-#[derive(Debug, Clone, Copy)]
+/// What sets a dynamic supervisor apart (OTP's `?is_simple`): what it shares with the callers
+/// that start its children.
+#[derive(Debug, Clone)]
 pub(crate) struct Dynamic {
-    pub(crate) max_children: Option<usize>,
+    pub(crate) admission: Arc<Admission>,
+}
+
+/// A dynamic child a caller started itself, handed over to its supervisor ([`Core::adopt`]).
+pub(crate) struct Adoption {
+    /// The key [`Admission::admit`] gave the start (the child's id is `#key`).
+    pub(crate) key: Key,
+    pub(crate) spec: ChildSpec,
+    pub(crate) started: Started,
+    /// The probe an observable child left.
+    pub(crate) probe: Option<Probe>,
+    pub(crate) started_at: Instant,
 }
 
 /// A supervisor: its flags, children, restart window and subscribers.
@@ -155,6 +175,10 @@ pub(crate) struct Core {
     span: tracing::Span,
     /// Set once every child has been stopped for good; `shutdown` then has nothing to do.
     finished: bool,
+    /// Dynamic: the exits of actors unknown here while callers' starts are under way: a child
+    /// a caller started may end before it is handed over ([`Core::adopt`] takes its exit).
+    /// Emptied whenever no start is under way.
+    early_exits: HashMap<ActorId, ExitReason>,
 }
 
 impl Core {
@@ -181,7 +205,13 @@ impl Core {
             next_token: 0,
             span,
             finished: false,
+            early_exits: HashMap::new(),
         }
+    }
+
+    /// Where this supervisor is in its tree (its children's places are made from it).
+    pub(crate) fn tree_link(&self) -> &TreeLink {
+        &self.tree
     }
 
     /// The supervisor's span: every request and exit is handled inside it.
@@ -223,11 +253,6 @@ impl Core {
             },
             children: self.children.views(),
         }
-    }
-
-    /// The id the next dynamic child gets: `#1`, `#2`, ... in start order.
-    pub(crate) fn next_dynamic_id(&self) -> ChildId {
-        ChildId::from(format!("#{}", self.children.next_key()))
     }
 
     // ---- startup and shutdown -------------------------------------------------------------
@@ -299,33 +324,37 @@ impl Core {
             return Started::Ignored;
         };
         slot.generation += 1;
-        let id = slot.spec.id.clone();
-        let generation = slot.generation;
-        let probe_slot = slot.spec.policy.observable.then(ProbeSlot::default);
-        let ctx = ChildContext {
-            supervisor: myself.get_cell(),
-            id: id.clone(),
-            generation,
-            name: slot.spec.policy.name.clone(),
-            probe: probe_slot.clone(),
-            tree: probe_slot
-                .is_some()
-                .then(|| self.tree.place_for(&id, generation)),
+        let starting = Starting::new(&slot.spec, slot.generation, myself.get_cell(), &self.tree);
+        let (started, probe) = starting.run().await;
+        self.record_start(key, &started, probe, Instant::now());
+        started
+    }
+
+    /// Records how the start of `key`'s current incarnation ended, and tells the subscribers.
+    fn record_start(
+        &mut self,
+        key: Key,
+        started: &Started,
+        probe: Option<Probe>,
+        started_at: Instant,
+    ) {
+        let Some(slot) = self.children.get(key) else {
+            return;
         };
-        let start = (slot.spec.start)(ctx);
-        let span = tracing::info_span!("child", id = %id, generation);
-        let started = lifecycle::start_child(start, &myself.get_cell())
-            .instrument(span)
-            .await;
-        match &started {
+        let (id, generation, observable) = (
+            slot.spec.id.clone(),
+            slot.generation,
+            slot.spec.policy.observable,
+        );
+        match started {
             Started::Running(cell) => {
                 self.children
                     .set_state(key, SlotState::Running(cell.clone()));
                 if let Some(slot) = self.children.get_mut(key) {
-                    slot.started_at = Some(Instant::now());
+                    slot.started_at = Some(started_at);
                 }
-                if let Some(probe) = probe_slot {
-                    self.children.set_probe(key, probe.get().cloned());
+                if observable {
+                    self.children.set_probe(key, probe);
                 }
                 let actor = cell.get_id();
                 tracing::debug!(child = %id, generation, %actor, "child started");
@@ -351,7 +380,6 @@ impl Core {
                 });
             }
         }
-        started
     }
 
     /// A child whose start said `Ignore` keeps its spec as not running, unless nothing is worth
@@ -404,10 +432,19 @@ impl Core {
     }
 
     fn delete_slot(&mut self, key: Key) {
-        if let Some(slot) = self.children.remove(key) {
+        if let Some(slot) = self.remove_slot(key) {
             let id = slot.spec.id;
             self.emit(|| SupervisorEvent::ChildDeleted { id });
         }
+    }
+
+    /// Takes `key` out of the table; a dynamic supervisor's place is free again.
+    fn remove_slot(&mut self, key: Key) -> Option<Slot> {
+        let slot = self.children.remove(key)?;
+        if let Some(dynamic) = &self.dynamic {
+            dynamic.admission.release();
+        }
+        Some(slot)
     }
 
     // ---- a child ended by itself ----------------------------------------------------------
@@ -423,7 +460,16 @@ impl Core {
             return Ok(()); // started, process groups, cluster events: nothing to do
         };
         let Some(key) = self.children.key_of_actor(actor) else {
-            return Ok(()); // stale
+            // A child a caller started may end before it is handed over: keep its exit for
+            // `adopt` while any start is under way. Otherwise: stale.
+            if self
+                .dynamic
+                .as_ref()
+                .is_some_and(|d| d.admission.starting() > 0)
+            {
+                self.early_exits.insert(actor, reason);
+            }
+            return Ok(());
         };
         let span = self.span();
         self.child_exited(myself, key, reason)
@@ -710,14 +756,6 @@ impl Core {
         myself: &ActorRef<M>,
         spec: ChildSpec,
     ) -> Result<Option<ActorCell>, SupervisorError> {
-        if let Some(Dynamic {
-            max_children: Some(max),
-        }) = self.dynamic
-        {
-            if self.children.len() >= max {
-                return Err(SupervisorError::MaxChildren(max));
-            }
-        }
         spec.validate(self.flags.auto_shutdown)
             .map_err(SupervisorError::InvalidSpec)?;
         if let Some(key) = self.children.key_of(&spec.id) {
@@ -730,7 +768,18 @@ impl Core {
             });
         }
         let key = self.children.push(spec);
-        match self.start_slot(myself, key).await {
+        let started = self.start_slot(myself, key).await;
+        self.settle_new(key, started)
+    }
+
+    /// After the first start of a child added at run time: an ignored child is forgotten if
+    /// nothing of it is worth keeping, a failed one is taken out again.
+    fn settle_new(
+        &mut self,
+        key: Key,
+        started: Started,
+    ) -> Result<Option<ActorCell>, SupervisorError> {
+        match started {
             Started::Running(cell) => Ok(Some(cell)),
             Started::Ignored => {
                 self.forget_ignored(key);
@@ -738,9 +787,58 @@ impl Core {
             }
             Started::Failed(reason) => {
                 let id = self.id_of(key);
-                self.children.remove(key);
+                self.remove_slot(key);
                 Err(SupervisorError::StartFailed { id, reason })
             }
+        }
+    }
+
+    /// Records a dynamic child a caller started itself (`DynamicSupervisorRef::start_child`)
+    /// as if this supervisor had started it: the same table entry, events, and what follows an
+    /// ignored or failed start. A child that ended before it was handed over is then handled
+    /// as ending now; one handed over after shutdown began is stopped.
+    pub(crate) async fn adopt<M: CoreMsg>(
+        &mut self,
+        myself: &ActorRef<M>,
+        adoption: Adoption,
+    ) -> Result<(), ActorProcessingErr> {
+        let Some(dynamic) = self.dynamic.clone() else {
+            return Ok(());
+        };
+        let Adoption {
+            key,
+            spec,
+            started,
+            probe,
+            started_at,
+        } = adoption;
+        let shutdown = spec.shutdown_policy();
+        let key = self.children.push_keyed(key, spec);
+        if let Some(slot) = self.children.get_mut(key) {
+            slot.generation = 1;
+        }
+        let actor = match &started {
+            Started::Running(cell) => Some(cell.clone()),
+            _ => None,
+        };
+        self.record_start(key, &started, probe, started_at);
+        let _ = self.settle_new(key, started);
+        let early = actor
+            .as_ref()
+            .and_then(|cell| self.early_exits.remove(&cell.get_id()));
+        if dynamic.admission.handed_over() == 0 {
+            self.early_exits.clear();
+        }
+        match (actor, early) {
+            (Some(_), Some(reason)) => self.child_exited(myself, key, reason).await,
+            (Some(cell), None) if self.finished => {
+                self.children.set_state(key, SlotState::NotRunning);
+                let outcome = lifecycle::stop_child(&cell, shutdown).await;
+                self.stopped(key, StopCause::Shutdown, outcome);
+                self.remove_slot(key);
+                Ok(())
+            }
+            _ => Ok(()),
         }
     }
 

@@ -7,18 +7,43 @@
 //! its own arguments (and restarted with them), is addressed by its cell, is forgotten when it
 //! ends without a restart (a transient child's normal exit, any temporary exit), and all
 //! children are stopped **in parallel** at shutdown.
+//!
+//! **Starting a child costs what spawning it does** (a departure from OTP, whose
+//! `start_child` is a call to the supervisor, which starts children one at a time): the
+//! caller of [`DynamicSupervisorRef::start_child`] runs the template's start itself, the child
+//! linked to the supervisor from its first moment, then hands it over with a message
+//! ([`Core::adopt`](super::core::Core::adopt)) and answers at once. [`Admission`] keeps what
+//! must hold across callers: `max_children`, the ids (`#1`, `#2`, … in the order starts
+//! began) and how many starts are under way, so that a child that ends before it is handed
+//! over is still restarted or forgotten as its restart type says. Whatever is asked of the
+//! supervisor after `start_child` answered (`which_children`, `terminate_child`, …) finds the
+//! child, since its hand-over was sent first. A start whose caller stops waiting runs to its
+//! end on its own task, so no child is left unsupervised; a child handed over once shutdown
+//! has begun is stopped with the others.
 
 use std::fmt;
+use std::future::Future;
 use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
 
-use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use futures::future::BoxFuture;
+use ractor::{
+    Actor, ActorCell, ActorProcessingErr, ActorRef, ActorStatus, RpcReplyPort, SupervisionEvent,
+};
+use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::core::{self, ChildRef, Core, Dynamic, Request};
+use super::children::Key;
+use super::core::{self, Adoption, ChildRef, Core, Dynamic, Request};
+use super::lifecycle::{Started, Starting};
 use super::spec::{ChildId, ChildSpec, ChildTemplate};
 use super::Settings;
 use crate::actors::spawn_actor;
 use crate::error::{SpecError, StartError, SupervisorError};
+use crate::observe::TreeLink;
 
 /// Entry point: `DynamicSupervisor::builder(template)`.
 ///
@@ -105,17 +130,27 @@ impl<Args: Clone + Send + Sync + 'static> DynamicSupervisorBuilder<Args> {
         parent: Option<ActorCell>,
     ) -> Result<DynamicSupervisorRef<Args>, StartError> {
         self.validate()?;
+        let admission = Arc::new(Admission::new(self.max_children));
         let dynamic = Dynamic {
-            max_children: self.max_children,
+            admission: admission.clone(),
         };
         let (core, name) = self.settings.into_core("dynamic_supervisor", Some(dynamic));
+        let intake = Arc::new(Intake {
+            template: self.template,
+            admission,
+            tree: core.tree_link().clone(),
+            span: core.span(),
+        });
         let state = DynState {
             core,
-            template: self.template,
+            intake: intake.clone(),
         };
         let actor = DynActor::<Args>(PhantomData);
         let actor = spawn_actor(actor, state, name, parent).await?;
-        Ok(DynamicSupervisorRef { actor })
+        Ok(DynamicSupervisorRef {
+            actor,
+            intake: OnceLock::from(intake),
+        })
     }
 }
 
@@ -138,20 +173,157 @@ impl<Args> From<Request> for DynamicSupervisorMsg<Args> {
 }
 
 enum DynRequest<Args> {
-    /// Start a child from the template with these arguments.
-    StartChild(
-        Args,
-        RpcReplyPort<Result<Option<ActorCell>, SupervisorError>>,
-    ),
+    /// A child a caller started, handed over.
+    Adopt(Box<Adoption>),
+    /// What a handle made from a cell needs to start children itself.
+    Intake(RpcReplyPort<Arc<Intake<Args>>>),
     /// Anything a static supervisor serves too.
     Core(Request),
+}
+
+/// What a dynamic supervisor shares with the callers that start its children: its maximum,
+/// the keys it hands out, and the starts under way. Every count is exact under concurrent
+/// starts: a start is admitted (or refused) before it begins.
+#[derive(Debug)]
+pub(crate) struct Admission {
+    max_children: Option<usize>,
+    /// With a maximum: children in the table plus starts under way.
+    held: AtomicUsize,
+    /// Starts admitted and not yet handed over to the supervisor.
+    starting: AtomicUsize,
+    /// The last key handed out.
+    last_key: AtomicU64,
+}
+
+impl Admission {
+    pub(crate) fn new(max_children: Option<usize>) -> Admission {
+        Admission {
+            max_children,
+            held: AtomicUsize::new(0),
+            starting: AtomicUsize::new(0),
+            last_key: AtomicU64::new(0),
+        }
+    }
+
+    /// Admits one start: its key, or `MaxChildren` when the table and the starts under way
+    /// already fill the maximum.
+    pub(crate) fn admit(&self) -> Result<Key, SupervisorError> {
+        if let Some(max) = self.max_children {
+            self.held
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                    (held < max).then_some(held + 1)
+                })
+                .map_err(|_| SupervisorError::MaxChildren(max))?;
+        }
+        self.starting.fetch_add(1, Ordering::AcqRel);
+        Ok(self.last_key.fetch_add(1, Ordering::Relaxed) + 1)
+    }
+
+    /// One admitted start has been handed over; how many are still under way.
+    pub(crate) fn handed_over(&self) -> usize {
+        self.starting.fetch_sub(1, Ordering::AcqRel) - 1
+    }
+
+    /// Starts admitted and not yet handed over.
+    pub(crate) fn starting(&self) -> usize {
+        self.starting.load(Ordering::Acquire)
+    }
+
+    /// A child has left the table (or its start did not keep it): its place is free.
+    pub(crate) fn release(&self) {
+        if self.max_children.is_some() {
+            self.held.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// What a caller needs to start a child itself: the template, the admission, and the
+/// supervisor's place in the tree and span (a child's start runs in a `child` span under it).
+pub(crate) struct Intake<Args> {
+    template: ChildTemplate<Args>,
+    admission: Arc<Admission>,
+    tree: TreeLink,
+    span: tracing::Span,
+}
+
+impl<Args: Clone + Send + Sync + 'static> Intake<Args> {
+    /// Starts a child of `supervisor` with `args` on the caller's side and hands it over.
+    fn start(
+        &self,
+        supervisor: &ActorRef<DynamicSupervisorMsg<Args>>,
+        args: Args,
+    ) -> Result<RunToEnd<StartAnswer>, SupervisorError> {
+        if supervisor.get_status() >= ActorStatus::Draining {
+            return Err(SupervisorError::SupervisorStopped);
+        }
+        let key = self.admission.admit()?;
+        let spec = self
+            .template
+            .spec_for(ChildId::from(format!("#{key}")), args);
+        let starting = self
+            .span
+            .in_scope(|| Starting::new(&spec, 1, supervisor.get_cell(), &self.tree));
+        let supervisor = supervisor.clone();
+        Ok(RunToEnd(Some(Box::pin(async move {
+            let (started, probe) = starting.run().await;
+            let answer = match &started {
+                Started::Running(cell) => Ok(Some(cell.clone())),
+                Started::Ignored => Ok(None),
+                Started::Failed(reason) => Err(SupervisorError::StartFailed {
+                    id: spec.id.clone(),
+                    reason: reason.clone(),
+                }),
+            };
+            let adoption = Adoption {
+                key,
+                spec,
+                started,
+                probe,
+                started_at: Instant::now(),
+            };
+            // A supervisor gone meanwhile: its end stopped a child linked to it.
+            supervisor
+                .send_message(DynamicSupervisorMsg(DynRequest::Adopt(Box::new(adoption))))
+                .map_err(|_| SupervisorError::SupervisorStopped)?;
+            answer
+        }))))
+    }
+}
+
+type StartAnswer = Result<Option<ActorCell>, SupervisorError>;
+
+/// A start that runs to its end even if its caller stops waiting: dropped early, it finishes
+/// on a task of its own, so the child it may already have spawned is handed over.
+struct RunToEnd<T: Send + 'static>(Option<BoxFuture<'static, T>>);
+
+impl<T: Send + 'static> Future for RunToEnd<T> {
+    type Output = T;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        let Some(start) = self.0.as_mut() else {
+            return Poll::Pending; // polled after its end: never again ready
+        };
+        let answer = std::task::ready!(start.as_mut().poll(cx));
+        self.0 = None;
+        Poll::Ready(answer)
+    }
+}
+
+impl<T: Send + 'static> Drop for RunToEnd<T> {
+    fn drop(&mut self) {
+        if let Some(start) = self.0.take() {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(start);
+            }
+        }
+    }
 }
 
 struct DynActor<Args>(PhantomData<fn() -> Args>);
 
 struct DynState<Args> {
     core: Core,
-    template: ChildTemplate<Args>,
+    intake: Arc<Intake<Args>>,
 }
 
 #[cfg_attr(feature = "async-trait", ractor::async_trait)]
@@ -170,11 +342,21 @@ impl<Args: Clone + Send + Sync + 'static> Actor for DynActor<Args> {
 
     async fn post_stop(
         &self,
-        _myself: ActorRef<Self::Msg>,
+        myself: ActorRef<Self::Msg>,
         state: &mut DynState<Args>,
     ) -> Result<(), ActorProcessingErr> {
         let span = state.core.span();
         state.core.shutdown().instrument(span).await;
+        // A child handed over once the supervisor had stopped taking messages is linked to it
+        // but not in its table: stop it too, by the template's policy, rather than leave it to
+        // ractor's kill.
+        let shutdown = state.intake.template.shutdown_policy();
+        let late = myself.get_children();
+        futures::future::join_all(
+            late.iter()
+                .map(|cell| super::lifecycle::stop_child(cell, shutdown)),
+        )
+        .await;
         Ok(())
     }
 
@@ -184,14 +366,17 @@ impl<Args: Clone + Send + Sync + 'static> Actor for DynActor<Args> {
         DynamicSupervisorMsg(request): Self::Msg,
         state: &mut DynState<Args>,
     ) -> Result<(), ActorProcessingErr> {
-        let request = match request {
-            DynRequest::StartChild(args, reply) => {
-                let spec = state.template.spec_for(state.core.next_dynamic_id(), args);
-                Request::StartChild(spec, reply)
+        match request {
+            DynRequest::Adopt(adoption) => {
+                let span = state.core.span();
+                state.core.adopt(&myself, *adoption).instrument(span).await
             }
-            DynRequest::Core(request) => request,
-        };
-        state.core.handle_request(&myself, request).await
+            DynRequest::Intake(reply) => {
+                let _ = reply.send(state.intake.clone());
+                Ok(())
+            }
+            DynRequest::Core(request) => state.core.handle_request(&myself, request).await,
+        }
     }
 
     async fn handle_supervisor_evt(
@@ -207,12 +392,15 @@ impl<Args: Clone + Send + Sync + 'static> Actor for DynActor<Args> {
 /// A handle to a running [`DynamicSupervisor`]: cheap to clone.
 pub struct DynamicSupervisorRef<Args> {
     actor: ActorRef<DynamicSupervisorMsg<Args>>,
+    /// Asked of the supervisor once by a handle made from a cell.
+    intake: OnceLock<Arc<Intake<Args>>>,
 }
 
 impl<Args> Clone for DynamicSupervisorRef<Args> {
     fn clone(&self) -> Self {
         DynamicSupervisorRef {
             actor: self.actor.clone(),
+            intake: self.intake.clone(),
         }
     }
 }
@@ -235,19 +423,34 @@ impl<Args: Clone + Send + Sync + 'static> DynamicSupervisorRef<Args> {
     /// in a tree: see [`SupervisorRef::child_dynamic`](super::SupervisorRef::child_dynamic)).
     pub fn from_cell(cell: ActorCell) -> Option<Self> {
         if cell.is_message_type_of::<DynamicSupervisorMsg<Args>>() == Some(true) {
-            Some(DynamicSupervisorRef { actor: cell.into() })
+            Some(DynamicSupervisorRef {
+                actor: cell.into(),
+                intake: OnceLock::new(),
+            })
         } else {
             None
         }
     }
 
     /// Starts a child with these arguments. `Ok(None)` if its start said `Ignore` (nothing is
-    /// kept); `MaxChildren` when full.
+    /// kept); `MaxChildren` when full; `StartFailed` if its start failed.
+    ///
+    /// The start runs on the caller's side, linked to the supervisor, and is then handed over
+    /// to it (see the [module docs](self)): it costs about what spawning the actor does, and
+    /// starts from many callers run at once. Once this returns, the supervisor knows the child
+    /// for anything asked of it afterwards. If the returned future is dropped before it ends,
+    /// the start still runs to its end and the child, if it started, is supervised.
     pub async fn start_child(&self, args: Args) -> Result<Option<ActorCell>, SupervisorError> {
-        core::call(&self.actor, |r| {
-            DynamicSupervisorMsg(DynRequest::StartChild(args, r))
-        })
-        .await?
+        let intake = match self.intake.get() {
+            Some(intake) => intake,
+            None => {
+                let intake =
+                    core::call(&self.actor, |r| DynamicSupervisorMsg(DynRequest::Intake(r)))
+                        .await?;
+                self.intake.get_or_init(|| intake)
+            }
+        };
+        intake.start(&self.actor, args)?.await
     }
 
     /// Stops a child by the template's shutdown policy and forgets it. A cell that already

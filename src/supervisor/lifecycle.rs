@@ -18,10 +18,12 @@ use ractor::{ActorCell, ActorStatus, RactorErr};
 use super::event::StopOutcome;
 use futures::future::BoxFuture;
 
-use super::spec::{ChildStart, Shutdown, StartResult};
+use super::spec::{ChildContext, ChildSpec, ChildStart, Shutdown, StartResult};
 use crate::actors::{panic_text, stop_actor};
 use crate::error::StartFailure;
 use crate::exit::SHUTDOWN_REASON;
+use crate::observe::{Probe, ProbeSlot, TreeLink};
+use tracing::Instrument;
 
 /// What a start attempt gave.
 pub(crate) enum Started {
@@ -32,6 +34,54 @@ pub(crate) enum Started {
 
 /// Runs a start function's future, turning a panic or an `Err` into [`Started::Failed`] with
 /// what happened.
+/// One start of a child, begun: its start function called with its context (the supervisor
+/// to link to, its id, incarnation and name, and for an observable child where to leave its
+/// probe and its place in the tree). The supervisor runs it when it starts or restarts a
+/// child; a caller of a dynamic supervisor's `start_child` runs it on its own side.
+pub(crate) struct Starting {
+    start: BoxFuture<'static, StartResult>,
+    supervisor: ActorCell,
+    probe: Option<ProbeSlot>,
+    span: tracing::Span,
+}
+
+impl Starting {
+    /// Calls `spec`'s start function for its incarnation `generation`, in a `child` span under
+    /// the current one.
+    pub(crate) fn new(
+        spec: &ChildSpec,
+        generation: u64,
+        supervisor: ActorCell,
+        tree: &TreeLink,
+    ) -> Starting {
+        let probe = spec.policy.observable.then(ProbeSlot::default);
+        let ctx = ChildContext {
+            supervisor: supervisor.clone(),
+            id: spec.id.clone(),
+            generation,
+            name: spec.policy.name.clone(),
+            probe: probe.clone(),
+            tree: probe
+                .is_some()
+                .then(|| tree.place_for(&spec.id, generation)),
+        };
+        Starting {
+            start: (spec.start)(ctx),
+            supervisor,
+            probe,
+            span: tracing::info_span!("child", id = %spec.id, generation),
+        }
+    }
+
+    /// Runs the start to its end: how it ended, and the probe an observable child left.
+    pub(crate) async fn run(self) -> (Started, Option<Probe>) {
+        let started = start_child(self.start, &self.supervisor)
+            .instrument(self.span)
+            .await;
+        (started, self.probe.and_then(|slot| slot.get().cloned()))
+    }
+}
+
 pub(crate) async fn start_child(
     start: BoxFuture<'static, StartResult>,
     supervisor: &ActorCell,

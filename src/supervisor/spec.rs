@@ -598,6 +598,11 @@ impl<Args: Clone + Send + Sync + 'static> ChildTemplate<Args> {
     }
 
     /// The spec of one child: the template's settings, this id, these arguments.
+    /// How the template's children are stopped.
+    pub(crate) fn shutdown_policy(&self) -> Shutdown {
+        self.settings.shutdown_policy()
+    }
+
     pub(crate) fn spec_for(&self, id: ChildId, args: Args) -> ChildSpec {
         let start = self.start.clone();
         let mut spec = self.settings.clone();
