@@ -4,10 +4,12 @@
 //! * criterion group `dynamic_start` (throughput in children/s): 10 000 `start_child` calls on
 //!   a fresh `DynamicSupervisor` per iteration, against an anchor in the same group: 10 000
 //!   plain ractor actors spawned with `Actor::spawn_linked` under a hand-written ractor parent
-//!   (the floor: no supervisor round trip, no bookkeeping). Each runs twice: one request after
-//!   the other, and 64 requests in flight (the supervisor still starts children one at a time;
-//!   this hides the caller's round trip). The caller is a task on a runtime worker, as an
-//!   application's would be. Supervisors are stopped between iterations, outside the timing.
+//!   (the floor: no supervisor, no bookkeeping). Each runs twice: one request after the other,
+//!   and 64 requests in flight. `start_child` starts the child on the caller's side and hands
+//!   it over to the supervisor by message; the timing ends once the supervisor has recorded
+//!   every child (a `count_children` round trip after the last start), so its share is in it.
+//!   The caller is a task on a runtime worker, as an application's would be. Supervisors are
+//!   stopped between iterations, outside the timing.
 //! * memory: each figure comes from a fresh child process of this bench (glibc keeps freed
 //!   memory, so an earlier run in the same process would hide the cost of a later one). It reads
 //!   RSS from `/proc/self/statm` before and after N children are running and prints
@@ -106,6 +108,9 @@ impl Running {
                         .buffer_unordered(in_flight)
                         .for_each(|_| async {})
                         .await;
+                    // Every child handed over and recorded: the supervisor's share is timed.
+                    let counts = sup.count_children().await.expect("count the children");
+                    assert_eq!(counts.active, n as usize, "every child is held");
                     (Running::Ours(sup), t.elapsed())
                 }
                 Contender::Anchor => {

@@ -157,7 +157,6 @@ pub(crate) struct Adoption {
     pub(crate) started: Started,
     /// The probe an observable child left.
     pub(crate) probe: Option<Probe>,
-    pub(crate) started_at: Instant,
 }
 
 /// A supervisor: its flags, children, restart window and subscribers.
@@ -810,7 +809,6 @@ impl Core {
             spec,
             started,
             probe,
-            started_at,
         } = adoption;
         let shutdown = spec.shutdown_policy();
         let key = self.children.push_keyed(key, spec);
@@ -821,10 +819,11 @@ impl Core {
             Started::Running(cell) => Some(cell.clone()),
             _ => None,
         };
-        self.record_start(key, &started, probe, started_at);
+        self.record_start(key, &started, probe, Instant::now());
         let _ = self.settle_new(key, started);
         let early = actor
             .as_ref()
+            .filter(|_| !self.early_exits.is_empty())
             .and_then(|cell| self.early_exits.remove(&cell.get_id()));
         if dynamic.admission.handed_over() == 0 {
             self.early_exits.clear();

@@ -29,11 +29,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
-use futures::future::BoxFuture;
 use ractor::{
     Actor, ActorCell, ActorProcessingErr, ActorRef, ActorStatus, RpcReplyPort, SupervisionEvent,
 };
-use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::children::Key;
@@ -43,7 +41,7 @@ use super::spec::{ChildId, ChildSpec, ChildTemplate};
 use super::Settings;
 use crate::actors::spawn_actor;
 use crate::error::{SpecError, StartError, SupervisorError};
-use crate::observe::TreeLink;
+use crate::observe::{Probe, TreeLink};
 
 /// Entry point: `DynamicSupervisor::builder(template)`.
 ///
@@ -174,7 +172,7 @@ impl<Args> From<Request> for DynamicSupervisorMsg<Args> {
 
 enum DynRequest<Args> {
     /// A child a caller started, handed over.
-    Adopt(Box<Adoption>),
+    Adopt(Adoption),
     /// What a handle made from a cell needs to start children itself.
     Intake(RpcReplyPort<Arc<Intake<Args>>>),
     /// Anything a static supervisor serves too.
@@ -247,73 +245,121 @@ pub(crate) struct Intake<Args> {
 }
 
 impl<Args: Clone + Send + Sync + 'static> Intake<Args> {
-    /// Starts a child of `supervisor` with `args` on the caller's side and hands it over.
+    /// Begins a child of `supervisor` with `args` on the caller's side; the future ends once it
+    /// has started and been handed over.
     fn start(
         &self,
         supervisor: &ActorRef<DynamicSupervisorMsg<Args>>,
         args: Args,
-    ) -> Result<RunToEnd<StartAnswer>, SupervisorError> {
+    ) -> Result<Handover<Args>, SupervisorError> {
         if supervisor.get_status() >= ActorStatus::Draining {
             return Err(SupervisorError::SupervisorStopped);
         }
         let key = self.admission.admit()?;
-        let spec = self
-            .template
-            .spec_for(ChildId::from(format!("#{key}")), args);
+        let spec = self.template.spec_for(numbered(key), args);
         let starting = self
             .span
             .in_scope(|| Starting::new(&spec, 1, supervisor.get_cell(), &self.tree));
-        let supervisor = supervisor.clone();
-        Ok(RunToEnd(Some(Box::pin(async move {
-            let (started, probe) = starting.run().await;
-            let answer = match &started {
-                Started::Running(cell) => Ok(Some(cell.clone())),
-                Started::Ignored => Ok(None),
-                Started::Failed(reason) => Err(SupervisorError::StartFailed {
-                    id: spec.id.clone(),
-                    reason: reason.clone(),
+        Ok(Handover(Some(Begun {
+            starting,
+            supervisor: supervisor.clone(),
+            key,
+            spec,
+        })))
+    }
+}
+
+/// A dynamic child's id: `#` and its key.
+fn numbered(key: Key) -> ChildId {
+    let mut digits = [0u8; 24];
+    let mut at = digits.len();
+    let mut rest = key;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    at -= 1;
+    digits[at] = b'#';
+    ChildId::from(std::str::from_utf8(&digits[at..]).unwrap_or("#?"))
+}
+
+/// A caller-side start under way, and what its hand-over needs.
+struct Begun<Args> {
+    starting: Starting,
+    supervisor: ActorRef<DynamicSupervisorMsg<Args>>,
+    key: Key,
+    spec: ChildSpec,
+}
+
+impl<Args: Clone + Send + Sync + 'static> Begun<Args> {
+    /// Hands the child over once its start has ended, and answers the caller as
+    /// `start_child` does.
+    fn hand_over(self, started: Started, probe: Option<Probe>) -> StartAnswer {
+        let answer = match &started {
+            Started::Running(cell) => Ok(Some(cell.clone())),
+            Started::Ignored => Ok(None),
+            Started::Failed(reason) => Err(SupervisorError::StartFailed {
+                id: self.spec.id.clone(),
+                reason: reason.clone(),
+            }),
+        };
+        let adoption = Adoption {
+            key: self.key,
+            spec: self.spec,
+            started,
+            probe,
+        };
+        // A supervisor gone meanwhile: its end stopped a child linked to it.
+        let sent = self
+            .supervisor
+            .send_message(DynamicSupervisorMsg(DynRequest::Adopt(adoption)));
+        sent.map_err(|_| SupervisorError::SupervisorStopped)
+            .and(answer)
+    }
+
+    /// Drives the start in `slot`; once it has ended, hands the child over (see
+    /// [`hand_over`](Self::hand_over)) and empties `slot`.
+    fn poll_to_end(slot: &mut Option<Self>, cx: &mut Context<'_>) -> Poll<StartAnswer> {
+        let Some(begun) = slot.as_mut() else {
+            return Poll::Ready(Err(SupervisorError::SupervisorStopped)); // polled after its end
+        };
+        let (started, probe) = std::task::ready!(begun.starting.poll_start(cx));
+        Poll::Ready(
+            slot.take()
+                .map_or(Err(SupervisorError::SupervisorStopped), |begun| {
+                    begun.hand_over(started, probe)
                 }),
-            };
-            let adoption = Adoption {
-                key,
-                spec,
-                started,
-                probe,
-                started_at: Instant::now(),
-            };
-            // A supervisor gone meanwhile: its end stopped a child linked to it.
-            supervisor
-                .send_message(DynamicSupervisorMsg(DynRequest::Adopt(Box::new(adoption))))
-                .map_err(|_| SupervisorError::SupervisorStopped)?;
-            answer
-        }))))
+        )
     }
 }
 
 type StartAnswer = Result<Option<ActorCell>, SupervisorError>;
 
-/// A start that runs to its end even if its caller stops waiting: dropped early, it finishes
-/// on a task of its own, so the child it may already have spawned is handed over.
-struct RunToEnd<T: Send + 'static>(Option<BoxFuture<'static, T>>);
+/// The future of [`DynamicSupervisorRef::start_child`]. It runs to its end even if its caller
+/// stops waiting: dropped early, it finishes on a task of its own, so a child it may already
+/// have spawned is handed over.
+struct Handover<Args: Clone + Send + Sync + 'static>(Option<Begun<Args>>);
 
-impl<T: Send + 'static> Future for RunToEnd<T> {
-    type Output = T;
+impl<Args: Clone + Send + Sync + 'static> Future for Handover<Args> {
+    type Output = StartAnswer;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
-        let Some(start) = self.0.as_mut() else {
-            return Poll::Pending; // polled after its end: never again ready
-        };
-        let answer = std::task::ready!(start.as_mut().poll(cx));
-        self.0 = None;
-        Poll::Ready(answer)
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<StartAnswer> {
+        Begun::poll_to_end(&mut self.0, cx)
     }
 }
 
-impl<T: Send + 'static> Drop for RunToEnd<T> {
+impl<Args: Clone + Send + Sync + 'static> Drop for Handover<Args> {
     fn drop(&mut self) {
-        if let Some(start) = self.0.take() {
+        let mut rest = self.0.take();
+        if rest.is_some() {
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                runtime.spawn(start);
+                runtime.spawn(std::future::poll_fn(move |cx| {
+                    Begun::poll_to_end(&mut rest, cx)
+                }));
             }
         }
     }
@@ -369,7 +415,7 @@ impl<Args: Clone + Send + Sync + 'static> Actor for DynActor<Args> {
         match request {
             DynRequest::Adopt(adoption) => {
                 let span = state.core.span();
-                state.core.adopt(&myself, *adoption).instrument(span).await
+                state.core.adopt(&myself, adoption).instrument(span).await
             }
             DynRequest::Intake(reply) => {
                 let _ = reply.send(state.intake.clone());
@@ -458,5 +504,43 @@ impl<Args: Clone + Send + Sync + 'static> DynamicSupervisorRef<Args> {
     pub async fn terminate_child(&self, cell: &ActorCell) -> Result<(), SupervisorError> {
         let child = ChildRef::Cell(cell.clone());
         self.request(|r| Request::TerminateChild(child, r)).await?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_hash_and_key() {
+        assert_eq!(numbered(1).as_str(), "#1");
+        assert_eq!(numbered(10).as_str(), "#10");
+        assert_eq!(numbered(907).as_str(), "#907");
+        assert_eq!(numbered(u64::MAX).as_str(), format!("#{}", u64::MAX));
+    }
+
+    #[test]
+    fn admission_counts_starts_under_way_toward_the_maximum() {
+        let admission = Admission::new(Some(2));
+        assert_eq!(admission.admit(), Ok(1));
+        assert_eq!(admission.admit(), Ok(2));
+        assert_eq!(admission.admit(), Err(SupervisorError::MaxChildren(2)));
+        assert_eq!(admission.starting(), 2);
+        // Handed over, both still hold their place until they leave the table.
+        assert_eq!(admission.handed_over(), 1);
+        assert_eq!(admission.handed_over(), 0);
+        assert_eq!(admission.admit(), Err(SupervisorError::MaxChildren(2)));
+        admission.release();
+        assert_eq!(admission.admit(), Ok(3), "keys never repeat");
+    }
+
+    #[test]
+    fn without_a_maximum_every_start_is_admitted() {
+        let admission = Admission::new(None);
+        for key in 1..=1000 {
+            assert_eq!(admission.admit(), Ok(key));
+        }
+        assert_eq!(admission.starting(), 1000);
+        admission.release(); // nothing held to count
     }
 }

@@ -12,6 +12,11 @@
 use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures::future::CatchUnwind;
 use futures::FutureExt;
 use ractor::{ActorCell, ActorStatus, RactorErr};
 
@@ -23,7 +28,6 @@ use crate::actors::{panic_text, stop_actor};
 use crate::error::StartFailure;
 use crate::exit::SHUTDOWN_REASON;
 use crate::observe::{Probe, ProbeSlot, TreeLink};
-use tracing::Instrument;
 
 /// What a start attempt gave.
 pub(crate) enum Started {
@@ -37,17 +41,17 @@ pub(crate) enum Started {
 /// One start of a child, begun: its start function called with its context (the supervisor
 /// to link to, its id, incarnation and name, and for an observable child where to leave its
 /// probe and its place in the tree). The supervisor runs it when it starts or restarts a
-/// child; a caller of a dynamic supervisor's `start_child` runs it on its own side.
+/// child; a caller of a dynamic supervisor's `start_child` polls it on its own side.
 pub(crate) struct Starting {
-    start: BoxFuture<'static, StartResult>,
+    start: CatchUnwind<AssertUnwindSafe<BoxFuture<'static, StartResult>>>,
     supervisor: ActorCell,
     probe: Option<ProbeSlot>,
     span: tracing::Span,
 }
 
 impl Starting {
-    /// Calls `spec`'s start function for its incarnation `generation`, in a `child` span under
-    /// the current one.
+    /// Calls `spec`'s start function for its incarnation `generation`; the start runs in a
+    /// `child` span under the current one.
     pub(crate) fn new(
         spec: &ChildSpec,
         generation: u64,
@@ -66,27 +70,36 @@ impl Starting {
                 .then(|| tree.place_for(&spec.id, generation)),
         };
         Starting {
-            start: (spec.start)(ctx),
+            start: AssertUnwindSafe((spec.start)(ctx)).catch_unwind(),
             supervisor,
             probe,
             span: tracing::info_span!("child", id = %spec.id, generation),
         }
     }
 
-    /// Runs the start to its end: how it ended, and the probe an observable child left.
-    pub(crate) async fn run(self) -> (Started, Option<Probe>) {
-        let started = start_child(self.start, &self.supervisor)
-            .instrument(self.span)
-            .await;
-        (started, self.probe.and_then(|slot| slot.get().cloned()))
+    /// Drives the start; once it has ended: how (a start function's panic is a failed start;
+    /// a started child not linked to the supervisor is linked), and the probe an observable
+    /// child left. Not to be polled again after that.
+    pub(crate) fn poll_start(&mut self, cx: &mut Context<'_>) -> Poll<(Started, Option<Probe>)> {
+        let outcome = {
+            let _in_span = self.span.enter();
+            std::task::ready!(Pin::new(&mut self.start).poll(cx))
+        };
+        let started = settle(outcome, &self.supervisor);
+        Poll::Ready((
+            started,
+            self.probe.take().and_then(|slot| slot.get().cloned()),
+        ))
+    }
+
+    /// Runs the start to its end (see [`poll_start`](Self::poll_start)).
+    pub(crate) async fn run(mut self) -> (Started, Option<Probe>) {
+        std::future::poll_fn(|cx| self.poll_start(cx)).await
     }
 }
 
-pub(crate) async fn start_child(
-    start: BoxFuture<'static, StartResult>,
-    supervisor: &ActorCell,
-) -> Started {
-    let outcome = AssertUnwindSafe(start).catch_unwind().await;
+/// What a start function's outcome means for the supervisor.
+fn settle(outcome: std::thread::Result<StartResult>, supervisor: &ActorCell) -> Started {
     match outcome {
         Ok(Ok(ChildStart::Started(cell))) => {
             let linked = cell
