@@ -393,3 +393,35 @@ async fn a_child_handed_over_too_late_is_stopped_at_shutdown() {
     );
     assert!(log.contains(&"stop slow".to_string()), "{log:?}");
 }
+
+/// A start function that panics before it even returns its future fails that start, like any
+/// other panic in a start: the caller hears it, the place is free again, the supervisor goes on.
+#[tokio::test(start_paused = true)]
+async fn a_start_function_that_panics_at_once_fails_that_start() {
+    let probes = Probes::new();
+    let inner = probes.clone();
+    let template = ChildTemplate::new(move |ctx: ChildContext, id: String| {
+        assert_ne!(id, "boom", "the start function refuses boom");
+        inner.clone().start(ctx, id)
+    });
+    let sup = DynamicSupervisor::builder(template)
+        .max_children(1)
+        .spawn()
+        .await
+        .unwrap();
+    let failed = bounded(sup.start_child("boom".into())).await;
+    assert!(
+        matches!(
+            &failed,
+            Err(SupervisorError::StartFailed { reason: StartFailure::Panicked(text), .. })
+                if text.contains("refuses boom")
+        ),
+        "{failed:?}"
+    );
+    assert!(bounded(sup.start_child("fine".into()))
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(bounded(sup.count_children()).await.unwrap().active, 1);
+    sup.stop().await;
+}

@@ -355,6 +355,19 @@ impl Core {
                 if observable {
                     self.children.set_probe(key, probe);
                 }
+            }
+            Started::Ignored | Started::Failed(_) => {
+                self.children.set_state(key, SlotState::NotRunning);
+            }
+        }
+        self.announce_start(id, generation, started);
+    }
+
+    /// Tells the log and the subscribers how the start of `id`'s incarnation `generation`
+    /// ended.
+    fn announce_start(&mut self, id: ChildId, generation: u64, started: &Started) {
+        match started {
+            Started::Running(cell) => {
                 let actor = cell.get_id();
                 tracing::debug!(child = %id, generation, %actor, "child started");
                 self.emit(|| SupervisorEvent::ChildStarted {
@@ -364,12 +377,10 @@ impl Core {
                 });
             }
             Started::Ignored => {
-                self.children.set_state(key, SlotState::NotRunning);
                 tracing::debug!(child = %id, "child start returned Ignore");
                 self.emit(|| SupervisorEvent::ChildIgnored { id });
             }
             Started::Failed(reason) => {
-                self.children.set_state(key, SlotState::NotRunning);
                 tracing::warn!(child = %id, generation, %reason, "child failed to start");
                 let reason = reason.clone();
                 self.emit(|| SupervisorEvent::ChildStartFailed {
@@ -767,18 +778,7 @@ impl Core {
             });
         }
         let key = self.children.push(spec);
-        let started = self.start_slot(myself, key).await;
-        self.settle_new(key, started)
-    }
-
-    /// After the first start of a child added at run time: an ignored child is forgotten if
-    /// nothing of it is worth keeping, a failed one is taken out again.
-    fn settle_new(
-        &mut self,
-        key: Key,
-        started: Started,
-    ) -> Result<Option<ActorCell>, SupervisorError> {
-        match started {
+        match self.start_slot(myself, key).await {
             Started::Running(cell) => Ok(Some(cell)),
             Started::Ignored => {
                 self.forget_ignored(key);
@@ -793,9 +793,10 @@ impl Core {
     }
 
     /// Records a dynamic child a caller started itself (`DynamicSupervisorRef::start_child`)
-    /// as if this supervisor had started it: the same table entry, events, and what follows an
-    /// ignored or failed start. A child that ended before it was handed over is then handled
-    /// as ending now; one handed over after shutdown began is stopped.
+    /// as if this supervisor had started it: the same table entry and events. A child that
+    /// ended before it was handed over is then handled as ending now; one handed over after
+    /// shutdown began is stopped. An ignored or failed start is only announced (its caller
+    /// has freed its place and heard the outcome).
     pub(crate) async fn adopt<M: CoreMsg>(
         &mut self,
         myself: &ActorRef<M>,
@@ -804,41 +805,51 @@ impl Core {
         let Some(dynamic) = self.dynamic.clone() else {
             return Ok(());
         };
+        let still_starting = dynamic.admission.handed_over();
         let Adoption {
             key,
             spec,
             started,
             probe,
         } = adoption;
-        let shutdown = spec.shutdown_policy();
-        let key = self.children.push_keyed(key, spec);
-        if let Some(slot) = self.children.get_mut(key) {
-            slot.generation = 1;
-        }
-        let actor = match &started {
-            Started::Running(cell) => Some(cell.clone()),
-            _ => None,
-        };
-        self.record_start(key, &started, probe, Instant::now());
-        let _ = self.settle_new(key, started);
-        let early = actor
-            .as_ref()
-            .filter(|_| !self.early_exits.is_empty())
-            .and_then(|cell| self.early_exits.remove(&cell.get_id()));
-        if dynamic.admission.handed_over() == 0 {
-            self.early_exits.clear();
-        }
-        match (actor, early) {
-            (Some(_), Some(reason)) => self.child_exited(myself, key, reason).await,
-            (Some(cell), None) if self.finished => {
-                self.children.set_state(key, SlotState::NotRunning);
-                let outcome = lifecycle::stop_child(&cell, shutdown).await;
-                self.stopped(key, StopCause::Shutdown, outcome);
-                self.remove_slot(key);
+        let result = match &started {
+            Started::Running(cell) => {
+                let (cell, shutdown) = (cell.clone(), spec.shutdown_policy());
+                let key = self.children.push_keyed(key, spec);
+                if let Some(slot) = self.children.get_mut(key) {
+                    slot.generation = 1;
+                }
+                self.record_start(key, &started, probe, Instant::now());
+                let early = Some(cell.get_id())
+                    .filter(|_| !self.early_exits.is_empty())
+                    .and_then(|actor| self.early_exits.remove(&actor));
+                if let Some(reason) = early {
+                    self.child_exited(myself, key, reason).await
+                } else {
+                    if self.finished {
+                        self.children.set_state(key, SlotState::NotRunning);
+                        let outcome = lifecycle::stop_child(&cell, shutdown).await;
+                        self.stopped(key, StopCause::Shutdown, outcome);
+                        self.remove_slot(key);
+                    }
+                    Ok(())
+                }
+            }
+            Started::Ignored => {
+                self.announce_start(spec.id.clone(), 1, &started);
+                let id = spec.id;
+                self.emit(|| SupervisorEvent::ChildDeleted { id });
                 Ok(())
             }
-            _ => Ok(()),
+            Started::Failed(_) => {
+                self.announce_start(spec.id, 1, &started);
+                Ok(())
+            }
+        };
+        if still_starting == 0 {
+            self.early_exits.clear();
         }
+        result
     }
 
     async fn terminate_child(&mut self, child: ChildRef) -> Result<(), SupervisorError> {

@@ -263,6 +263,7 @@ impl<Args: Clone + Send + Sync + 'static> Intake<Args> {
         Ok(Handover(Some(Begun {
             starting,
             supervisor: supervisor.clone(),
+            admission: self.admission.clone(),
             key,
             spec,
         })))
@@ -291,6 +292,7 @@ fn numbered(key: Key) -> ChildId {
 struct Begun<Args> {
     starting: Starting,
     supervisor: ActorRef<DynamicSupervisorMsg<Args>>,
+    admission: Arc<Admission>,
     key: Key,
     spec: ChildSpec,
 }
@@ -307,6 +309,11 @@ impl<Args: Clone + Send + Sync + 'static> Begun<Args> {
                 reason: reason.clone(),
             }),
         };
+        // Nothing of an ignored or failed start is kept: its place is free before its caller
+        // hears the outcome.
+        if !matches!(started, Started::Running(_)) {
+            self.admission.release();
+        }
         let adoption = Adoption {
             key: self.key,
             spec: self.spec,
@@ -394,8 +401,11 @@ impl<Args: Clone + Send + Sync + 'static> Actor for DynActor<Args> {
         let span = state.core.span();
         state.core.shutdown().instrument(span).await;
         // A child handed over once the supervisor had stopped taking messages is linked to it
-        // but not in its table: stop it too, by the template's policy, rather than leave it to
-        // ractor's kill.
+        // but not in its table (its start still counts as under way): stop it too, by the
+        // template's policy, rather than leave it to ractor's kill.
+        if state.intake.admission.starting() == 0 {
+            return Ok(());
+        }
         let shutdown = state.intake.template.shutdown_policy();
         let late = myself.get_children();
         futures::future::join_all(

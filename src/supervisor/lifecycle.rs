@@ -69,8 +69,12 @@ impl Starting {
                 .is_some()
                 .then(|| tree.place_for(&spec.id, generation)),
         };
+        // A start function that panics before it returns its future fails like one whose
+        // future panics.
+        let start = std::panic::catch_unwind(AssertUnwindSafe(|| (spec.start)(ctx)))
+            .unwrap_or_else(|panic| Box::pin(async move { std::panic::resume_unwind(panic) }));
         Starting {
-            start: AssertUnwindSafe((spec.start)(ctx)).catch_unwind(),
+            start: AssertUnwindSafe(start).catch_unwind(),
             supervisor,
             probe,
             span: tracing::info_span!("child", id = %spec.id, generation),

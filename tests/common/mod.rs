@@ -162,7 +162,7 @@ impl Probes {
     }
 
     /// Starts one probe incarnation named `id`, following the script.
-    async fn start(self, ctx: ChildContext, id: String) -> StartResult {
+    pub async fn start(self, ctx: ChildContext, id: String) -> StartResult {
         let step = self.next_step(&id);
         if step == StartStep::Ignore {
             self.log.push(format!("ignore {id}"));
