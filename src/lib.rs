@@ -74,6 +74,12 @@
 //! * **Time** is tokio's clock with full precision, not whole seconds: a window of `period`
 //!   means exactly `period` (inclusive), and tests drive it with a paused clock.
 //! * **`which_children`** lists children in start order (OTP lists newest first).
+//! * **A dynamic supervisor's `start_child` runs on the caller's side**
+//!   ([`DynamicSupervisorRef::start_child`](supervisor::DynamicSupervisorRef::start_child)):
+//!   the caller starts the child, linked to the supervisor, and hands it over; OTP's
+//!   `start_child` is a call the supervisor serves, one start at a time. Starts from many
+//!   callers run at once and cost what spawning does; `max_children`, the restart type and the
+//!   events hold as in OTP, and anything asked of the supervisor afterwards finds the child.
 //! * **Backoff**: a child may delay its restarts ([`Backoff`](supervisor::Backoff)).
 //!
 //! ## How exits are classified

@@ -491,11 +491,13 @@ impl<Args: Clone + Send + Sync + 'static> DynamicSupervisorRef<Args> {
     /// Starts a child with these arguments. `Ok(None)` if its start said `Ignore` (nothing is
     /// kept); `MaxChildren` when full; `StartFailed` if its start failed.
     ///
-    /// The start runs on the caller's side, linked to the supervisor, and is then handed over
-    /// to it (see the [module docs](self)): it costs about what spawning the actor does, and
-    /// starts from many callers run at once. Once this returns, the supervisor knows the child
-    /// for anything asked of it afterwards. If the returned future is dropped before it ends,
-    /// the start still runs to its end and the child, if it started, is supervised.
+    /// The start runs on the caller's side, the child linked to the supervisor from its first
+    /// moment, and is then handed over to it by message: a start costs about what spawning the
+    /// actor does, and starts from many callers run at once (OTP's supervisor starts them one
+    /// at a time). Once this returns, anything asked of the supervisor finds the child; a
+    /// child that ends even before it is handed over is restarted or forgotten as its restart
+    /// type says. If the returned future is dropped before it ends, the start still runs to
+    /// its end and the child, if it started, is supervised.
     pub async fn start_child(&self, args: Args) -> Result<Option<ActorCell>, SupervisorError> {
         let intake = match self.intake.get() {
             Some(intake) => intake,
