@@ -597,18 +597,19 @@ impl<Args: Clone + Send + Sync + 'static> ChildTemplate<Args> {
         self.settings.validate(auto_shutdown)
     }
 
-    /// The spec of one child: the template's settings, this id, these arguments.
     /// How the template's children are stopped.
     pub(crate) fn shutdown_policy(&self) -> Shutdown {
         self.settings.shutdown_policy()
     }
 
+    /// The spec of one child: the template's settings, this id, these arguments.
     pub(crate) fn spec_for(&self, id: ChildId, args: Args) -> ChildSpec {
         let start = self.start.clone();
-        let mut spec = self.settings.clone();
-        spec.id = id;
-        spec.start = Arc::new(move |ctx| start(ctx, args.clone()));
-        spec
+        ChildSpec {
+            id,
+            start: Arc::new(move |ctx| start(ctx, args.clone())),
+            policy: self.settings.policy.clone(),
+        }
     }
 }
 
