@@ -69,7 +69,7 @@ pub(crate) struct Children {
     /// `None` for a dynamic supervisor, whose children are never looked up by id and whose
     /// ids are unique by construction.
     by_id: Option<HashMap<ChildId, Key>>,
-    by_actor: HashMap<ActorId, Key>,
+    by_actor: HashMap<ActorId, Key, foldhash::fast::RandomState>,
     /// The probes of the children that gave one (nested supervisors, pools, runners): apart
     /// from the slots, so the many children that give none cost nothing.
     probes: HashMap<Key, Probe>,
@@ -87,22 +87,41 @@ impl Children {
 
     /// Adds a child, not running, at the end of the start order.
     pub(crate) fn push(&mut self, spec: ChildSpec) -> Key {
-        self.push_keyed(self.last_key + 1, spec)
+        self.last_key += 1;
+        self.insert(self.last_key, spec, 0, SlotState::NotRunning, None)
     }
 
-    /// Adds a child under a key given elsewhere (a dynamic supervisor's keys are handed out
-    /// to the callers that start its children, in the order their starts began); `key` must
-    /// not be in use.
-    pub(crate) fn push_keyed(&mut self, key: Key, spec: ChildSpec) -> Key {
+    /// Adds a child a caller started itself, running as its first incarnation, under the key
+    /// it was given when its start began (a dynamic supervisor hands keys out to the callers
+    /// that start its children); `key` must not be in use.
+    pub(crate) fn push_running(
+        &mut self,
+        key: Key,
+        spec: ChildSpec,
+        cell: ActorCell,
+        started_at: Instant,
+    ) -> Key {
         self.last_key = self.last_key.max(key);
+        self.by_actor.insert(cell.get_id(), key);
+        self.insert(key, spec, 1, SlotState::Running(cell), Some(started_at))
+    }
+
+    fn insert(
+        &mut self,
+        key: Key,
+        spec: ChildSpec,
+        generation: u64,
+        state: SlotState,
+        started_at: Option<Instant>,
+    ) -> Key {
         if let Some(by_id) = &mut self.by_id {
             by_id.insert(spec.id.clone(), key);
         }
         let slot = Slot {
             spec,
-            state: SlotState::NotRunning,
-            generation: 0,
-            started_at: None,
+            state,
+            generation,
+            started_at,
             backoff: BackoffState::default(),
         };
         self.slots.insert(key, slot);

@@ -177,7 +177,7 @@ pub(crate) struct Core {
     /// Dynamic: the exits of actors unknown here while callers' starts are under way: a child
     /// a caller started may end before it is handed over ([`Core::adopt`] takes its exit).
     /// Emptied whenever no start is under way.
-    early_exits: HashMap<ActorId, ExitReason>,
+    early_exits: HashMap<ActorId, ExitReason, foldhash::fast::RandomState>,
 }
 
 impl Core {
@@ -204,7 +204,7 @@ impl Core {
             next_token: 0,
             span,
             finished: false,
-            early_exits: HashMap::new(),
+            early_exits: HashMap::default(),
         }
     }
 
@@ -814,12 +814,15 @@ impl Core {
         } = adoption;
         let result = match &started {
             Started::Running(cell) => {
-                let (cell, shutdown) = (cell.clone(), spec.shutdown_policy());
-                let key = self.children.push_keyed(key, spec);
-                if let Some(slot) = self.children.get_mut(key) {
-                    slot.generation = 1;
+                let (id, observable) = (spec.id.clone(), spec.policy.observable);
+                let shutdown = spec.shutdown_policy();
+                let key = self
+                    .children
+                    .push_running(key, spec, cell.clone(), Instant::now());
+                if observable {
+                    self.children.set_probe(key, probe);
                 }
-                self.record_start(key, &started, probe, Instant::now());
+                self.announce_start(id, 1, &started);
                 let early = Some(cell.get_id())
                     .filter(|_| !self.early_exits.is_empty())
                     .and_then(|actor| self.early_exits.remove(&actor));
@@ -828,7 +831,7 @@ impl Core {
                 } else {
                     if self.finished {
                         self.children.set_state(key, SlotState::NotRunning);
-                        let outcome = lifecycle::stop_child(&cell, shutdown).await;
+                        let outcome = lifecycle::stop_child(cell, shutdown).await;
                         self.stopped(key, StopCause::Shutdown, outcome);
                         self.remove_slot(key);
                     }

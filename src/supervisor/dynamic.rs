@@ -19,7 +19,8 @@
 //! supervisor after `start_child` answered (`which_children`, `terminate_child`, …) finds the
 //! child, since its hand-over was sent first. A start whose caller stops waiting runs to its
 //! end on its own task, so no child is left unsupervised; a child handed over once shutdown
-//! has begun is stopped with the others.
+//! has begun is stopped with the others. At most [`ROOM`] starts are under way at once:
+//! beyond that `start_child` waits until the supervisor has caught up.
 
 use std::fmt;
 use std::future::Future;
@@ -179,6 +180,11 @@ enum DynRequest<Args> {
     Core(Request),
 }
 
+/// How many starts may be under way (begun, or handed over and not yet read by the
+/// supervisor) before `start_child` waits for room: callers that start children faster than
+/// the supervisor records them are held back rather than fill its mailbox.
+pub(crate) const ROOM: usize = 1024;
+
 /// What a dynamic supervisor shares with the callers that start its children: its maximum,
 /// the keys it hands out, and the starts under way. Every count is exact under concurrent
 /// starts: a start is admitted (or refused) before it begins.
@@ -191,6 +197,8 @@ pub(crate) struct Admission {
     starting: AtomicUsize,
     /// The last key handed out.
     last_key: AtomicU64,
+    /// Wakes the callers waiting for [`ROOM`].
+    room: tokio::sync::Notify,
 }
 
 impl Admission {
@@ -200,6 +208,24 @@ impl Admission {
             held: AtomicUsize::new(0),
             starting: AtomicUsize::new(0),
             last_key: AtomicU64::new(0),
+            room: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Waits until fewer than [`ROOM`] starts are under way; `SupervisorStopped` if the
+    /// supervisor ends first.
+    pub(crate) async fn room(&self, supervisor: &ActorCell) -> Result<(), SupervisorError> {
+        loop {
+            let freed = self.room.notified();
+            let mut freed = std::pin::pin!(freed);
+            freed.as_mut().enable();
+            if self.starting.load(Ordering::Acquire) < ROOM {
+                return Ok(());
+            }
+            tokio::select! {
+                _ = freed => {}
+                _ = supervisor.wait(None) => return Err(SupervisorError::SupervisorStopped),
+            }
         }
     }
 
@@ -219,7 +245,11 @@ impl Admission {
 
     /// One admitted start has been handed over; how many are still under way.
     pub(crate) fn handed_over(&self) -> usize {
-        self.starting.fetch_sub(1, Ordering::AcqRel) - 1
+        let before = self.starting.fetch_sub(1, Ordering::AcqRel);
+        if before >= ROOM {
+            self.room.notify_waiters();
+        }
+        before - 1
     }
 
     /// Starts admitted and not yet handed over.
@@ -497,7 +527,9 @@ impl<Args: Clone + Send + Sync + 'static> DynamicSupervisorRef<Args> {
     /// at a time). Once this returns, anything asked of the supervisor finds the child; a
     /// child that ends even before it is handed over is restarted or forgotten as its restart
     /// type says. If the returned future is dropped before it ends, the start still runs to
-    /// its end and the child, if it started, is supervised.
+    /// its end and the child, if it started, is supervised. While 1 024 starts wait for the
+    /// supervisor to record them, further calls wait for room, so callers faster than the
+    /// supervisor cannot fill its mailbox.
     pub async fn start_child(&self, args: Args) -> Result<Option<ActorCell>, SupervisorError> {
         let intake = match self.intake.get() {
             Some(intake) => intake,
@@ -508,6 +540,9 @@ impl<Args: Clone + Send + Sync + 'static> DynamicSupervisorRef<Args> {
                 self.intake.get_or_init(|| intake)
             }
         };
+        if intake.admission.starting() >= ROOM {
+            intake.admission.room(&self.actor.get_cell()).await?;
+        }
         intake.start(&self.actor, args)?.await
     }
 
@@ -544,6 +579,49 @@ mod tests {
         assert_eq!(admission.admit(), Err(SupervisorError::MaxChildren(2)));
         admission.release();
         assert_eq!(admission.admit(), Ok(3), "keys never repeat");
+    }
+
+    /// An actor that does nothing: a supervisor's cell for `room` to watch.
+    struct Idle;
+
+    #[cfg_attr(feature = "async-trait", ractor::async_trait)]
+    impl Actor for Idle {
+        type Msg = ();
+        type State = ();
+        type Arguments = ();
+
+        async fn pre_start(&self, _: ActorRef<()>, _: ()) -> Result<(), ActorProcessingErr> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_caller_waits_for_room_while_the_supervisor_is_behind() {
+        let (supervisor, _) = Actor::spawn(None, Idle, ()).await.expect("spawn");
+        let admission = Admission::new(None);
+        for _ in 0..ROOM {
+            admission.admit().expect("no maximum");
+        }
+        let cell = supervisor.get_cell();
+        let mut waiting = std::pin::pin!(admission.room(&cell));
+        assert!(
+            futures::poll!(waiting.as_mut()).is_pending(),
+            "{ROOM} under way: full"
+        );
+        admission.handed_over();
+        let freed = tokio::time::timeout(std::time::Duration::from_secs(1), waiting).await;
+        assert_eq!(freed.ok(), Some(Ok(())), "one handed over: room again");
+
+        admission.admit().expect("no maximum");
+        let mut waiting = std::pin::pin!(admission.room(&cell));
+        assert!(futures::poll!(waiting.as_mut()).is_pending());
+        supervisor.stop(None);
+        let ended = tokio::time::timeout(std::time::Duration::from_secs(1), waiting).await;
+        assert_eq!(
+            ended.ok(),
+            Some(Err(SupervisorError::SupervisorStopped)),
+            "a supervisor that ends releases its waiting callers"
+        );
     }
 
     #[test]
