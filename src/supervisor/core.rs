@@ -325,18 +325,12 @@ impl Core {
         slot.generation += 1;
         let starting = Starting::new(&slot.spec, slot.generation, myself.get_cell(), &self.tree);
         let (started, probe) = starting.run().await;
-        self.record_start(key, &started, probe, Instant::now());
+        self.record_start(key, &started, probe);
         started
     }
 
     /// Records how the start of `key`'s current incarnation ended, and tells the subscribers.
-    fn record_start(
-        &mut self,
-        key: Key,
-        started: &Started,
-        probe: Option<Probe>,
-        started_at: Instant,
-    ) {
+    fn record_start(&mut self, key: Key, started: &Started, probe: Option<Probe>) {
         let Some(slot) = self.children.get(key) else {
             return;
         };
@@ -350,7 +344,7 @@ impl Core {
                 self.children
                     .set_state(key, SlotState::Running(cell.clone()));
                 if let Some(slot) = self.children.get_mut(key) {
-                    slot.started_at = Some(started_at);
+                    slot.started_at = Some(Instant::now());
                 }
                 if observable {
                     self.children.set_probe(key, probe);
@@ -794,18 +788,18 @@ impl Core {
 
     /// Records a dynamic child a caller started itself (`DynamicSupervisorRef::start_child`)
     /// as if this supervisor had started it: the same table entry and events. A child that
-    /// ended before it was handed over is then handled as ending now; one handed over after
-    /// shutdown began is stopped. An ignored or failed start is only announced (its caller
-    /// has freed its place and heard the outcome).
+    /// ended before it was handed over is then handled as ending now. An ignored or failed
+    /// start is only announced (its caller has freed its place and heard the outcome). (A
+    /// hand-over the supervisor never reads, its stop having overtaken it, is stopped by the
+    /// dynamic supervisor's `post_stop`.)
     pub(crate) async fn adopt<M: CoreMsg>(
         &mut self,
         myself: &ActorRef<M>,
         adoption: Adoption,
     ) -> Result<(), ActorProcessingErr> {
-        let Some(dynamic) = self.dynamic.clone() else {
+        let Some(still_starting) = self.dynamic.as_ref().map(|d| d.admission.handed_over()) else {
             return Ok(());
         };
-        let still_starting = dynamic.admission.handed_over();
         let Adoption {
             key,
             spec,
@@ -815,7 +809,6 @@ impl Core {
         let result = match &started {
             Started::Running(cell) => {
                 let (id, observable) = (spec.id.clone(), spec.policy.observable);
-                let shutdown = spec.shutdown_policy();
                 let key = self
                     .children
                     .push_running(key, spec, cell.clone(), Instant::now());
@@ -826,16 +819,9 @@ impl Core {
                 let early = Some(cell.get_id())
                     .filter(|_| !self.early_exits.is_empty())
                     .and_then(|actor| self.early_exits.remove(&actor));
-                if let Some(reason) = early {
-                    self.child_exited(myself, key, reason).await
-                } else {
-                    if self.finished {
-                        self.children.set_state(key, SlotState::NotRunning);
-                        let outcome = lifecycle::stop_child(cell, shutdown).await;
-                        self.stopped(key, StopCause::Shutdown, outcome);
-                        self.remove_slot(key);
-                    }
-                    Ok(())
+                match early {
+                    Some(reason) => self.child_exited(myself, key, reason).await,
+                    None => Ok(()),
                 }
             }
             Started::Ignored => {
